@@ -1,0 +1,67 @@
+// Package store holds tokenshift's key-value back ends: an in-memory one for the
+// embedded default and tests, and Redis (standalone, Sentinel or Cluster) built
+// with gofiber/storage/redis over a go-redis UniversalClient. Both satisfy
+// fiber.Storage plus the few atomic operations sessions, refresh rotation,
+// revocation and rate limiting need, and a pub/sub bus.
+//
+// Every method that can touch the network takes a context and returns an error
+// wrapping auth.ErrUnavailable when the back end cannot answer in time, so the
+// HTTP layer can answer 503 store_unavailable instead of hanging or 500.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Store is the key-value contract of every back end.
+//
+// Reset (from fiber.Storage) never flushes a shared Redis database: the Redis
+// back end refuses it with an error. Keys are namespaced by callers
+// ("ts:sess:...", "ts:rt:...").
+type Store interface {
+	fiber.Storage
+
+	// GetCtx returns nil, nil when the key does not exist.
+	GetCtx(ctx context.Context, key string) ([]byte, error)
+	// SetCtx stores val; exp 0 means no expiry.
+	SetCtx(ctx context.Context, key string, val []byte, exp time.Duration) error
+	DeleteCtx(ctx context.Context, keys ...string) error
+	// SetNX stores val only if key is absent and reports whether it did.
+	SetNX(ctx context.Context, key string, val []byte, exp time.Duration) (bool, error)
+	// GetDel atomically reads and deletes a key (nil, nil when absent). Refresh
+	// rotation uses it so two racing refreshes cannot both consume one token.
+	GetDel(ctx context.Context, key string) ([]byte, error)
+	// Incr increments a counter, setting exp when the key is created, and
+	// returns the new value and the remaining TTL.
+	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)
+
+	// Set operations back per-user indexes (sessions of a user). SAdd extends
+	// the set's expiry to at least exp.
+	SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error
+	SRem(ctx context.Context, key string, members ...string) error
+	SMembers(ctx context.Context, key string) ([]string, error)
+
+	// Hash operations back small registries that must be loaded whole at start
+	// (revocation lists). HSet extends the hash's expiry to at least exp.
+	HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error
+	HDel(ctx context.Context, key string, fields ...string) error
+	HGetAll(ctx context.Context, key string) (map[string][]byte, error)
+
+	// Publish sends payload to every Subscribe-r of channel on every instance.
+	Publish(ctx context.Context, channel string, payload []byte) error
+	// Subscribe delivers messages of channel to fn until ctx is done. onReconnect,
+	// if not nil, is called after the subscription was lost and re-established,
+	// so mirrors can re-sync what they may have missed.
+	Subscribe(ctx context.Context, channel string, fn func(payload []byte), onReconnect func()) error
+
+	// Ping reports whether the back end answers (readiness).
+	Ping(ctx context.Context) error
+	// Redis returns the go-redis client, or nil for the in-memory back end.
+	// Packages with Redis-specific needs (usage flush pipelines, Lua, CAS) use it
+	// and fall back to their own in-memory path when it is nil.
+	Redis() redis.UniversalClient
+}
