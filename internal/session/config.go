@@ -1,0 +1,97 @@
+package session
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"time"
+)
+
+// LimitPolicy says what Create does when a user already has MaxPerUser logins.
+type LimitPolicy string
+
+const (
+	// LimitEvictOldest ends the user's oldest live logins to make room.
+	LimitEvictOldest LimitPolicy = "evict_oldest"
+	// LimitRefuse makes Create fail with ErrLimitReached.
+	LimitRefuse LimitPolicy = "refuse"
+)
+
+// Config of a Manager. Zero fields take the ConfigDefault values.
+type Config struct {
+	// IdleTimeout ends a cookie session after this long unused. Default 30m.
+	// Because last-seen is written at most every TouchInterval, a session may
+	// end up to TouchInterval earlier than IdleTimeout after its last use.
+	IdleTimeout time.Duration
+	// AbsoluteTimeout ends a cookie session this long after login, however
+	// active it is. Default 12h.
+	AbsoluteTimeout time.Duration
+	// FamilyTTL is how long a login lives for its tokens without a refresh
+	// (TouchFamily). Default 168h, the refresh token lifetime.
+	FamilyTTL time.Duration
+	// TouchInterval throttles last-seen writes so that authenticating a
+	// request is normally a read only. Default 1m; must be below IdleTimeout.
+	TouchInterval time.Duration
+	// MaxPerUser caps live logins per user; 0 means unlimited. The cap is
+	// checked without a lock across instances, so two simultaneous logins may
+	// briefly exceed it by one.
+	MaxPerUser int
+	// OnLimit: LimitEvictOldest (default) or LimitRefuse.
+	OnLimit LimitPolicy
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+	// Rand is the source of session ids and cookie secrets; crypto/rand by
+	// default. Only tests should set it.
+	Rand io.Reader
+}
+
+// ConfigDefault holds the defaults New applies to zero fields.
+var ConfigDefault = Config{
+	IdleTimeout:     30 * time.Minute,
+	AbsoluteTimeout: 12 * time.Hour,
+	FamilyTTL:       168 * time.Hour,
+	TouchInterval:   time.Minute,
+	MaxPerUser:      0,
+	OnLimit:         LimitEvictOldest,
+}
+
+// withDefaults fills zero fields and rejects settings that cannot work.
+func (c Config) withDefaults() (Config, error) {
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"IdleTimeout", &c.IdleTimeout, ConfigDefault.IdleTimeout},
+		{"AbsoluteTimeout", &c.AbsoluteTimeout, ConfigDefault.AbsoluteTimeout},
+		{"FamilyTTL", &c.FamilyTTL, ConfigDefault.FamilyTTL},
+		{"TouchInterval", &c.TouchInterval, ConfigDefault.TouchInterval},
+	} {
+		if *d.v < 0 {
+			return c, fmt.Errorf("session: %s must not be negative (got %v)", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.TouchInterval >= c.IdleTimeout {
+		return c, fmt.Errorf("session: TouchInterval (%v) must be shorter than IdleTimeout (%v), or sessions would expire while in use", c.TouchInterval, c.IdleTimeout)
+	}
+	if c.MaxPerUser < 0 {
+		return c, fmt.Errorf("session: MaxPerUser must not be negative (got %d)", c.MaxPerUser)
+	}
+	switch c.OnLimit {
+	case "":
+		c.OnLimit = ConfigDefault.OnLimit
+	case LimitEvictOldest, LimitRefuse:
+	default:
+		return c, fmt.Errorf("session: OnLimit must be %q or %q (got %q)", LimitEvictOldest, LimitRefuse, c.OnLimit)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	return c, nil
+}

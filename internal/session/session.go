@@ -1,0 +1,416 @@
+// Package session is the login registry: every login gets a public session
+// id (sid) that tokens carry as their sid claim, and may carry a server-side
+// cookie session, whose cookie value is "<sid>.<secret>". The store keeps only
+// a SHA-256 of the secret. The package never logs; callers must log the sid
+// only, never a cookie value.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
+)
+
+// ErrLimitReached: Create with LimitRefuse and the user at MaxPerUser.
+var ErrLimitReached = errors.New("session: per-user session limit reached")
+
+// Session is one login as callers see it.
+type Session struct {
+	SID        string    `json:"sid"`
+	UserID     string    `json:"user_id"`
+	Email      string    `json:"email,omitempty"`
+	ClientID   string    `json:"client_id,omitempty"`
+	Roles      []string  `json:"roles,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	// Zero when HasCookie is false.
+	IdleExpiresAt     time.Time `json:"idle_expires_at,omitzero"`
+	AbsoluteExpiresAt time.Time `json:"absolute_expires_at,omitzero"`
+	HasCookie         bool      `json:"has_cookie"`
+	HasTokens         bool      `json:"has_tokens"`
+	IP                string    `json:"ip,omitempty"`
+	UserAgent         string    `json:"user_agent,omitempty"`
+
+	// Evicted is set only on the Session Create returns: the sids of other
+	// logins Create ended (the one named by NewSession.Replace, and those
+	// evicted by the per-user limit). Their tokens must be revoked too.
+	Evicted []string `json:"-"`
+}
+
+// NewSession describes a login to register.
+type NewSession struct {
+	UserID, Email, ClientID string
+	Roles                   []string
+	IP, UserAgent           string
+	// Cookie creates a cookie session; without it the login is token-only.
+	Cookie bool
+	// Tokens: tokens will be issued for this sid, which starts its family life.
+	Tokens bool
+	// Replace is the cookie value the client presented at login, if any. Its
+	// login is destroyed so that a planted session id cannot survive login
+	// (fixation). Only a cookie whose secret matches is honoured: the sid
+	// alone is public.
+	Replace string
+}
+
+// Manager creates, checks and ends logins in a store.Store.
+type Manager struct {
+	st  store.Store
+	cfg Config
+}
+
+// New validates cfg and fills its defaults.
+func New(st store.Store, cfg Config) (*Manager, error) {
+	if st == nil {
+		return nil, errors.New("session: nil store")
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{st: st, cfg: c}, nil
+}
+
+// Create registers a login. cookieValue is "" unless ns.Cookie. With
+// LimitRefuse and the user at MaxPerUser it fails with ErrLimitReached.
+func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookieValue string, err error) {
+	if ns.UserID == "" {
+		return nil, "", errors.New("session: NewSession.UserID is empty")
+	}
+	if !ns.Cookie && !ns.Tokens {
+		return nil, "", errors.New("session: NewSession needs Cookie or Tokens")
+	}
+	var evicted []string
+	if ns.Replace != "" {
+		sid, err := m.destroyPresented(ctx, ns.Replace)
+		if err != nil {
+			return nil, "", err
+		}
+		if sid != "" {
+			evicted = append(evicted, sid)
+		}
+	}
+	if m.cfg.MaxPerUser > 0 {
+		out, err := m.makeRoom(ctx, ns.UserID)
+		if err != nil {
+			return nil, "", err
+		}
+		evicted = append(evicted, out...)
+	}
+
+	sid, _, err := randomToken(m.cfg.Rand, sidBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	now := m.cfg.Clock()
+	l := &login{
+		sid: sid,
+		rec: record{
+			UserID: ns.UserID, Email: ns.Email, ClientID: ns.ClientID,
+			Roles: slices.Clone(ns.Roles), CreatedAt: now,
+			IP: ns.IP, UserAgent: ns.UserAgent,
+		},
+		seen: now,
+	}
+	var secretEnc string
+	if ns.Cookie {
+		enc, secret, err := randomToken(m.cfg.Rand, secretBytes)
+		if err != nil {
+			return nil, "", err
+		}
+		secretEnc, l.secretHash = enc, hashSecret(secret)
+	}
+	if ns.Tokens {
+		l.famTouched = now
+	}
+	if err := m.write(ctx, l, now); err != nil {
+		return nil, "", err
+	}
+	s = l.view(&m.cfg, now)
+	s.Evicted = evicted
+	if ns.Cookie {
+		cookieValue = sid + "." + secretEnc
+	}
+	return s, cookieValue, nil
+}
+
+// write stores a new login: the optional fields first and rec last, so that
+// no reader sees a login without its cookie hash or family; then the user
+// index, whose expiry covers the longest the login can live without another
+// index write (cookie touches never pass the absolute deadline; TouchFamily
+// refreshes the index itself).
+func (m *Manager) write(ctx context.Context, l *login, now time.Time) error {
+	key, ttl := sessionKey(l.sid), l.ttl(&m.cfg, now)
+	if l.hasCookie() {
+		if err := m.st.HSet(ctx, key, ttl, fieldCookie, l.secretHash); err != nil {
+			return fmt.Errorf("session: create: %w", err)
+		}
+	}
+	if l.hasTokens() {
+		if err := m.st.HSet(ctx, key, ttl, fieldFamily, encodeTime(l.famTouched)); err != nil {
+			return fmt.Errorf("session: create: %w", err)
+		}
+	}
+	rec, err := json.Marshal(l.rec)
+	if err != nil {
+		return fmt.Errorf("session: create: %w", err)
+	}
+	if err := m.st.HSet(ctx, key, ttl, fieldRecord, rec); err != nil {
+		return fmt.Errorf("session: create: %w", err)
+	}
+	indexTTL := ttl
+	if l.hasCookie() {
+		indexTTL = max(indexTTL, m.cfg.AbsoluteTimeout)
+	}
+	if err := m.st.SAdd(ctx, userKey(l.rec.UserID), indexTTL, l.sid); err != nil {
+		return fmt.Errorf("session: create: %w", err)
+	}
+	return nil
+}
+
+// destroyPresented ends the login of a cookie presented at login, if its
+// secret matches, and returns its sid.
+func (m *Manager) destroyPresented(ctx context.Context, value string) (string, error) {
+	sid, secret, ok := parseCookie(value)
+	if !ok {
+		return "", nil
+	}
+	l, err := m.load(ctx, sid)
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			return "", nil
+		}
+		return "", err
+	}
+	if l == nil || !l.hasCookie() || !secretMatches(secret, l.secretHash) {
+		return "", nil
+	}
+	if err := m.remove(ctx, l.sid, l.rec.UserID); err != nil {
+		return "", err
+	}
+	return sid, nil
+}
+
+// makeRoom applies the per-user limit before a new login is added.
+func (m *Manager) makeRoom(ctx context.Context, userID string) ([]string, error) {
+	live, err := m.ListByUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	excess := len(live) - m.cfg.MaxPerUser + 1
+	if excess <= 0 {
+		return nil, nil
+	}
+	if m.cfg.OnLimit == LimitRefuse {
+		return nil, ErrLimitReached
+	}
+	var evicted []string
+	for _, s := range live[:excess] { // oldest first
+		if err := m.remove(ctx, s.SID, userID); err != nil {
+			return evicted, err
+		}
+		evicted = append(evicted, s.SID)
+	}
+	return evicted, nil
+}
+
+// Authenticate checks a cookie value and returns its login. Garbage, unknown
+// sids and wrong secrets wrap auth.ErrInvalid; a cookie past its idle or
+// absolute deadline wraps auth.ErrExpired and its cookie part is dropped (the
+// login lives on if its tokens do); a store failure wraps auth.ErrUnavailable.
+// The secret is checked before the deadlines, so someone holding only the
+// public sid can neither learn nor change anything.
+func (m *Manager) Authenticate(ctx context.Context, cookieValue string) (*Session, error) {
+	sid, secret, ok := parseCookie(cookieValue)
+	if !ok {
+		return nil, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
+	}
+	l, err := m.load(ctx, sid)
+	if errors.Is(err, errCorrupt) {
+		return nil, fmt.Errorf("session %s: %w: %w", sid, err, auth.ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l == nil || !l.hasCookie() {
+		return nil, fmt.Errorf("session %s: no such cookie session: %w", sid, auth.ErrInvalid)
+	}
+	if !secretMatches(secret, l.secretHash) {
+		return nil, fmt.Errorf("session %s: secret mismatch: %w", sid, auth.ErrInvalid)
+	}
+	now := m.cfg.Clock()
+	if !l.cookieLive(&m.cfg, now) {
+		m.dropCookie(ctx, l, now)
+		return nil, fmt.Errorf("session %s: %w", sid, auth.ErrExpired)
+	}
+	if now.Sub(l.seen) >= m.cfg.TouchInterval {
+		l.seen = now
+		// Best effort: the credential was proven by the read. A lost touch
+		// only brings the idle deadline closer, and HSet cannot revive a
+		// login deleted meanwhile (without rec it is not a login).
+		_ = m.st.HSet(ctx, sessionKey(sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+	}
+	return l.view(&m.cfg, now), nil
+}
+
+// dropCookie ends a timed-out cookie part: the whole login when its tokens
+// are dead too. Cleanup is best effort: liveness never depends on it.
+func (m *Manager) dropCookie(ctx context.Context, l *login, now time.Time) {
+	if l.familyLive(&m.cfg, now) {
+		_ = m.st.HDel(ctx, sessionKey(l.sid), fieldCookie)
+		return
+	}
+	_ = m.remove(ctx, l.sid, l.rec.UserID)
+}
+
+// Get returns a live login by sid, whatever its parts; auth.ErrNotFound when
+// it is gone or was never there.
+func (m *Manager) Get(ctx context.Context, sid string) (*Session, error) {
+	l, now, err := m.loadLive(ctx, sid)
+	if err != nil {
+		return nil, err
+	}
+	return l.view(&m.cfg, now), nil
+}
+
+// loadLive returns a login that is live now, or an error wrapping
+// auth.ErrNotFound.
+func (m *Manager) loadLive(ctx context.Context, sid string) (*login, time.Time, error) {
+	if !ValidSID(sid) {
+		return nil, time.Time{}, fmt.Errorf("session: malformed sid: %w", auth.ErrNotFound)
+	}
+	l, err := m.load(ctx, sid)
+	if err != nil && !errors.Is(err, errCorrupt) {
+		return nil, time.Time{}, err
+	}
+	now := m.cfg.Clock()
+	if l == nil || !l.live(&m.cfg, now) {
+		return nil, time.Time{}, fmt.Errorf("session %s: %w", sid, auth.ErrNotFound)
+	}
+	return l, now, nil
+}
+
+// TouchFamily records token activity (issue, refresh, exchange) on a live
+// login: it extends the login's family life to FamilyTTL from now, and gives
+// a cookie-only login a token family (session→JWT exchange).
+func (m *Manager) TouchFamily(ctx context.Context, sid string) error {
+	l, now, err := m.loadLive(ctx, sid)
+	if err != nil {
+		return err
+	}
+	l.famTouched = now
+	ttl := l.ttl(&m.cfg, now)
+	if err := m.st.HSet(ctx, sessionKey(sid), ttl, fieldFamily, encodeTime(now)); err != nil {
+		return fmt.Errorf("session %s: touch family: %w", sid, err)
+	}
+	if err := m.st.SAdd(ctx, userKey(l.rec.UserID), ttl, sid); err != nil {
+		return fmt.Errorf("session %s: touch family: %w", sid, err)
+	}
+	return nil
+}
+
+// Delete ends a login (logout, operator revocation). Deleting one that is
+// gone is not an error.
+func (m *Manager) Delete(ctx context.Context, sid string) error {
+	if !ValidSID(sid) {
+		return nil
+	}
+	l, err := m.load(ctx, sid)
+	if err != nil && !errors.Is(err, errCorrupt) {
+		return err
+	}
+	userID := ""
+	if l != nil {
+		userID = l.rec.UserID
+	}
+	return m.remove(ctx, sid, userID)
+}
+
+// remove deletes the login, then its index entry: in that order a failure
+// leaves at worst a dead index entry, which ListByUser prunes.
+func (m *Manager) remove(ctx context.Context, sid, userID string) error {
+	if err := m.st.DeleteCtx(ctx, sessionKey(sid)); err != nil {
+		return fmt.Errorf("session %s: delete: %w", sid, err)
+	}
+	if userID == "" {
+		return nil
+	}
+	if err := m.st.SRem(ctx, userKey(userID), sid); err != nil {
+		return fmt.Errorf("session %s: delete: %w", sid, err)
+	}
+	return nil
+}
+
+// ListByUser returns the user's live logins, oldest first, and prunes index
+// entries whose login is gone.
+func (m *Manager) ListByUser(ctx context.Context, userID string) ([]*Session, error) {
+	sids, err := m.st.SMembers(ctx, userKey(userID))
+	if err != nil {
+		return nil, fmt.Errorf("session: list: %w", err)
+	}
+	now := m.cfg.Clock()
+	var out []*Session
+	var dead []string
+	for _, sid := range sids {
+		l, err := m.load(ctx, sid)
+		if err != nil && !errors.Is(err, errCorrupt) {
+			return nil, fmt.Errorf("session: list: %w", err)
+		}
+		if l == nil || l.rec.UserID != userID {
+			dead = append(dead, sid)
+			continue
+		}
+		if !l.live(&m.cfg, now) {
+			dead = append(dead, sid)
+			_ = m.st.DeleteCtx(ctx, sessionKey(sid)) // best effort
+			continue
+		}
+		out = append(out, l.view(&m.cfg, now))
+	}
+	if len(dead) > 0 {
+		_ = m.st.SRem(ctx, userKey(userID), dead...) // best effort: the answer is already right
+	}
+	slices.SortFunc(out, func(a, b *Session) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SID, b.SID)
+	})
+	return out, nil
+}
+
+// DeleteByUser ends every login of the user ("log out everywhere", password
+// change, suspension) and returns the sids it deleted, sorted, so that their
+// tokens can be revoked too. Index entries are removed one by one rather than
+// deleting the index, which would orphan a login created meanwhile.
+func (m *Manager) DeleteByUser(ctx context.Context, userID string) ([]string, error) {
+	sids, err := m.st.SMembers(ctx, userKey(userID))
+	if err != nil {
+		return nil, fmt.Errorf("session: delete by user: %w", err)
+	}
+	slices.Sort(sids)
+	deleted := make([]string, 0, len(sids))
+	for _, sid := range sids {
+		if err := m.remove(ctx, sid, userID); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, sid)
+	}
+	return deleted, nil
+}
+
+// load reads a login; nil, nil when there is none.
+func (m *Manager) load(ctx context.Context, sid string) (*login, error) {
+	h, err := m.st.HGetAll(ctx, sessionKey(sid))
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", sid, err)
+	}
+	return decodeLogin(sid, h)
+}

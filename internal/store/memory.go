@@ -1,0 +1,535 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// memorySweepEvery bounds how long expired keys nobody reads stay in memory.
+// Reads already ignore them, so this only limits memory use.
+const memorySweepEvery = 30 * time.Second
+
+var _ Store = (*Memory)(nil)
+
+// Memory is the in-process back end of the embedded default and of tests. It
+// mimics the Redis semantics the callers rely on (TTLs, atomic SetNX/GetDel/Incr,
+// sets and hashes deleted when emptied, pub/sub) so that one contract test
+// holds for both back ends.
+type Memory struct {
+	clock func() time.Time
+
+	mu     sync.Mutex
+	data   map[string]*memEntry
+	subs   map[string]map[*memSub]struct{}
+	closed bool
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	swept    sync.WaitGroup
+}
+
+type memKind int
+
+const (
+	kindString memKind = iota
+	kindSet
+	kindHash
+)
+
+type memEntry struct {
+	kind    memKind
+	str     []byte
+	set     map[string]struct{}
+	hash    map[string][]byte
+	expires time.Time // zero: no expiry
+}
+
+// NewMemory returns an empty in-memory store. clock decides expiry (nil means
+// time.Now), so tests can move time without sleeping. Close stops the sweeper.
+func NewMemory(clock func() time.Time) *Memory {
+	if clock == nil {
+		clock = time.Now
+	}
+	m := &Memory{
+		clock: clock,
+		data:  make(map[string]*memEntry),
+		subs:  make(map[string]map[*memSub]struct{}),
+		stop:  make(chan struct{}),
+	}
+	m.swept.Add(1)
+	go m.sweepLoop()
+	return m
+}
+
+func (m *Memory) sweepLoop() {
+	defer m.swept.Done()
+	t := time.NewTicker(memorySweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.sweep()
+		}
+	}
+}
+
+func (m *Memory) sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock()
+	for k, e := range m.data {
+		if e.expired(now) {
+			delete(m.data, k)
+		}
+	}
+}
+
+func (e *memEntry) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+func (e *memEntry) ttl(now time.Time) time.Duration {
+	if e.expires.IsZero() {
+		return 0
+	}
+	return e.expires.Sub(now)
+}
+
+// begin locks the store after checking the context and Close; callers must
+// call m.mu.Unlock. Checking ctx keeps the in-memory store honest about
+// cancellation the way the network back end is.
+func (m *Memory) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %w: %w", auth.ErrUnavailable, err)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// live returns the entry at key, dropping it when expired. Lock held.
+func (m *Memory) live(key string, now time.Time) *memEntry {
+	e, ok := m.data[key]
+	if !ok {
+		return nil
+	}
+	if e.expired(now) {
+		delete(m.data, key)
+		return nil
+	}
+	return e
+}
+
+func expiryAt(now time.Time, exp time.Duration) time.Time {
+	if exp <= 0 {
+		return time.Time{}
+	}
+	return now.Add(exp)
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// --- fiber.Storage ---
+
+func (m *Memory) Get(key string) ([]byte, error) { return m.GetCtx(context.Background(), key) }
+
+// Set follows fiber.Storage: an empty key or value is ignored.
+func (m *Memory) Set(key string, val []byte, exp time.Duration) error {
+	return m.SetCtx(context.Background(), key, val, exp)
+}
+
+func (m *Memory) Delete(key string) error { return m.DeleteCtx(context.Background(), key) }
+
+// Reset empties the store. Allowed here (the data is private to the process),
+// unlike on Redis.
+func (m *Memory) Reset() error {
+	if err := m.begin(context.Background()); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.data = make(map[string]*memEntry)
+	return nil
+}
+
+// Close stops the sweeper and ends every Subscribe. Later calls return ErrClosed.
+func (m *Memory) Close() error {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		for _, subs := range m.subs {
+			for s := range subs {
+				s.close()
+			}
+		}
+		m.subs = make(map[string]map[*memSub]struct{})
+		m.mu.Unlock()
+		close(m.stop)
+	})
+	m.swept.Wait()
+	return nil
+}
+
+// --- key-value ---
+
+func (m *Memory) GetCtx(ctx context.Context, key string) ([]byte, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return nil, nil
+	}
+	if e.kind != kindString {
+		return nil, ErrWrongType
+	}
+	return clone(e.str), nil
+}
+
+// SetCtx follows fiber.Storage: an empty key or value is ignored.
+func (m *Memory) SetCtx(ctx context.Context, key string, val []byte, exp time.Duration) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if key == "" || len(val) == 0 {
+		return nil
+	}
+	m.data[key] = &memEntry{kind: kindString, str: clone(val), expires: expiryAt(m.clock(), exp)}
+	return nil
+}
+
+func (m *Memory) DeleteCtx(ctx context.Context, keys ...string) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		delete(m.data, k)
+	}
+	return nil
+}
+
+func (m *Memory) SetNX(ctx context.Context, key string, val []byte, exp time.Duration) (bool, error) {
+	if err := m.begin(ctx); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	if m.live(key, now) != nil {
+		return false, nil
+	}
+	m.data[key] = &memEntry{kind: kindString, str: clone(val), expires: expiryAt(now, exp)}
+	return true, nil
+}
+
+func (m *Memory) GetDel(ctx context.Context, key string) ([]byte, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return nil, nil
+	}
+	if e.kind != kindString {
+		return nil, ErrWrongType
+	}
+	delete(m.data, key)
+	return e.str, nil
+}
+
+// Incr sets exp whenever the counter has no expiry, which includes its
+// creation; the returned TTL is 0 when the counter does not expire.
+func (m *Memory) Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error) {
+	if err := m.begin(ctx); err != nil {
+		return 0, 0, err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	e := m.live(key, now)
+	if e == nil {
+		e = &memEntry{kind: kindString, str: []byte("0")}
+		m.data[key] = e
+	}
+	if e.kind != kindString {
+		return 0, 0, ErrWrongType
+	}
+	n, err := strconv.ParseInt(string(e.str), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: not an integer", ErrWrongType)
+	}
+	n++
+	e.str = strconv.AppendInt(e.str[:0], n, 10)
+	if e.expires.IsZero() {
+		e.expires = expiryAt(now, exp)
+	}
+	return n, e.ttl(now), nil
+}
+
+// extendTo applies the "expiry at least exp" rule of SAdd and HSet: a new key
+// gets exp; an existing key keeps the later of its expiry and now+exp; exp 0
+// means no expiry, which is later than any.
+func extendTo(e *memEntry, isNew bool, now time.Time, exp time.Duration) {
+	switch {
+	case exp <= 0:
+		e.expires = time.Time{}
+	case isNew:
+		e.expires = now.Add(exp)
+	case !e.expires.IsZero() && e.expires.Before(now.Add(exp)):
+		e.expires = now.Add(exp)
+	}
+}
+
+// --- sets ---
+
+func (m *Memory) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if len(members) == 0 {
+		return nil
+	}
+	now := m.clock()
+	e := m.live(key, now)
+	isNew := e == nil
+	if isNew {
+		e = &memEntry{kind: kindSet, set: make(map[string]struct{}, len(members))}
+	} else if e.kind != kindSet {
+		return ErrWrongType
+	}
+	for _, mb := range members {
+		e.set[mb] = struct{}{}
+	}
+	extendTo(e, isNew, now, exp)
+	m.data[key] = e
+	return nil
+}
+
+func (m *Memory) SRem(ctx context.Context, key string, members ...string) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return nil
+	}
+	if e.kind != kindSet {
+		return ErrWrongType
+	}
+	for _, mb := range members {
+		delete(e.set, mb)
+	}
+	if len(e.set) == 0 {
+		delete(m.data, key)
+	}
+	return nil
+}
+
+// SMembers returns the members sorted; Redis gives no order, so callers must
+// not rely on one.
+func (m *Memory) SMembers(ctx context.Context, key string) ([]string, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return []string{}, nil
+	}
+	if e.kind != kindSet {
+		return nil, ErrWrongType
+	}
+	out := make([]string, 0, len(e.set))
+	for mb := range e.set {
+		out = append(out, mb)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// --- hashes ---
+
+func (m *Memory) HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	e := m.live(key, now)
+	isNew := e == nil
+	if isNew {
+		e = &memEntry{kind: kindHash, hash: make(map[string][]byte, 1)}
+	} else if e.kind != kindHash {
+		return ErrWrongType
+	}
+	e.hash[field] = clone(val)
+	extendTo(e, isNew, now, exp)
+	m.data[key] = e
+	return nil
+}
+
+func (m *Memory) HDel(ctx context.Context, key string, fields ...string) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return nil
+	}
+	if e.kind != kindHash {
+		return ErrWrongType
+	}
+	for _, f := range fields {
+		delete(e.hash, f)
+	}
+	if len(e.hash) == 0 {
+		delete(m.data, key)
+	}
+	return nil
+}
+
+func (m *Memory) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return map[string][]byte{}, nil
+	}
+	if e.kind != kindHash {
+		return nil, ErrWrongType
+	}
+	out := make(map[string][]byte, len(e.hash))
+	for f, v := range e.hash {
+		out[f] = clone(v)
+	}
+	return out, nil
+}
+
+// --- pub/sub ---
+
+// memSub is one Subscribe call. Its queue is unbounded so that Publish never
+// blocks on a slow handler (a handler that itself publishes would deadlock
+// otherwise) and never drops a message.
+type memSub struct {
+	mu     sync.Mutex
+	queue  [][]byte
+	wake   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newMemSub() *memSub {
+	return &memSub{wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (s *memSub) push(p []byte) {
+	s.mu.Lock()
+	s.queue = append(s.queue, p)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *memSub) drain() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
+}
+
+func (s *memSub) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+}
+
+func (m *Memory) Publish(ctx context.Context, channel string, payload []byte) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	for s := range m.subs[channel] {
+		s.push(clone(payload))
+	}
+	return nil
+}
+
+// Subscribe delivers in publication order until ctx is done (then it returns
+// nil) or the store is closed (ErrClosed). onReconnect is never called: an
+// in-process subscription cannot be lost.
+func (m *Memory) Subscribe(ctx context.Context, channel string, fn func(payload []byte), onReconnect func()) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	s := newMemSub()
+	if m.subs[channel] == nil {
+		m.subs[channel] = make(map[*memSub]struct{})
+	}
+	m.subs[channel][s] = struct{}{}
+	m.mu.Unlock()
+
+	defer func() {
+		m.mu.Lock()
+		delete(m.subs[channel], s)
+		if len(m.subs[channel]) == 0 {
+			delete(m.subs, channel)
+		}
+		m.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.done:
+			return ErrClosed
+		case <-s.wake:
+			for _, p := range s.drain() {
+				if ctx.Err() != nil {
+					return nil
+				}
+				fn(p)
+			}
+		}
+	}
+}
+
+func (m *Memory) Ping(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Redis is nil: callers with Redis-only fast paths use their in-memory path.
+func (m *Memory) Redis() redis.UniversalClient { return nil }

@@ -1,0 +1,404 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	fiberredis "github.com/gofiber/storage/redis/v3"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// RedisOptions configure the Redis back end. Zero durations take the defaults
+// below: short, because a request waiting on a dead Redis should fail fast with
+// 503 store_unavailable rather than hold a worker.
+type RedisOptions struct {
+	// URL selects the topology (see parseRedisURL):
+	//   redis://[user:pass@]host:port/db, rediss:// for TLS;
+	//   redis+sentinel://[user:pass@]h1:26379,h2:26379/<master-name>[/db];
+	//   redis+cluster://[user:pass@]h1:7000,h2:7001.
+	// Empty selects the in-memory store (Open only).
+	URL string
+	// Username and Password, when set, override those of the URL, so the
+	// secret can come from its own environment variable. They authenticate to
+	// the data nodes; Sentinels are contacted without credentials.
+	Username, Password string
+	DialTimeout        time.Duration // default 2s
+	ReadTimeout        time.Duration // default 1s
+	WriteTimeout       time.Duration // default 1s
+	PoolTimeout        time.Duration // default 2s: wait for a free connection
+	PoolSize           int           // default: go-redis's (10 per CPU)
+	MinIdleConns       int           // default 0
+	// TLS forces TLS even with a redis:// scheme.
+	TLS bool
+}
+
+const (
+	defaultDialTimeout  = 2 * time.Second
+	defaultReadTimeout  = time.Second
+	defaultWriteTimeout = time.Second
+	defaultPoolTimeout  = 2 * time.Second
+)
+
+func (o RedisOptions) withDefaults() RedisOptions {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = defaultDialTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = defaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.PoolTimeout <= 0 {
+		o.PoolTimeout = defaultPoolTimeout
+	}
+	return o
+}
+
+var _ Store = (*Redis)(nil)
+
+// Redis is the shared back end: fiber.Storage through gofiber/storage/redis,
+// the rest directly on the same go-redis client.
+type Redis struct {
+	client  redis.UniversalClient
+	storage *fiberredis.Storage
+	target  redisTarget
+
+	done      chan struct{} // closed by Close: ends every Subscribe
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewRedis builds the client without contacting Redis (go-redis dials
+// lazily); Open adds the start-up Ping.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	t, err := parseRedisURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	if o.Username != "" {
+		t.Username = o.Username
+	}
+	if o.Password != "" {
+		t.Password = o.Password
+	}
+	t.TLS = t.TLS || o.TLS
+	if o.PoolSize < 0 || o.MinIdleConns < 0 {
+		return nil, fmt.Errorf("store: PoolSize and MinIdleConns must not be negative")
+	}
+
+	uo := &redis.UniversalOptions{
+		Addrs:                 t.Addrs,
+		DB:                    t.DB,
+		Username:              t.Username,
+		Password:              t.Password,
+		MasterName:            t.Master,
+		IsClusterMode:         t.Mode == modeCluster,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		PoolTimeout:           o.PoolTimeout,
+		PoolSize:              o.PoolSize,
+		MinIdleConns:          o.MinIdleConns,
+		ContextTimeoutEnabled: true,
+		// One retry covers the usual case, a pooled connection that died with
+		// a restart; more retries (and go-redis's five dial attempts) would
+		// stretch a dead Redis into seconds per request.
+		MaxRetries:         1,
+		DialerRetries:      1,
+		DialerRetryTimeout: 50 * time.Millisecond,
+		// CLIENT SETINFO and maintenance notifications are extra round trips
+		// on every new connection that we have no use for.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	if t.TLS {
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if len(t.Addrs) == 1 && t.Mode == modeStandalone {
+			uo.TLSConfig.ServerName = hostOf(t.Addrs[0])
+		}
+	}
+	client := redis.NewUniversalClient(uo)
+	return &Redis{
+		client:  client,
+		storage: fiberredis.NewFromConnection(client),
+		target:  t,
+		done:    make(chan struct{}),
+	}, nil
+}
+
+func hostOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return strings.Trim(addr[:i], "[]")
+	}
+	return addr
+}
+
+// String names the target without credentials, for logs.
+func (r *Redis) String() string { return r.target.String() }
+
+// wrapErr maps go-redis errors onto the store contract. A reply that says the
+// caller misused a key is ErrWrongType; everything else (refused, timed out,
+// pool exhausted, LOADING, READONLY, closed client, cancelled context) means
+// Redis could not answer and wraps auth.ErrUnavailable.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		if strings.HasPrefix(msg, "WRONGTYPE") || strings.HasPrefix(msg, "ERR value is not an integer") {
+			return fmt.Errorf("store: %s: %w: %w", op, ErrWrongType, err)
+		}
+	}
+	return fmt.Errorf("store: %s: %w: %w", op, auth.ErrUnavailable, err)
+}
+
+func nonNegative(d time.Duration) time.Duration {
+	// go-redis reads -1 as KEEPTTL; the contract has no such value.
+	return max(d, 0)
+}
+
+// --- fiber.Storage ---
+
+func (r *Redis) Get(key string) ([]byte, error) {
+	v, err := r.storage.Get(key)
+	return v, wrapErr("get", err)
+}
+
+// Set follows fiber.Storage: an empty key or value is ignored.
+func (r *Redis) Set(key string, val []byte, exp time.Duration) error {
+	return wrapErr("set", r.storage.Set(key, val, nonNegative(exp)))
+}
+
+func (r *Redis) Delete(key string) error { return wrapErr("delete", r.storage.Delete(key)) }
+
+// Reset never flushes: the database may hold other tenants' or instances' data.
+func (r *Redis) Reset() error { return ErrResetRefused }
+
+// Close ends every Subscribe and closes the client.
+func (r *Redis) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.closeErr = r.storage.Close()
+	})
+	return r.closeErr
+}
+
+// --- key-value ---
+
+func (r *Redis) GetCtx(ctx context.Context, key string) ([]byte, error) {
+	v, err := r.storage.GetWithContext(ctx, key)
+	return v, wrapErr("get", err)
+}
+
+// SetCtx follows fiber.Storage: an empty key or value is ignored.
+func (r *Redis) SetCtx(ctx context.Context, key string, val []byte, exp time.Duration) error {
+	return wrapErr("set", r.storage.SetWithContext(ctx, key, val, nonNegative(exp)))
+}
+
+func (r *Redis) DeleteCtx(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if r.target.Mode == modeCluster && len(keys) > 1 {
+		// A multi-key DEL across slots is refused by Cluster (CROSSSLOT).
+		pipe := r.client.Pipeline()
+		for _, k := range keys {
+			pipe.Del(ctx, k)
+		}
+		_, err := pipe.Exec(ctx)
+		return wrapErr("delete", err)
+	}
+	return wrapErr("delete", r.client.Del(ctx, keys...).Err())
+}
+
+func (r *Redis) SetNX(ctx context.Context, key string, val []byte, exp time.Duration) (bool, error) {
+	// SET NX rather than SETNX: the latter cannot set an expiry atomically.
+	err := r.client.SetArgs(ctx, key, val, redis.SetArgs{Mode: "NX", TTL: nonNegative(exp)}).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrapErr("setnx", err)
+	}
+	return true, nil
+}
+
+func (r *Redis) GetDel(ctx context.Context, key string) ([]byte, error) {
+	v, err := r.client.GetDel(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return v, wrapErr("getdel", err)
+}
+
+// incrScript sets the expiry whenever the counter has none, not only at
+// creation, so a counter left without TTL (by a crash between two commands of
+// an older writer) cannot pin a rate limit forever.
+var incrScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+local exp = tonumber(ARGV[1])
+if ttl < 0 and exp > 0 then
+  redis.call('PEXPIRE', KEYS[1], exp)
+  ttl = exp
+end
+if ttl < 0 then ttl = 0 end
+return {n, ttl}
+`)
+
+// Incr returns the new value and the remaining TTL (0: no expiry).
+func (r *Redis) Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error) {
+	res, err := incrScript.Run(ctx, r.client, []string{key}, nonNegative(exp).Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, 0, wrapErr("incr", err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("store: incr: unexpected reply of %d values", len(res))
+	}
+	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+}
+
+// extendScript implements "expiry at least exp" for SAdd and HSet in one
+// round trip: a new key gets exp, an existing one the later of its expiry and
+// exp, and exp 0 (no expiry, later than any) makes the key persistent.
+// ARGV[1] is exp in ms, ARGV[2] the command, the rest its arguments.
+var extendScript = redis.NewScript(`
+local existed = redis.call('EXISTS', KEYS[1])
+local exp = tonumber(ARGV[1])
+redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3))
+if exp <= 0 then
+  if existed == 1 then redis.call('PERSIST', KEYS[1]) end
+  return 1
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if existed == 0 or (ttl >= 0 and ttl < exp) then
+  redis.call('PEXPIRE', KEYS[1], exp)
+end
+return 1
+`)
+
+// --- sets ---
+
+func (r *Redis) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2+len(members))
+	args = append(args, nonNegative(exp).Milliseconds(), "SADD")
+	for _, m := range members {
+		args = append(args, m)
+	}
+	return wrapErr("sadd", extendScript.Run(ctx, r.client, []string{key}, args...).Err())
+}
+
+func (r *Redis) SRem(ctx context.Context, key string, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, len(members))
+	for i, m := range members {
+		args[i] = m
+	}
+	return wrapErr("srem", r.client.SRem(ctx, key, args...).Err())
+}
+
+func (r *Redis) SMembers(ctx context.Context, key string) ([]string, error) {
+	v, err := r.client.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, wrapErr("smembers", err)
+	}
+	return v, nil
+}
+
+// --- hashes ---
+
+func (r *Redis) HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error {
+	return wrapErr("hset", extendScript.Run(ctx, r.client, []string{key}, nonNegative(exp).Milliseconds(), "HSET", field, val).Err())
+}
+
+func (r *Redis) HDel(ctx context.Context, key string, fields ...string) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	return wrapErr("hdel", r.client.HDel(ctx, key, fields...).Err())
+}
+
+func (r *Redis) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
+	v, err := r.client.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, wrapErr("hgetall", err)
+	}
+	out := make(map[string][]byte, len(v))
+	for f, s := range v {
+		out[f] = []byte(s)
+	}
+	return out, nil
+}
+
+// --- pub/sub ---
+
+func (r *Redis) Publish(ctx context.Context, channel string, payload []byte) error {
+	return wrapErr("publish", r.client.Publish(ctx, channel, payload).Err())
+}
+
+// Subscribe returns nil when ctx is done and ErrClosed when the store is
+// closed. go-redis re-dials and re-subscribes by itself after a lost
+// connection; each confirmation after the first is such a re-subscription, and
+// calls onReconnect (messages published meanwhile were lost). If Redis is down
+// when Subscribe starts, it keeps trying rather than failing.
+func (r *Redis) Subscribe(ctx context.Context, channel string, fn func(payload []byte), onReconnect func()) error {
+	select {
+	case <-r.done:
+		return ErrClosed
+	default:
+	}
+	ps := r.client.Subscribe(ctx, channel)
+	defer ps.Close()
+	msgs := ps.ChannelWithSubscriptions()
+	confirmed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.done:
+			return ErrClosed
+		case m, ok := <-msgs:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return ErrClosed
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind != "subscribe" || m.Channel != channel {
+					continue
+				}
+				if confirmed && onReconnect != nil {
+					onReconnect()
+				}
+				confirmed = true
+			case *redis.Message:
+				fn([]byte(m.Payload))
+			}
+		}
+	}
+}
+
+func (r *Redis) Ping(ctx context.Context) error {
+	return wrapErr("ping", r.client.Ping(ctx).Err())
+}
+
+func (r *Redis) Redis() redis.UniversalClient { return r.client }
