@@ -1,0 +1,228 @@
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
+)
+
+// testKeysDir holds one key per algorithm, written by
+//
+//	go test ./internal/token -run TestWriteTestdataKeys -update
+//
+// Its kids sort as ec-1 < ed-1 < hs-1 < rsa-1.
+const testKeysDir = "testdata/keys"
+
+var updateTestdata = flag.Bool("update", false, "regenerate testdata/keys")
+
+func TestWriteTestdataKeys(t *testing.T) {
+	if !*updateTestdata {
+		t.Skip("run with -update to regenerate testdata/keys")
+	}
+	for kid, alg := range map[string]string{"ed-1": AlgEdDSA, "ec-1": AlgES256, "rsa-1": AlgRS256, "hs-1": AlgHS256} {
+		_ = os.Remove(filepath.Join(testKeysDir, kid+".pem"))
+		if _, err := GenerateKeyFile(testKeysDir, kid, alg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var kidOfAlg = map[string]string{AlgEdDSA: "ed-1", AlgES256: "ec-1", AlgRS256: "rsa-1", AlgHS256: "hs-1"}
+
+var allAlgs = []string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256}
+
+var (
+	testRingOnce sync.Once
+	testRing     *KeyRing
+	testRingErr  error
+)
+
+// loadTestRing is the testdata ring with alg's key signing.
+func loadTestRing(t testing.TB, alg string) *KeyRing {
+	t.Helper()
+	testRingOnce.Do(func() { testRing, testRingErr = LoadKeyRing(testKeysDir, "") })
+	if testRingErr != nil {
+		t.Fatalf("LoadKeyRing(%s): %v", testKeysDir, testRingErr)
+	}
+	r, err := testRing.WithSigning(kidOfAlg[alg])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fakeClock is a settable clock safe for concurrent use.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	// Mid-second on purpose: iat truncation must not hide off-by-one errors.
+	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 500_000_000, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type env struct {
+	svc   *Service
+	clock *fakeClock
+	st    *store.Memory
+	rev   *Revocations
+	ring  *KeyRing
+}
+
+type envOption func(*Config)
+
+func withCache(n int) envOption { return func(c *Config) { c.CacheSize = n } }
+
+// withFixedRand makes ids repeat, so separate processes (fuzz workers) issue
+// byte-identical tokens.
+func withFixedRand() envOption {
+	return func(c *Config) { c.Rand = fixedReader{} }
+}
+
+type fixedReader struct{}
+
+func (fixedReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return len(p), nil
+}
+
+// newEnv builds a Service over a memory store with a fake clock, signing with alg.
+func newEnv(t testing.TB, alg string, opts ...envOption) *env {
+	t.Helper()
+	clock := newFakeClock()
+	st := store.NewMemory(clock.Now)
+	t.Cleanup(func() { _ = st.Close() })
+	rev := NewRevocations(st, clock.Now, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := rev.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Clock: clock.Now, CacheSize: 100}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ring := loadTestRing(t, alg)
+	svc, err := NewService(cfg, ring, st, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{svc: svc, clock: clock, st: st, rev: rev, ring: ring}
+}
+
+var alice = Subject{UserID: "u-alice", Email: "alice@example.com", ClientID: "mobile", Roles: []string{"user"}}
+
+func (e *env) issue(t testing.TB, sub Subject) Pair {
+	t.Helper()
+	p, err := e.svc.Issue(context.Background(), sub)
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	return p
+}
+
+// claimsMap is a valid claim set for e's service at the current fake time.
+func (e *env) claimsMap() map[string]any {
+	now := e.clock.Now().Unix()
+	return map[string]any{
+		"iss": DefaultIssuer, "aud": []string{DefaultAudience}, "sub": "u-alice",
+		"client_id": "mobile", "sid": "sid-1", "jti": "jti-1",
+		"iat": now, "exp": now + 600,
+	}
+}
+
+// forge builds a token from any header and claims, signed with method and key
+// (nil method: the signature segment is sig as given).
+func forge(t testing.TB, header, claims map[string]any, method jwt.SigningMethod, key any) string {
+	t.Helper()
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing := b64(h) + "." + b64(c)
+	if method == nil {
+		return signing + "."
+	}
+	sig, err := method.Sign(signing, key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return signing + "." + b64(sig)
+}
+
+func hdr(alg, kid string) map[string]any {
+	return map[string]any{"alg": alg, "kid": kid, "typ": "at+jwt"}
+}
+
+// wantSentinel fails unless err wraps want.
+func wantSentinel(t testing.TB, err, want error) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("err = %v; want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v; want one wrapping %v", err, want)
+	}
+}
+
+// oneSentinel reports whether err wraps exactly one verification sentinel.
+func oneSentinel(err error) bool {
+	n := 0
+	for _, s := range []error{auth.ErrInvalid, auth.ErrExpired, auth.ErrRevoked} {
+		if errors.Is(err, s) {
+			n++
+		}
+	}
+	return n == 1
+}
+
+func segments(tok string) []string { return strings.Split(tok, ".") }
+
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decodeSeg(t testing.TB, seg string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

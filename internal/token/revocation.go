@@ -1,0 +1,335 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/store"
+)
+
+// Where revocations live. Each list is one hash (field = id) so an instance
+// can load it whole at start; every entry carries its own expiry because a
+// hash field has none.
+const (
+	RevocationChannel = "ts:revocations"
+	revKeyJTI         = "ts:rev:jti"
+	revKeySID         = "ts:rev:sid"
+	revKeyUser        = "ts:rev:user"
+)
+
+const (
+	kindJTI  = "jti"
+	kindSID  = "sid"
+	kindUser = "user"
+)
+
+// Timings of the background loop. The first re-sync closes the window between
+// the initial load and the subscription being confirmed by the store; the
+// periodic one is a safety net for lost messages and prunes expired entries.
+const (
+	revFirstResync = time.Second
+	revResyncEvery = time.Minute
+	revSyncTimeout = 5 * time.Second
+	revBackoffMin  = 100 * time.Millisecond
+	revBackoffMax  = 5 * time.Second
+)
+
+// revocation is both the stored hash value and the pub/sub message.
+type revocation struct {
+	Kind      string `json:"k"`
+	ID        string `json:"id"`
+	NotBefore int64  `json:"nbf,omitempty"` // unix ns, users only
+	Until     int64  `json:"until"`         // unix ns: the entry is forgotten after it
+}
+
+func revKey(kind string) string {
+	switch kind {
+	case kindJTI:
+		return revKeyJTI
+	case kindSID:
+		return revKeySID
+	default:
+		return revKeyUser
+	}
+}
+
+type userRevocation struct{ notBefore, until int64 }
+
+// Revocations mirrors the revocation lists of the store in memory. Revoking
+// applies locally at once, persists to the store and is announced on pub/sub,
+// so every instance applies it within milliseconds; the checks are map reads.
+type Revocations struct {
+	st    store.Store
+	clock func() time.Time
+	log   *slog.Logger
+
+	mu   sync.RWMutex
+	jti  map[string]int64 // until, unix ns
+	sid  map[string]int64
+	user map[string]userRevocation
+
+	started atomic.Bool
+}
+
+// NewRevocations builds an empty mirror; Start loads it. clock nil means
+// time.Now, log nil discards.
+func NewRevocations(st store.Store, clock func() time.Time, log *slog.Logger) *Revocations {
+	if clock == nil {
+		clock = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Revocations{
+		st: st, clock: clock, log: log,
+		jti:  make(map[string]int64),
+		sid:  make(map[string]int64),
+		user: make(map[string]userRevocation),
+	}
+}
+
+// ErrAlreadyStarted is returned by a second Start.
+var ErrAlreadyStarted = errors.New("token: revocations already started")
+
+// Start loads every revocation from the store, then keeps the mirror current
+// in the background until ctx is done: pub/sub messages, a re-sync whenever
+// the subscription reconnects, and a periodic re-sync. It returns once the
+// initial load is done, with its error if it failed.
+func (r *Revocations) Start(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return ErrAlreadyStarted
+	}
+	if err := r.sync(ctx); err != nil {
+		r.started.Store(false)
+		return err
+	}
+	go r.subscribe(ctx)
+	go r.resyncLoop(ctx)
+	return nil
+}
+
+func (r *Revocations) subscribe(ctx context.Context) {
+	backoff := revBackoffMin
+	for {
+		err := r.st.Subscribe(ctx, RevocationChannel, r.onMessage, func() { r.syncLogged(ctx, "reconnect") })
+		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+			return
+		}
+		if err == nil {
+			// Returned without ctx done nor an error: the store keeps the
+			// subscription by itself.
+			return
+		}
+		r.log.Warn("revocations: subscription failed, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, revBackoffMax)
+		r.syncLogged(ctx, "resubscribe")
+	}
+}
+
+func (r *Revocations) resyncLoop(ctx context.Context) {
+	t := time.NewTimer(revFirstResync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.syncLogged(ctx, "periodic")
+			t.Reset(revResyncEvery)
+		}
+	}
+}
+
+func (r *Revocations) syncLogged(ctx context.Context, why string) {
+	if err := r.sync(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("revocations: re-sync failed", "why", why, "err", err)
+	}
+}
+
+// sync merges the stored lists into the mirror (revocations are never undone,
+// so merging cannot lose one that was applied locally but not yet stored), and
+// drops expired entries from both.
+func (r *Revocations) sync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, revSyncTimeout)
+	defer cancel()
+	now := r.clock().UnixNano()
+	for _, kind := range []string{kindJTI, kindSID, kindUser} {
+		all, err := r.st.HGetAll(ctx, revKey(kind))
+		if err != nil {
+			return fmt.Errorf("token: load revocations: %w", err)
+		}
+		var stale []string
+		for id, val := range all {
+			var rv revocation
+			if json.Unmarshal(val, &rv) != nil || rv.Until <= now {
+				stale = append(stale, id)
+				continue
+			}
+			rv.Kind, rv.ID = kind, id
+			r.apply(rv)
+		}
+		if len(stale) > 0 {
+			if err := r.st.HDel(ctx, revKey(kind), stale...); err != nil {
+				r.log.Warn("revocations: pruning the store failed", "err", err)
+			}
+		}
+	}
+	r.prune(now)
+	return nil
+}
+
+func (r *Revocations) onMessage(payload []byte) {
+	var rv revocation
+	if err := json.Unmarshal(payload, &rv); err != nil || rv.ID == "" {
+		r.log.Warn("revocations: ignoring malformed message", "len", len(payload))
+		return
+	}
+	switch rv.Kind {
+	case kindJTI, kindSID, kindUser:
+		r.apply(rv)
+	default:
+		r.log.Warn("revocations: ignoring message of unknown kind", "kind", rv.Kind)
+	}
+}
+
+// apply merges rv into the mirror and returns the merged entry: the latest
+// until and, for users, the latest not-before win.
+func (r *Revocations) apply(rv revocation) revocation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch rv.Kind {
+	case kindJTI:
+		rv.Until = max(rv.Until, r.jti[rv.ID])
+		r.jti[rv.ID] = rv.Until
+	case kindSID:
+		rv.Until = max(rv.Until, r.sid[rv.ID])
+		r.sid[rv.ID] = rv.Until
+	case kindUser:
+		old := r.user[rv.ID]
+		rv.Until = max(rv.Until, old.until)
+		rv.NotBefore = max(rv.NotBefore, old.notBefore)
+		r.user[rv.ID] = userRevocation{notBefore: rv.NotBefore, until: rv.Until}
+	}
+	return rv
+}
+
+func (r *Revocations) prune(now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, until := range r.jti {
+		if until <= now {
+			delete(r.jti, id)
+		}
+	}
+	for id, until := range r.sid {
+		if until <= now {
+			delete(r.sid, id)
+		}
+	}
+	for id, u := range r.user {
+		if u.until <= now {
+			delete(r.user, id)
+		}
+	}
+}
+
+// revoke applies locally, then persists and announces. The local effect
+// stands even when the store fails; the error says others may not know yet.
+func (r *Revocations) revoke(ctx context.Context, rv revocation) error {
+	if rv.ID == "" {
+		return fmt.Errorf("token: revoke %s: empty id", rv.Kind)
+	}
+	now := r.clock()
+	ttl := time.Duration(rv.Until - now.UnixNano())
+	if ttl <= 0 {
+		return nil // whatever it would revoke has expired already
+	}
+	rv = r.apply(rv)
+	val, err := json.Marshal(rv)
+	if err != nil {
+		return fmt.Errorf("token: revoke: %w", err)
+	}
+	if err := r.st.HSet(ctx, revKey(rv.Kind), time.Duration(rv.Until-now.UnixNano()), rv.ID, val); err != nil {
+		return fmt.Errorf("token: store revocation: %w", err)
+	}
+	if err := r.st.Publish(ctx, RevocationChannel, val); err != nil {
+		return fmt.Errorf("token: announce revocation: %w", err)
+	}
+	return nil
+}
+
+// RevokeJTI revokes one access token until until (its exp is enough).
+func (r *Revocations) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
+	return r.revoke(ctx, revocation{Kind: kindJTI, ID: jti, Until: until.UnixNano()})
+}
+
+// RevokeSID revokes every token of a login until until, which must be past
+// the expiry of the longest-lived token of the family.
+func (r *Revocations) RevokeSID(ctx context.Context, sid string, until time.Time) error {
+	return r.revoke(ctx, revocation{Kind: kindSID, ID: sid, Until: until.UnixNano()})
+}
+
+// RevokeUser kills every credential of userID issued before notBefore; the
+// entry is kept until until.
+func (r *Revocations) RevokeUser(ctx context.Context, userID string, notBefore, until time.Time) error {
+	return r.revoke(ctx, revocation{Kind: kindUser, ID: userID, NotBefore: notBefore.UnixNano(), Until: until.UnixNano()})
+}
+
+// check is the hot path of VerifyAccess: the three checks under one read
+// lock and one clock reading.
+func (r *Revocations) check(jti, sid, userID string, issuedAt time.Time) error {
+	now := r.clock().UnixNano()
+	r.mu.RLock()
+	jtiUntil, jtiOK := r.jti[jti]
+	sidUntil, sidOK := r.sid[sid]
+	u, userOK := r.user[userID]
+	r.mu.RUnlock()
+	switch {
+	case jtiOK && now < jtiUntil:
+		return errJTIRevoked
+	case sidOK && now < sidUntil:
+		return errSIDRevoked
+	case userOK && now < u.until && issuedAt.UnixNano() < u.notBefore:
+		return errUserRevoked
+	}
+	return nil
+}
+
+// JTIRevoked reports whether the access token jti is revoked.
+func (r *Revocations) JTIRevoked(jti string) bool {
+	r.mu.RLock()
+	until, ok := r.jti[jti]
+	r.mu.RUnlock()
+	return ok && r.clock().UnixNano() < until
+}
+
+// SIDRevoked reports whether the login sid is revoked.
+func (r *Revocations) SIDRevoked(sid string) bool {
+	r.mu.RLock()
+	until, ok := r.sid[sid]
+	r.mu.RUnlock()
+	return ok && r.clock().UnixNano() < until
+}
+
+// UserNotBefore is the time before which userID's credentials are dead, or the
+// zero time.
+func (r *Revocations) UserNotBefore(userID string) time.Time {
+	r.mu.RLock()
+	u, ok := r.user[userID]
+	r.mu.RUnlock()
+	if !ok || r.clock().UnixNano() >= u.until {
+		return time.Time{}
+	}
+	return time.Unix(0, u.notBefore)
+}

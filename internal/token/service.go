@@ -1,0 +1,312 @@
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
+)
+
+// Config tunes a Service. Zero fields take the defaults of ConfigDefault,
+// except CacheSize, where 0 disables the cache: start from ConfigDefault.
+type Config struct {
+	Issuer     string        // iss of the tokens we issue and accept; default "http://localhost:8080"
+	Audience   string        // aud of access tokens; default "tokenshift"
+	AccessTTL  time.Duration // default 15m
+	RefreshTTL time.Duration // default 168h
+	// Leeway absorbs clock skew between instances on exp, nbf and iat;
+	// default 5s, at most 1m.
+	Leeway time.Duration
+	// MaxTokenBytes: longer bearer strings are rejected before any parsing;
+	// default 8192.
+	MaxTokenBytes int
+	// CacheSize is the number of verified tokens remembered so a repeated
+	// token skips the signature check; 0 disables the cache.
+	CacheSize int
+	Clock     func() time.Time // default time.Now
+	Rand      io.Reader        // jti, sid and refresh tokens; default crypto/rand; must be safe for concurrent use
+}
+
+// Defaults.
+const (
+	DefaultIssuer        = "http://localhost:8080"
+	DefaultAudience      = "tokenshift"
+	DefaultAccessTTL     = 15 * time.Minute
+	DefaultRefreshTTL    = 168 * time.Hour
+	DefaultLeeway        = 5 * time.Second
+	MaxLeeway            = time.Minute
+	DefaultMaxTokenBytes = 8192
+	DefaultCacheSize     = 10000
+)
+
+// ConfigDefault is the configuration with every default filled in.
+var ConfigDefault = Config{
+	Issuer:        DefaultIssuer,
+	Audience:      DefaultAudience,
+	AccessTTL:     DefaultAccessTTL,
+	RefreshTTL:    DefaultRefreshTTL,
+	Leeway:        DefaultLeeway,
+	MaxTokenBytes: DefaultMaxTokenBytes,
+	CacheSize:     DefaultCacheSize,
+	Clock:         time.Now,
+	Rand:          rand.Reader,
+}
+
+// ErrConfig is wrapped by NewService's errors.
+var ErrConfig = errors.New("token: invalid config")
+
+func (c Config) withDefaults() (Config, error) {
+	d := ConfigDefault
+	if c.Issuer == "" {
+		c.Issuer = d.Issuer
+	}
+	if c.Audience == "" {
+		c.Audience = d.Audience
+	}
+	if c.AccessTTL == 0 {
+		c.AccessTTL = d.AccessTTL
+	}
+	if c.RefreshTTL == 0 {
+		c.RefreshTTL = d.RefreshTTL
+	}
+	if c.Leeway == 0 {
+		c.Leeway = d.Leeway
+	}
+	if c.MaxTokenBytes == 0 {
+		c.MaxTokenBytes = d.MaxTokenBytes
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.Rand == nil {
+		c.Rand = d.Rand
+	}
+	switch {
+	case c.AccessTTL < 0 || c.RefreshTTL < 0:
+		return c, fmt.Errorf("%w: AccessTTL and RefreshTTL must be positive", ErrConfig)
+	case c.Leeway < 0 || c.Leeway > MaxLeeway:
+		return c, fmt.Errorf("%w: Leeway %s must be between 0 and %s", ErrConfig, c.Leeway, MaxLeeway)
+	case c.MaxTokenBytes < 0:
+		return c, fmt.Errorf("%w: MaxTokenBytes must be positive", ErrConfig)
+	case c.CacheSize < 0:
+		return c, fmt.Errorf("%w: CacheSize must not be negative (0 disables the cache)", ErrConfig)
+	}
+	return c, nil
+}
+
+// Subject is who a token pair is issued to.
+type Subject struct {
+	UserID, Email, ClientID, SID string
+	Roles                        []string
+}
+
+// Pair is what a login or a refresh hands to an app.
+type Pair struct {
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+}
+
+// Service issues and verifies access and refresh tokens.
+type Service struct {
+	cfg    Config
+	st     store.Store
+	rev    *Revocations
+	cache  *verifiedCache // nil when disabled
+	state  atomic.Pointer[ringState]
+	maxTTL time.Duration // longest lifetime of anything we issue
+}
+
+// ringState ties a ring to the parser that accepts exactly its algorithms, so
+// a ring swap can never pair a parser with another ring's keys.
+type ringState struct {
+	ring    *KeyRing
+	parser  *jwt.Parser
+	keyfunc jwt.Keyfunc
+}
+
+// NewService checks cfg and builds a Service. rev must be started (Start) by
+// the caller before tokens are verified, so revocations of other instances
+// are known.
+func NewService(cfg Config, ring *KeyRing, st store.Store, rev *Revocations) (*Service, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if ring == nil || st == nil || rev == nil {
+		return nil, fmt.Errorf("%w: ring, store and revocations are required", ErrConfig)
+	}
+	s := &Service{cfg: cfg, st: st, rev: rev, maxTTL: max(cfg.AccessTTL, cfg.RefreshTTL)}
+	if cfg.CacheSize > 0 {
+		s.cache = newVerifiedCache(cfg.CacheSize)
+	}
+	s.state.Store(s.newRingState(ring))
+	return s, nil
+}
+
+// Ring is the key ring in use.
+func (s *Service) Ring() *KeyRing { return s.state.Load().ring }
+
+// SetRing switches to another ring (key rotation). Tokens verified under the
+// old ring are forgotten, so a key dropped from the ring stops verifying at once.
+func (s *Service) SetRing(ring *KeyRing) {
+	if ring == nil {
+		return
+	}
+	s.state.Store(s.newRingState(ring))
+	if s.cache != nil {
+		s.cache.purge()
+	}
+}
+
+// Config is the effective configuration, defaults filled in.
+func (s *Service) Config() Config { return s.cfg }
+
+// Revocations is the revocation mirror the service checks.
+func (s *Service) Revocations() *Revocations { return s.rev }
+
+var (
+	errNoUser   = errors.New("token: subject has no user id")
+	errNoClient = errors.New("token: subject has no client id")
+)
+
+// Issue creates an access token and a refresh token for sub, bound to sub.SID
+// (a new sid is generated when it is empty).
+func (s *Service) Issue(ctx context.Context, sub Subject) (Pair, error) {
+	if sub.SID == "" {
+		sid, err := s.randomString(16)
+		if err != nil {
+			return Pair{}, err
+		}
+		sub.SID = sid
+	}
+	if err := s.checkSubject(sub); err != nil {
+		return Pair{}, err
+	}
+	now := s.cfg.Clock()
+	access, accessExp, err := s.signAccess(sub, now, s.cfg.AccessTTL, s.cfg.Audience)
+	if err != nil {
+		return Pair{}, err
+	}
+	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now)
+	if err != nil {
+		return Pair{}, err
+	}
+	return Pair{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: refresh, RefreshExpiresAt: refreshExp}, nil
+}
+
+// IssueAccess signs a lone access token, e.g. for an upstream service:
+// ttl 0 means AccessTTL, audience "" the configured audience. VerifyAccess
+// only accepts the configured audience.
+func (s *Service) IssueAccess(sub Subject, ttl time.Duration, audience string) (string, time.Time, error) {
+	if ttl == 0 {
+		ttl = s.cfg.AccessTTL
+	}
+	// Revoking a sid or user lasts maxTTL, so nothing may outlive it.
+	if ttl < 0 || ttl > s.maxTTL {
+		return "", time.Time{}, fmt.Errorf("token: access ttl %s must be between 0 and %s", ttl, s.maxTTL)
+	}
+	if audience == "" {
+		audience = s.cfg.Audience
+	}
+	if err := s.checkSubject(sub); err != nil {
+		return "", time.Time{}, err
+	}
+	return s.signAccess(sub, s.cfg.Clock(), ttl, audience)
+}
+
+func (s *Service) checkSubject(sub Subject) error {
+	switch {
+	case sub.UserID == "":
+		return errNoUser
+	case sub.ClientID == "":
+		return errNoClient
+	case sub.SID != "" && s.rev.SIDRevoked(sub.SID):
+		return fmt.Errorf("token: issue for sid: %w", auth.ErrRevoked)
+	}
+	return nil
+}
+
+func (s *Service) signAccess(sub Subject, now time.Time, ttl time.Duration, audience string) (string, time.Time, error) {
+	jti, err := s.randomString(16)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := now.Add(ttl).Truncate(time.Second)
+	claims := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Subject:   sub.UserID,
+			Audience:  jwt.ClaimStrings{audience},
+			ExpiresAt: &jwt.NumericDate{Time: exp},
+			IssuedAt:  &jwt.NumericDate{Time: s.issuedAt(sub.UserID, now)},
+			ID:        jti,
+		},
+		ClientID: sub.ClientID,
+		SID:      sub.SID,
+		Email:    sub.Email,
+		Roles:    sub.Roles,
+	}
+	key := s.Ring().SigningKey()
+	t := jwt.NewWithClaims(key.method, claims)
+	t.Header["typ"] = "at+jwt"
+	t.Header["kid"] = key.kid
+	signed, err := t.SignedString(key.signer)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("token: sign: %w", err)
+	}
+	return signed, exp, nil
+}
+
+// issuedAt is the iat for a token issued now. iat has whole seconds, and a
+// token is revoked when iat < the user's not-before; a user revoked at 12.3s
+// and logging in again at 12.8s would get iat 12s and a dead token, so such a
+// token is dated to the next second instead (well inside the verifiers' leeway).
+func (s *Service) issuedAt(userID string, now time.Time) time.Time {
+	iat := now.Truncate(time.Second)
+	if nb := s.rev.UserNotBefore(userID); iat.Before(nb) && !now.Before(nb) {
+		iat = iat.Add(time.Second)
+	}
+	return iat
+}
+
+func (s *Service) randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return "", fmt.Errorf("token: random source: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// RevokeFamily revokes every access and refresh token of sid, on every instance.
+func (s *Service) RevokeFamily(ctx context.Context, sid string) error {
+	if sid == "" {
+		return fmt.Errorf("token: revoke family: empty sid")
+	}
+	return s.rev.RevokeSID(ctx, sid, s.revocationUntil())
+}
+
+// RevokeUser revokes every access and refresh token of userID issued until
+// now, on every instance (log out everywhere, password change, suspension).
+func (s *Service) RevokeUser(ctx context.Context, userID string) error {
+	if userID == "" {
+		return fmt.Errorf("token: revoke user: empty user id")
+	}
+	return s.rev.RevokeUser(ctx, userID, s.cfg.Clock(), s.revocationUntil())
+}
+
+// revocationUntil is when nothing issued before now can still be valid, so a
+// revocation entry can be forgotten.
+func (s *Service) revocationUntil() time.Time {
+	return s.cfg.Clock().Add(s.maxTTL + s.cfg.Leeway)
+}

@@ -1,0 +1,146 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// Verification failures. They are built once so a flood of bad tokens costs
+// no allocation for the error; each wraps one of the auth sentinels.
+var (
+	errEmptyToken   = fmt.Errorf("token: %w: empty", auth.ErrInvalid)
+	errTooLong      = fmt.Errorf("token: %w: longer than the maximum size", auth.ErrInvalid)
+	errNoKID        = errors.New("no kid header")
+	errUnknownKID   = errors.New("kid not in the key ring")
+	errAlgMismatch  = errors.New("alg differs from the key's algorithm")
+	errBadTyp       = errors.New("typ is not at+jwt")
+	errCrit         = errors.New("crit header not understood")
+	errMissingClaim = fmt.Errorf("token: %w: missing one of sub, client_id, sid, jti, iat", auth.ErrInvalid)
+	errJTIRevoked   = fmt.Errorf("token: %w: token revoked", auth.ErrRevoked)
+	errSIDRevoked   = fmt.Errorf("token: %w: login revoked", auth.ErrRevoked)
+	errUserRevoked  = fmt.Errorf("token: %w: user's tokens revoked", auth.ErrRevoked)
+)
+
+func (s *Service) newRingState(ring *KeyRing) *ringState {
+	rs := &ringState{ring: ring}
+	rs.parser = jwt.NewParser(
+		// The ring's algorithms; lookupKey then holds each token to its key's own.
+		jwt.WithValidMethods(ring.Algorithms()),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithAudience(s.cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(s.cfg.Leeway),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(s.cfg.Clock),
+	)
+	rs.keyfunc = rs.lookupKey
+	return rs
+}
+
+// lookupKey runs on the decoded but unverified header. Only kid, alg, typ and
+// crit are read: jku, x5u, jwk and x5c would let the token choose its own key.
+func (rs *ringState) lookupKey(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" {
+		return nil, errNoKID
+	}
+	k := rs.ring.keys[kid]
+	if k == nil {
+		return nil, errUnknownKID
+	}
+	if t.Method == nil || t.Method.Alg() != k.alg {
+		return nil, errAlgMismatch
+	}
+	if typ, _ := t.Header["typ"].(string); !isAccessTyp(typ) {
+		return nil, errBadTyp
+	}
+	// RFC 7515 §4.1.11: extensions listed in crit must be understood; we
+	// understand none.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCrit
+	}
+	return k.verify, nil
+}
+
+// isAccessTyp accepts the RFC 9068 media type, with or without the
+// "application/" prefix, in any case (RFC 7515 §4.1.9).
+func isAccessTyp(typ string) bool {
+	return strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
+}
+
+// VerifyAccess checks an access token and returns its claims. It does no I/O:
+// the signature (or the cache of tokens already verified), the claims, and the
+// in-memory revocation mirror. Every error wraps auth.ErrInvalid,
+// auth.ErrExpired or auth.ErrRevoked. The returned Claims is the caller's to
+// keep, but its Roles slice is shared and must not be modified.
+func (s *Service) VerifyAccess(raw string) (*Claims, error) {
+	if raw == "" {
+		return nil, errEmptyToken
+	}
+	if len(raw) > s.cfg.MaxTokenBytes {
+		return nil, errTooLong
+	}
+	if s.cache != nil {
+		if c, ok := s.cache.get(raw, s.cfg.Clock()); ok {
+			if err := s.checkRevoked(c); err != nil {
+				return nil, err
+			}
+			cp := *c
+			return &cp, nil
+		}
+	}
+	rs := s.state.Load()
+	c := new(Claims)
+	if _, err := rs.parser.ParseWithClaims(raw, c, rs.keyfunc); err != nil {
+		return nil, classify(err)
+	}
+	if c.Subject == "" || c.ClientID == "" || c.SID == "" || c.ID == "" || c.IssuedAt == nil {
+		return nil, errMissingClaim
+	}
+	if s.cache != nil {
+		// Cached before the revocation check: revocation is checked on every
+		// hit anyway, and a replayed revoked token then costs no signature check.
+		s.cache.put(raw, c)
+		cp := *c
+		c = &cp
+	}
+	if err := s.checkRevoked(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Service) checkRevoked(c *Claims) error {
+	return s.rev.check(c.ID, c.SID, c.Subject, c.IssuedAt.Time)
+}
+
+// notOnlyExpired lists the parser failures that make a token invalid even
+// when it is also expired: only a genuine token past its exp is "expired".
+var notOnlyExpired = []error{
+	jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenSignatureInvalid,
+	jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenInvalidAudience, jwt.ErrTokenInvalidIssuer,
+	jwt.ErrTokenInvalidSubject, jwt.ErrTokenNotValidYet, jwt.ErrTokenUsedBeforeIssued,
+	jwt.ErrTokenInvalidId, jwt.ErrInvalidType,
+}
+
+func classify(err error) error {
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		expiredOnly := true
+		for _, other := range notOnlyExpired {
+			if errors.Is(err, other) {
+				expiredOnly = false
+				break
+			}
+		}
+		if expiredOnly {
+			return fmt.Errorf("token: %w: %v", auth.ErrExpired, err)
+		}
+	}
+	return fmt.Errorf("token: %w: %v", auth.ErrInvalid, err)
+}
