@@ -1,0 +1,155 @@
+package featureflags_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+)
+
+func ExampleState_Decide() {
+	sunset := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	deprecated := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	s := featureflags.State{
+		Phase:        featureflags.PhasePreferJWT,
+		Clients:      map[string]featureflags.ClientRule{"mobile": {Phase: featureflags.PhaseJWTOnly}},
+		Sunset:       &sunset,
+		DeprecatedAt: &deprecated,
+		DocsURL:      "https://docs.example.com/jwt",
+	}
+
+	web := s.Decide("web", "alice")
+	fmt.Println(web.Phase, "session:", web.AcceptSession, "tokens:", web.AcceptTokens)
+	fmt.Println("Deprecation:", web.DeprecationHeader)
+	fmt.Println("Sunset:", web.SunsetHeader)
+	fmt.Println("Link:", web.LinkHeader)
+
+	mobile := s.Decide("mobile", "alice")
+	fmt.Println(mobile.Phase, "session:", mobile.AcceptSession, "tokens:", mobile.AcceptTokens)
+	// Output:
+	// prefer-jwt session: true tokens: true
+	// Deprecation: @1780272000
+	// Sunset: Thu, 31 Dec 2026 00:00:00 GMT
+	// Link: <https://docs.example.com/jwt>; rel="deprecation"; type="text/html"
+	// jwt-only session: false tokens: true
+}
+
+func ExampleState_Decide_rollout() {
+	s := featureflags.State{Phase: featureflags.PhaseRetiring, Rollout: 30, RolloutSeed: "wave-1", ExemptClients: []string{"kiosk"}}
+	in := 0
+	for i := range 1000 {
+		if !s.Decide("web", fmt.Sprintf("user-%d", i)).AcceptSession {
+			in++
+		}
+	}
+	fmt.Printf("about 30%% of users lose sessions: %v\n", in > 250 && in < 350)
+	fmt.Println("exempt client keeps them:", s.Decide("kiosk", "user-1").AcceptSession)
+	// Output:
+	// about 30% of users lose sessions: true
+	// exempt client keeps them: true
+}
+
+func ExampleManager_Apply() {
+	ctx := context.Background()
+	usage := func(ctx context.Context, clients []string, window time.Duration) (featureflags.GuardFigures, error) {
+		// In the service this reads the usage counters; here 4% of the
+		// requests of the affected clients still use sessions.
+		return featureflags.GuardFigures{SessionRequests: 40, TotalRequests: 1000, SessionShare: 0.04}, nil
+	}
+	m, err := featureflags.NewManager(ctx, featureflags.Options{
+		Initial:      featureflags.State{Phase: featureflags.PhaseDual},
+		KnownClients: []string{"web", "mobile"},
+		Guard:        usage,
+		Clock:        func() time.Time { return time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	cur := m.Flags().Current()
+	next := cur.Clone()
+	next.Clients["mobile"] = featureflags.ClientRule{Phase: featureflags.PhaseJWTOnly}
+	c := featureflags.Change{Expect: cur.Version, Next: next, Actor: "ops@example.com"}
+
+	_, err = m.Apply(ctx, c)
+	var refused *featureflags.GuardError
+	if errors.As(err, &refused) {
+		fmt.Printf("refused: %.0f%% sessions on %v, max %.0f%%\n",
+			refused.Figures.SessionShare*100, refused.Figures.Clients, refused.Figures.MaxShare*100)
+	}
+
+	c.Force, c.Reason = true, "remaining sessions are a test rig"
+	applied, err := m.Apply(ctx, c)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("version", applied.Version, "mobile:", m.Flags().Decide("mobile", "alice").Phase)
+
+	// Someone else working from the old version is stopped.
+	_, err = m.Apply(ctx, featureflags.Change{Expect: cur.Version, Next: cur.Clone(), Actor: "bob"})
+	fmt.Println(errors.Is(err, featureflags.ErrVersionConflict))
+	// Output:
+	// refused: 4% sessions on [mobile], max 1%
+	// version 2 mobile: jwt-only
+	// true
+}
+
+func ExampleManager_Rollback() {
+	ctx := context.Background()
+	m, err := featureflags.NewManager(ctx, featureflags.Options{
+		Backend:      featureflags.NewMemoryBackend(),
+		Initial:      featureflags.State{Phase: featureflags.PhaseDual},
+		KnownClients: []string{"web"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cur := m.Flags().Current()
+	next := cur.Clone()
+	next.Phase = featureflags.PhaseRetiring
+	next.Rollout = 5
+	if _, err := m.Apply(ctx, featureflags.Change{Expect: cur.Version, Next: next, Actor: "ops", Reason: "first wave"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	back, err := m.Rollback(ctx, "ops", "support tickets")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("version", back.Version, "phase", back.Phase)
+
+	entries, _ := m.Audit(ctx, 0)
+	for _, e := range entries {
+		fmt.Println(e.Action, e.From.Version, "->", e.To.Version, e.Reason)
+	}
+	// Output:
+	// version 3 phase dual
+	// rollback 2 -> 3 support tickets
+	// set 1 -> 2 first wave
+	// init 0 -> 1 seeded from configuration
+}
+
+func ExampleManager_ReloadStatic() {
+	m, err := featureflags.NewManager(context.Background(), featureflags.Options{
+		Initial: featureflags.State{Phase: featureflags.PhaseDual}, // from the config file
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The config file changed: the binary hands the new settings over.
+	if err := m.ReloadStatic(featureflags.State{Phase: featureflags.PhasePreferJWT}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(m.Flags().Current().Version, m.Flags().Decide("web", "alice").Phase)
+	// Output:
+	// 2 prefer-jwt
+}
