@@ -42,6 +42,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// Extra holds figures the client can act on (a guard refusal's usage
+	// numbers, a rate limit's retry delay); they become extension members of
+	// the problem+json body.
+	Extra map[string]any
 }
 
 func (e *Error) Error() string {

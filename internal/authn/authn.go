@@ -1,0 +1,123 @@
+// Package authn is the dual-credential authentication middleware: it extracts
+// every credential a request carries (session cookie, Authorization: Bearer,
+// JWT cookie), verifies each, asks the migration flags what this client and user
+// may use, records one usage event, and stores a single auth.Principal for the
+// handlers, which never care which scheme was used.
+package authn
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// SessionVerifier resolves a session cookie value. Errors wrap auth.ErrInvalid,
+// auth.ErrExpired, auth.ErrRevoked or auth.ErrUnavailable.
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, cookieValue string) (*auth.Principal, error)
+}
+
+// TokenVerifier verifies a JWT access token without I/O. Errors wrap
+// auth.ErrInvalid, auth.ErrExpired or auth.ErrRevoked.
+type TokenVerifier interface {
+	VerifyToken(raw string) (*auth.Principal, error)
+}
+
+// Decider answers what a client and user may use under the current phase.
+type Decider interface {
+	Decide(clientID, userID string) featureflags.Decision
+}
+
+// Recorder counts one authentication outcome; it must not block or allocate.
+type Recorder interface {
+	Record(scheme auth.Scheme, clientID, userID string, outcome auth.Outcome)
+}
+
+// CSRFChecker validates the CSRF token and origin of a cookie-authenticated
+// unsafe request. It returns an *auth.Error with CodeCSRF on failure.
+type CSRFChecker interface {
+	CheckCSRF(c *fiber.Ctx, p *auth.Principal) error
+}
+
+// Config configures the middleware. Zero values take the documented defaults.
+type Config struct {
+	// Next skips the middleware when it returns true.
+	Next func(c *fiber.Ctx) bool
+
+	// Sessions and Tokens verify credentials. A nil verifier means that scheme
+	// is never accepted.
+	Sessions SessionVerifier
+	Tokens   TokenVerifier
+
+	// Flags decides per client and user; nil means every credential is accepted
+	// and nothing is deprecated (phase dual).
+	Flags Decider
+
+	// Usage receives one event per request that carried a credential; nil = off.
+	Usage Recorder
+
+	// CSRF checks cookie-authenticated unsafe requests; nil = no check.
+	CSRF CSRFChecker
+
+	// SessionCookie and AccessCookie are the cookie names (with any __Host-
+	// prefix already applied). Default "ts_session" and "ts_access".
+	SessionCookie string
+	AccessCookie  string
+
+	// Optional lets requests without any credential through with no principal.
+	// Requests carrying a bad credential are still refused.
+	Optional bool
+
+	// AllowRetiredSession lets a session the phase no longer accepts through
+	// when the phase still allows exchanging it for tokens (POST /auth/exchange).
+	AllowRetiredSession bool
+
+	// Shadow verifies every credential present even when one already decided,
+	// and counts disagreements through OnShadowMismatch (phases dual and
+	// prefer-jwt). Off by default.
+	Shadow           bool
+	OnShadowMismatch func(c *fiber.Ctx, kind string)
+
+	// ErrorHandler turns an authentication failure (an *auth.Error) into a
+	// response. Default: the error is returned to Fiber's error handler.
+	ErrorHandler fiber.ErrorHandler
+}
+
+// ConfigDefault holds the defaults applied to zero fields.
+var ConfigDefault = Config{
+	SessionCookie: "ts_session",
+	AccessCookie:  "ts_access",
+	ErrorHandler:  func(_ *fiber.Ctx, err error) error { return err },
+}
+
+func configDefault(config ...Config) Config {
+	if len(config) < 1 {
+		return ConfigDefault
+	}
+	cfg := config[0]
+	if cfg.SessionCookie == "" {
+		cfg.SessionCookie = ConfigDefault.SessionCookie
+	}
+	if cfg.AccessCookie == "" {
+		cfg.AccessCookie = ConfigDefault.AccessCookie
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = ConfigDefault.ErrorHandler
+	}
+	return cfg
+}
+
+type principalKey struct{}
+
+// Principal returns the authenticated principal of the request, or nil.
+func Principal(c *fiber.Ctx) *auth.Principal {
+	p, _ := c.Locals(principalKey{}).(*auth.Principal)
+	return p
+}
+
+// SetPrincipal stores p as the request's principal (used by the middleware and
+// by tests of handlers).
+func SetPrincipal(c *fiber.Ctx, p *auth.Principal) { c.Locals(principalKey{}, p) }

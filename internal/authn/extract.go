@@ -1,0 +1,73 @@
+package authn
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Credentials are the raw credentials a request carries. Extraction does no I/O
+// and no verification.
+type Credentials struct {
+	Session string
+	Bearer  string
+	// BearerMalformed: an Authorization header claimed the Bearer scheme but
+	// carried no single token (RFC 6750 section 2.1 syntax).
+	BearerMalformed bool
+	JWTCookie       string
+}
+
+// Any reports whether the request carries at least one credential.
+func (cr *Credentials) Any() bool {
+	return cr.Session != "" || cr.Bearer != "" || cr.BearerMalformed || cr.JWTCookie != ""
+}
+
+// Extract reads the credentials of a request. Credentials are never read from
+// the URL or the body.
+func Extract(c *fiber.Ctx, sessionCookie, accessCookie string) Credentials {
+	var cr Credentials
+	cr.Session = c.Cookies(sessionCookie)
+	cr.JWTCookie = c.Cookies(accessCookie)
+	cr.Bearer, cr.BearerMalformed = ParseBearer(c.Get(fiber.HeaderAuthorization))
+	return cr
+}
+
+// ParseBearer extracts the token of an Authorization header value. The scheme
+// name is case-insensitive (RFC 9110 section 11.1); other schemes (Basic, ...)
+// are not ours and yield ("", false). A Bearer header whose token is empty or
+// contains characters outside RFC 6750's b64token is malformed.
+func ParseBearer(h string) (token string, malformed bool) {
+	if len(h) < 6 || !strings.EqualFold(h[:6], "bearer") {
+		return "", false
+	}
+	if len(h) == 6 {
+		return "", true
+	}
+	if h[6] != ' ' {
+		return "", false // e.g. "BearerX": another scheme name
+	}
+	tok := strings.TrimLeft(h[7:], " ")
+	if tok == "" {
+		return "", true
+	}
+	for i := 0; i < len(tok); i++ {
+		if !isB64Token(tok[i]) {
+			return "", true
+		}
+	}
+	return tok, false
+}
+
+// isB64Token accepts RFC 6750's b64token alphabet: ALPHA / DIGIT / "-" / "."
+// / "_" / "~" / "+" / "/" and "=" padding.
+func isB64Token(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	case b == '-', b == '.', b == '_', b == '~', b == '+', b == '/':
+		return true
+	case b == '=':
+		return true // padding; position is not worth enforcing, the JWT parser rejects it
+	}
+	return false
+}

@@ -1,0 +1,243 @@
+package authn
+
+import (
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// Precomputed so a failing request allocates no header strings.
+const (
+	wwwAuthBearer        = `Bearer`
+	wwwAuthInvalidToken  = `Bearer error="invalid_token"`
+	wwwAuthInvalidReqest = `Bearer error="invalid_request"`
+)
+
+// verified is the result of one credential.
+type verified struct {
+	scheme auth.Scheme
+	p      *auth.Principal
+	err    error
+}
+
+// New returns the authentication middleware.
+func New(config ...Config) fiber.Handler {
+	cfg := configDefault(config...)
+	return func(c *fiber.Ctx) error {
+		if cfg.Next != nil && cfg.Next(c) {
+			return c.Next()
+		}
+		cr := Extract(c, cfg.SessionCookie, cfg.AccessCookie)
+		if !cr.Any() {
+			if cfg.Optional {
+				return c.Next()
+			}
+			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthBearer)
+			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeUnauthenticated, "authentication required: send a session cookie or an Authorization: Bearer access token"))
+		}
+		if cr.BearerMalformed {
+			cfg.record(auth.SchemeBearer, nil, auth.OutcomeInvalid)
+			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthInvalidReqest)
+			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeInvalidToken, "the Authorization header must be \"Bearer <token>\""))
+		}
+
+		// Verify in priority order: an explicit bearer header first, then the
+		// JWT cookie, then the session. Each absent credential is skipped.
+		var results [3]verified
+		n := 0
+		if cr.Bearer != "" {
+			results[n] = cfg.verifyToken(auth.SchemeBearer, cr.Bearer)
+			n++
+		}
+		if cr.JWTCookie != "" {
+			results[n] = cfg.verifyToken(auth.SchemeJWTCookie, cr.JWTCookie)
+			n++
+		}
+		if cr.Session != "" {
+			results[n] = cfg.verifySession(c, cr.Session)
+			n++
+		}
+		return cfg.decide(c, results[:n])
+	}
+}
+
+func (cfg *Config) verifyToken(s auth.Scheme, raw string) verified {
+	if cfg.Tokens == nil {
+		return verified{scheme: s, err: auth.ErrInvalid}
+	}
+	p, err := cfg.Tokens.VerifyToken(raw)
+	if err == nil {
+		p.Scheme = s
+	}
+	return verified{scheme: s, p: p, err: err}
+}
+
+func (cfg *Config) verifySession(c *fiber.Ctx, raw string) verified {
+	if cfg.Sessions == nil {
+		return verified{scheme: auth.SchemeSession, err: auth.ErrInvalid}
+	}
+	p, err := cfg.Sessions.VerifySession(c.UserContext(), raw)
+	if err == nil {
+		p.Scheme = auth.SchemeSession
+	}
+	return verified{scheme: auth.SchemeSession, p: p, err: err}
+}
+
+func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
+	// A store outage is not the client's fault and must not look like a bad
+	// credential: 503, whatever else the request carried.
+	for i := range results {
+		if errors.Is(results[i].err, auth.ErrUnavailable) {
+			cfg.record(results[i].scheme, nil, auth.OutcomeUnavailable)
+			return cfg.ErrorHandler(c, auth.Wrap(results[i].err, auth.CodeStoreUnavailable, "the credential store is unavailable; retry shortly"))
+		}
+	}
+
+	// An explicit bearer header that fails is an error even if a cookie would
+	// have worked: the client chose that credential (RFC 6750 section 3.1).
+	if results[0].scheme == auth.SchemeBearer && results[0].err != nil {
+		return cfg.reject(c, results[0])
+	}
+
+	var chosen *verified
+	for i := range results {
+		r := &results[i]
+		if r.err != nil {
+			continue // a stale cookie next to a valid credential is ignored
+		}
+		if chosen == nil {
+			chosen = r
+			continue
+		}
+		if r.p.UserID != chosen.p.UserID {
+			cfg.record(auth.SchemeNone, nil, auth.OutcomeConflict)
+			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeCredentialConflict, "the request carries valid credentials of two different users; send one"))
+		}
+		if cfg.Shadow && cfg.OnShadowMismatch != nil && r.p.ClientID != chosen.p.ClientID {
+			cfg.OnShadowMismatch(c, "client")
+		}
+	}
+	if chosen == nil {
+		return cfg.reject(c, results[0])
+	}
+	if cfg.Shadow && cfg.OnShadowMismatch != nil {
+		for i := range results {
+			if results[i].err != nil {
+				cfg.OnShadowMismatch(c, auth.OutcomeOf(results[i].err).String())
+			}
+		}
+	}
+
+	p := chosen.p
+	dec := cfg.decision(p)
+	if p.Scheme == auth.SchemeSession && !dec.AcceptSession {
+		// A valid token on the same request still gets through; only a
+		// session-only request is refused by the phase.
+		if alt := firstToken(results); alt != nil && dec.AcceptTokens {
+			p = alt.p
+		} else if !(cfg.AllowRetiredSession && dec.AllowExchange) {
+			cfg.record(auth.SchemeSession, p, auth.OutcomeRetired)
+			return cfg.ErrorHandler(c, &auth.Error{Code: auth.CodeSessionRetired, Message: retiredDetail(dec)})
+		}
+	}
+	if p.Scheme.IsToken() && !dec.AcceptTokens {
+		cfg.record(p.Scheme, p, auth.OutcomeInvalid)
+		if p.Scheme == auth.SchemeBearer {
+			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthInvalidToken)
+		}
+		return cfg.ErrorHandler(c, auth.Errorf(auth.CodeInvalidToken, "access tokens are not accepted for this client in phase %s; use the session", dec.Phase))
+	}
+
+	if p.Scheme.IsCookie() && cfg.CSRF != nil && !isSafe(c.Method()) {
+		if err := cfg.CSRF.CheckCSRF(c, p); err != nil {
+			return cfg.ErrorHandler(c, err)
+		}
+	}
+
+	if p.Scheme == auth.SchemeSession && dec.Deprecate {
+		h := &c.Response().Header
+		if dec.DeprecationHeader != "" {
+			h.Set("Deprecation", dec.DeprecationHeader)
+		}
+		if dec.SunsetHeader != "" {
+			h.Set("Sunset", dec.SunsetHeader)
+		}
+		if dec.LinkHeader != "" {
+			h.Add(fiber.HeaderLink, dec.LinkHeader)
+		}
+	}
+
+	cfg.record(p.Scheme, p, auth.OutcomeAccepted)
+	SetPrincipal(c, p)
+	return c.Next()
+}
+
+func (cfg *Config) reject(c *fiber.Ctx, r verified) error {
+	outcome := auth.OutcomeOf(r.err)
+	cfg.record(r.scheme, nil, outcome)
+	if r.scheme == auth.SchemeSession {
+		msg := "the session is not valid; log in again"
+		if outcome == auth.OutcomeExpired {
+			msg = "the session has expired; log in again"
+		}
+		return cfg.ErrorHandler(c, auth.Wrap(r.err, auth.CodeInvalidSession, msg))
+	}
+	if r.scheme == auth.SchemeBearer {
+		c.Set(fiber.HeaderWWWAuthenticate, wwwAuthInvalidToken)
+	}
+	msg := "the access token is not valid"
+	switch outcome {
+	case auth.OutcomeExpired:
+		msg = "the access token has expired; refresh it"
+	case auth.OutcomeRevoked:
+		msg = "the access token has been revoked; log in again"
+	}
+	return cfg.ErrorHandler(c, auth.Wrap(r.err, auth.CodeInvalidToken, msg))
+}
+
+func (cfg *Config) decision(p *auth.Principal) featureflags.Decision {
+	if cfg.Flags == nil {
+		return featureflags.Decision{Phase: featureflags.PhaseDual, IssueSession: true, IssueTokens: true, AcceptSession: true, AcceptTokens: true, AllowExchange: true}
+	}
+	return cfg.Flags.Decide(p.ClientID, p.UserID)
+}
+
+// record attributes failures without a trusted principal to the unknown client:
+// nothing the request says about its client is believed.
+func (cfg *Config) record(s auth.Scheme, p *auth.Principal, o auth.Outcome) {
+	if cfg.Usage == nil {
+		return
+	}
+	if p == nil {
+		cfg.Usage.Record(s, auth.ClientUnknown, "", o)
+		return
+	}
+	cfg.Usage.Record(s, p.ClientID, p.UserID, o)
+}
+
+func firstToken(results []verified) *verified {
+	for i := range results {
+		if results[i].err == nil && results[i].scheme.IsToken() {
+			return &results[i]
+		}
+	}
+	return nil
+}
+
+func retiredDetail(dec featureflags.Decision) string {
+	if dec.AllowExchange {
+		return "sessions are retired for this client (phase " + dec.Phase.String() + "): exchange the session for tokens with POST /auth/exchange, or log in again to receive tokens"
+	}
+	return "sessions are retired for this client (phase " + dec.Phase.String() + "): log in again to receive tokens"
+}
+
+func isSafe(method string) bool {
+	switch method {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions, fiber.MethodTrace:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,317 @@
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// fakeVerifier maps raw credential strings to principals or errors.
+type fakeVerifier map[string]any
+
+func (f fakeVerifier) lookup(raw string) (*auth.Principal, error) {
+	switch v := f[raw].(type) {
+	case *auth.Principal:
+		cp := *v
+		return &cp, nil
+	case error:
+		return nil, v
+	}
+	return nil, fmt.Errorf("unknown: %w", auth.ErrInvalid)
+}
+
+func (f fakeVerifier) VerifySession(_ context.Context, raw string) (*auth.Principal, error) {
+	return f.lookup(raw)
+}
+func (f fakeVerifier) VerifyToken(raw string) (*auth.Principal, error) { return f.lookup(raw) }
+
+type phaseDecider featureflags.Decision
+
+func (d phaseDecider) Decide(string, string) featureflags.Decision { return featureflags.Decision(d) }
+
+type event struct {
+	scheme  auth.Scheme
+	client  string
+	outcome auth.Outcome
+}
+
+type recorder struct{ events []event }
+
+func (r *recorder) Record(s auth.Scheme, client, _ string, o auth.Outcome) {
+	r.events = append(r.events, event{s, client, o})
+}
+
+var (
+	alice = &auth.Principal{UserID: "u-alice", Email: "alice@example.com", ClientID: "web", SID: "sid-a"}
+	bob   = &auth.Principal{UserID: "u-bob", Email: "bob@example.com", ClientID: "mobile", SID: "sid-b"}
+
+	dual     = phaseDecider{Phase: featureflags.PhaseDual, AcceptSession: true, AcceptTokens: true, AllowExchange: true}
+	legacy   = phaseDecider{Phase: featureflags.PhaseLegacy, AcceptSession: true}
+	jwtOnly  = phaseDecider{Phase: featureflags.PhaseJWTOnly, AcceptTokens: true}
+	retiring = phaseDecider{Phase: featureflags.PhaseRetiring, AcceptTokens: true, AllowExchange: true}
+	prefer   = phaseDecider{Phase: featureflags.PhasePreferJWT, AcceptSession: true, AcceptTokens: true, AllowExchange: true, Deprecate: true,
+		DeprecationHeader: "@1767225600", SunsetHeader: "Wed, 30 Jun 2027 00:00:00 GMT", LinkHeader: `<https://docs.example/m>; rel="deprecation"; type="text/html"`}
+)
+
+func newApp(cfg Config) *fiber.App {
+	app := fiber.New(fiber.Config{ErrorHandler: func(c *fiber.Ctx, err error) error {
+		code := auth.ErrorCode(err)
+		status := 401
+		switch code {
+		case auth.CodeStoreUnavailable:
+			status = 503
+		case auth.CodeCSRF:
+			status = 403
+		}
+		return c.Status(status).JSON(fiber.Map{"code": code})
+	}})
+	app.All("/me", New(cfg), func(c *fiber.Ctx) error {
+		p := Principal(c)
+		if p == nil {
+			return c.JSON(fiber.Map{"anonymous": true})
+		}
+		return c.JSON(fiber.Map{"user_id": p.UserID, "scheme": p.Scheme.String(), "client_id": p.ClientID})
+	})
+	return app
+}
+
+func TestMiddleware(t *testing.T) {
+	sessions := fakeVerifier{
+		"s-alice":   alice,
+		"s-bob":     bob,
+		"s-expired": fmt.Errorf("idle: %w", auth.ErrExpired),
+		"s-down":    fmt.Errorf("redis: %w", auth.ErrUnavailable),
+	}
+	tokens := fakeVerifier{
+		"t-alice":   alice,
+		"t-bob":     bob,
+		"t-revoked": fmt.Errorf("jti: %w", auth.ErrRevoked),
+		"t-expired": fmt.Errorf("exp: %w", auth.ErrExpired),
+	}
+	tests := []struct {
+		name       string
+		flags      Decider
+		session    string
+		bearer     string // full Authorization header
+		jwtCookie  string
+		optional   bool
+		wantStatus int
+		wantCode   auth.Code
+		wantScheme string
+		wantUser   string
+		wantWWW    string
+		wantEvent  *event
+	}{
+		{name: "no credential", flags: dual, wantStatus: 401, wantCode: auth.CodeUnauthenticated, wantWWW: "Bearer"},
+		{name: "no credential optional", flags: dual, optional: true, wantStatus: 200},
+		{name: "session", flags: dual, session: "s-alice", wantStatus: 200, wantScheme: "session", wantUser: "u-alice",
+			wantEvent: &event{auth.SchemeSession, "web", auth.OutcomeAccepted}},
+		{name: "bearer", flags: dual, bearer: "Bearer t-alice", wantStatus: 200, wantScheme: "bearer", wantUser: "u-alice",
+			wantEvent: &event{auth.SchemeBearer, "web", auth.OutcomeAccepted}},
+		{name: "bearer scheme case-insensitive", flags: dual, bearer: "bEaReR t-alice", wantStatus: 200, wantScheme: "bearer"},
+		{name: "jwt cookie", flags: dual, jwtCookie: "t-alice", wantStatus: 200, wantScheme: "jwt_cookie",
+			wantEvent: &event{auth.SchemeJWTCookie, "web", auth.OutcomeAccepted}},
+		{name: "basic auth is not ours", flags: dual, bearer: "Basic YTpi", wantStatus: 401, wantCode: auth.CodeUnauthenticated},
+		{name: "bearer without token", flags: dual, bearer: "Bearer", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_request"`},
+		{name: "bearer with space in token", flags: dual, bearer: "Bearer a b", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "bearer garbage", flags: dual, bearer: "Bearer zzz", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_token"`,
+			wantEvent: &event{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeInvalid}},
+		{name: "bearer revoked", flags: dual, bearer: "Bearer t-revoked", wantStatus: 401, wantCode: auth.CodeInvalidToken,
+			wantEvent: &event{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeRevoked}},
+		{name: "bad bearer beats good session", flags: dual, session: "s-alice", bearer: "Bearer t-expired", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "stale session cookie ignored next to bearer", flags: dual, session: "s-expired", bearer: "Bearer t-alice", wantStatus: 200, wantScheme: "bearer"},
+		{name: "session expired", flags: dual, session: "s-expired", wantStatus: 401, wantCode: auth.CodeInvalidSession,
+			wantEvent: &event{auth.SchemeSession, auth.ClientUnknown, auth.OutcomeExpired}},
+		{name: "session never issued", flags: dual, session: "forged", wantStatus: 401, wantCode: auth.CodeInvalidSession},
+		{name: "store down", flags: dual, session: "s-down", wantStatus: 503, wantCode: auth.CodeStoreUnavailable},
+		{name: "two users", flags: dual, session: "s-bob", bearer: "Bearer t-alice", wantStatus: 401, wantCode: auth.CodeCredentialConflict,
+			wantEvent: &event{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeConflict}},
+		{name: "same user both: bearer wins", flags: dual, session: "s-alice", bearer: "Bearer t-alice", wantStatus: 200, wantScheme: "bearer"},
+		{name: "legacy refuses bearer", flags: legacy, bearer: "Bearer t-alice", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "legacy accepts session", flags: legacy, session: "s-alice", wantStatus: 200, wantScheme: "session"},
+		{name: "jwt-only retires session", flags: jwtOnly, session: "s-alice", wantStatus: 401, wantCode: auth.CodeSessionRetired,
+			wantEvent: &event{auth.SchemeSession, "web", auth.OutcomeRetired}},
+		{name: "jwt-only bearer ok", flags: jwtOnly, bearer: "Bearer t-alice", wantStatus: 200, wantScheme: "bearer"},
+		{name: "retiring session with token falls to token", flags: retiring, session: "s-alice", jwtCookie: "t-alice", wantStatus: 200, wantScheme: "jwt_cookie"},
+		{name: "retiring session alone", flags: retiring, session: "s-alice", wantStatus: 401, wantCode: auth.CodeSessionRetired},
+		{name: "optional still refuses bad credential", flags: dual, optional: true, bearer: "Bearer zzz", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			app := newApp(Config{Sessions: sessions, Tokens: tokens, Flags: tt.flags, Usage: rec, Optional: tt.optional})
+			req := httptest.NewRequest("GET", "/me", nil)
+			if tt.bearer != "" {
+				req.Header.Set("Authorization", tt.bearer)
+			}
+			var cookies []string
+			if tt.session != "" {
+				cookies = append(cookies, "ts_session="+tt.session)
+			}
+			if tt.jwtCookie != "" {
+				cookies = append(cookies, "ts_access="+tt.jwtCookie)
+			}
+			for _, ck := range cookies {
+				req.Header.Add("Cookie", ck)
+			}
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tt.wantStatus, body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if tt.wantCode != "" && got["code"] != string(tt.wantCode) {
+				t.Errorf("code = %v, want %s", got["code"], tt.wantCode)
+			}
+			if tt.wantScheme != "" && got["scheme"] != tt.wantScheme {
+				t.Errorf("scheme = %v, want %s", got["scheme"], tt.wantScheme)
+			}
+			if tt.wantUser != "" && got["user_id"] != tt.wantUser {
+				t.Errorf("user_id = %v, want %s", got["user_id"], tt.wantUser)
+			}
+			if tt.wantWWW != "" && resp.Header.Get("WWW-Authenticate") != tt.wantWWW {
+				t.Errorf("WWW-Authenticate = %q, want %q", resp.Header.Get("WWW-Authenticate"), tt.wantWWW)
+			}
+			if tt.wantEvent != nil {
+				if len(rec.events) != 1 || rec.events[0] != *tt.wantEvent {
+					t.Errorf("usage events = %+v, want exactly %+v", rec.events, *tt.wantEvent)
+				}
+			}
+		})
+	}
+}
+
+func TestDeprecationHeadersOnlyOnSessions(t *testing.T) {
+	sessions := fakeVerifier{"s-alice": alice}
+	tokens := fakeVerifier{"t-alice": alice}
+	app := newApp(Config{Sessions: sessions, Tokens: tokens, Flags: prefer})
+	for _, tc := range []struct {
+		name   string
+		header string
+		cookie string
+		want   bool
+	}{
+		{name: "session", cookie: "ts_session=s-alice", want: true},
+		{name: "bearer", header: "Bearer t-alice", want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/me", nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			if tc.cookie != "" {
+				req.Header.Set("Cookie", tc.cookie)
+			}
+			resp, err := app.Test(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("status %v err %v", resp.StatusCode, err)
+			}
+			got := resp.Header.Get("Deprecation") != ""
+			if got != tc.want {
+				t.Fatalf("Deprecation header present = %v, want %v", got, tc.want)
+			}
+			if tc.want {
+				if resp.Header.Get("Sunset") != prefer.SunsetHeader || resp.Header.Get("Link") != prefer.LinkHeader {
+					t.Errorf("Sunset %q Link %q", resp.Header.Get("Sunset"), resp.Header.Get("Link"))
+				}
+			}
+		})
+	}
+}
+
+type csrfFunc func(c *fiber.Ctx, p *auth.Principal) error
+
+func (f csrfFunc) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error { return f(c, p) }
+
+func TestCSRFOnlyForCookieUnsafe(t *testing.T) {
+	calls := 0
+	deny := csrfFunc(func(*fiber.Ctx, *auth.Principal) error {
+		calls++
+		return auth.Errorf(auth.CodeCSRF, "no")
+	})
+	app := newApp(Config{Sessions: fakeVerifier{"s-alice": alice}, Tokens: fakeVerifier{"t-alice": alice}, Flags: dual, CSRF: deny})
+	for _, tc := range []struct {
+		name, method, auth, cookie string
+		wantStatus                 int
+	}{
+		{name: "GET with session", method: "GET", cookie: "ts_session=s-alice", wantStatus: 200},
+		{name: "POST with session", method: "POST", cookie: "ts_session=s-alice", wantStatus: 403},
+		{name: "POST with jwt cookie", method: "POST", cookie: "ts_access=t-alice", wantStatus: 403},
+		{name: "POST with bearer", method: "POST", auth: "Bearer t-alice", wantStatus: 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, "/me", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			if tc.cookie != "" {
+				req.Header.Set("Cookie", tc.cookie)
+			}
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+		})
+	}
+	if calls != 2 {
+		t.Fatalf("CSRF checker called %d times, want 2", calls)
+	}
+}
+
+func TestExchangeRouteAdmitsRetiredSession(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags Decider
+		want  int
+	}{
+		{name: "retiring allows exchange", flags: retiring, want: 200},
+		{name: "jwt-only does not", flags: jwtOnly, want: 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newApp(Config{Sessions: fakeVerifier{"s-alice": alice}, Flags: tc.flags, AllowRetiredSession: true})
+			req := httptest.NewRequest("GET", "/me", nil)
+			req.Header.Set("Cookie", "ts_session=s-alice")
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseBearer(f *testing.F) {
+	for _, s := range []string{"", "Bearer", "Bearer ", "Bearer abc.def.ghi", "bearer x", "Basic abc", "Bearer a b", "BearerX y", "Bearer ===", "Bearer \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		tok, malformed := ParseBearer(h)
+		if tok != "" && malformed {
+			t.Fatalf("both token and malformed for %q", h)
+		}
+		for i := 0; i < len(tok); i++ {
+			if !isB64Token(tok[i]) {
+				t.Fatalf("token %q has byte %q outside b64token", tok, tok[i])
+			}
+		}
+	})
+}

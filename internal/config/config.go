@@ -1,0 +1,177 @@
+// Package config turns the embedded defaults, an optional YAML file, TOKENSHIFT_*
+// environment variables and command-line flags into one typed, validated Config.
+// Only cmd/ reads it; every other package receives its own typed options.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/tokenshift/tokenshift/configs"
+)
+
+// EnvPrefix is prepended to upper-cased keys to form environment variable names.
+const EnvPrefix = "TOKENSHIFT"
+
+// Config is the effective configuration. Field tags are the dotted keys of
+// configs/tokenshift.yaml, which documents each one.
+type Config struct {
+	Env           string          `mapstructure:"env"`
+	Server        ServerConfig    `mapstructure:"server"`
+	Log           LogConfig       `mapstructure:"log"`
+	Storage       StorageConfig   `mapstructure:"storage"`
+	Session       SessionConfig   `mapstructure:"session"`
+	JWT           JWTConfig       `mapstructure:"jwt"`
+	Users         UsersConfig     `mapstructure:"users"`
+	Clients       []ClientConfig  `mapstructure:"clients"`
+	DefaultClient string          `mapstructure:"default_client"`
+	Migration     MigrationConfig `mapstructure:"migration"`
+	Usage         UsageConfig     `mapstructure:"usage"`
+	Guard         GuardConfig     `mapstructure:"guard"`
+	RateLimit     RateLimitConfig `mapstructure:"ratelimit"`
+	CORS          CORSConfig      `mapstructure:"cors"`
+
+	// File is the --config path that was merged, "" for embedded defaults only.
+	File string `mapstructure:"-"`
+}
+
+type ServerConfig struct {
+	Addr            string        `mapstructure:"addr"`
+	PublicURL       string        `mapstructure:"public_url"`
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	BodyLimit       int           `mapstructure:"body_limit"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	TrustedProxies  []string      `mapstructure:"trusted_proxies"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+type StorageConfig struct {
+	Redis RedisConfig `mapstructure:"redis"`
+}
+
+type RedisConfig struct {
+	URL          string        `mapstructure:"url"`
+	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	PoolTimeout  time.Duration `mapstructure:"pool_timeout"`
+	PoolSize     int           `mapstructure:"pool_size"`
+}
+
+type SessionConfig struct {
+	CookieName      string        `mapstructure:"cookie_name"`
+	CookieSecure    bool          `mapstructure:"cookie_secure"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	AbsoluteTimeout time.Duration `mapstructure:"absolute_timeout"`
+	MaxPerUser      int           `mapstructure:"max_per_user"`
+	OnLimit         string        `mapstructure:"on_limit"`
+}
+
+type JWTConfig struct {
+	Issuer            string        `mapstructure:"issuer"`
+	Audience          string        `mapstructure:"audience"`
+	Algorithm         string        `mapstructure:"algorithm"`
+	KeysDir           string        `mapstructure:"keys_dir"`
+	SigningKID        string        `mapstructure:"signing_kid"`
+	AccessTTL         time.Duration `mapstructure:"access_ttl"`
+	RefreshTTL        time.Duration `mapstructure:"refresh_ttl"`
+	Leeway            time.Duration `mapstructure:"leeway"`
+	AccessCookieName  string        `mapstructure:"access_cookie_name"`
+	RefreshCookieName string        `mapstructure:"refresh_cookie_name"`
+}
+
+type UsersConfig struct {
+	File string `mapstructure:"file"`
+}
+
+type ClientConfig struct {
+	ID             string `mapstructure:"id"`
+	Name           string `mapstructure:"name"`
+	Kind           string `mapstructure:"kind"`
+	TokenTransport string `mapstructure:"token_transport"`
+}
+
+type MigrationConfig struct {
+	Phase         string            `mapstructure:"phase"`
+	Clients       map[string]string `mapstructure:"clients"`
+	Rollout       float64           `mapstructure:"rollout"`
+	RolloutSeed   string            `mapstructure:"rollout_seed"`
+	ExemptClients []string          `mapstructure:"exempt_clients"`
+	Sunset        string            `mapstructure:"sunset"`
+	DocsURL       string            `mapstructure:"docs_url"`
+}
+
+type UsageConfig struct {
+	FlushInterval   time.Duration `mapstructure:"flush_interval"`
+	Retention       time.Duration `mapstructure:"retention"`
+	MaxSessionShare float64       `mapstructure:"max_session_share"`
+}
+
+type GuardConfig struct {
+	Window          time.Duration `mapstructure:"window"`
+	MaxSessionShare float64       `mapstructure:"max_session_share"`
+}
+
+type RateLimitConfig struct {
+	PerAccount int           `mapstructure:"per_account"`
+	PerIP      int           `mapstructure:"per_ip"`
+	Window     time.Duration `mapstructure:"window"`
+}
+
+type CORSConfig struct {
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+// Production reports whether env is production.
+func (c *Config) Production() bool { return c.Env == "production" }
+
+// Load builds the effective config: embedded defaults, then file (if not ""),
+// then TOKENSHIFT_* env. Flags are bound by the caller through v before Load
+// unmarshals (pass nil for none). It does not validate: call Validate.
+func Load(file string, v *viper.Viper) (*Config, error) {
+	if v == nil {
+		v = viper.New()
+	}
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(configs.DefaultYAML)); err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.MergeInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+
+	var c Config
+	hook := mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)
+	if err := v.Unmarshal(&c, viper.DecodeHook(hook), func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = false
+	}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.File = file
+	return &c, nil
+}
+
+// EnvName is the environment variable that sets a dotted key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}

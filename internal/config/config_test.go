@@ -1,0 +1,165 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEmbeddedDefaultsAreValid(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("embedded defaults invalid: %v", err)
+	}
+	if c.Server.Addr != ":8080" || c.Migration.Phase != "dual" || c.Storage.Redis.URL != "" || c.Env != "development" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if len(c.Clients) != 3 || c.Clients[1].ID != "spa" || c.Clients[1].TokenTransport != "cookie" {
+		t.Fatalf("dev clients: %+v", c.Clients)
+	}
+	if c.JWT.AccessTTL != 15*time.Minute || c.JWT.RefreshTTL != 168*time.Hour {
+		t.Fatalf("token lifetimes: %v %v", c.JWT.AccessTTL, c.JWT.RefreshTTL)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte("server:\n  addr: \":9000\"\nmigration:\n  phase: legacy\nsession:\n  idle_timeout: 5m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TOKENSHIFT_MIGRATION_PHASE", "jwt-only")
+	t.Setenv("TOKENSHIFT_STORAGE_REDIS_URL", "redis://127.0.0.1:6390/2")
+	t.Setenv("TOKENSHIFT_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
+	c, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != ":9000" {
+		t.Errorf("file should set server.addr, got %q", c.Server.Addr)
+	}
+	if c.Migration.Phase != "jwt-only" {
+		t.Errorf("env should beat file for migration.phase, got %q", c.Migration.Phase)
+	}
+	if c.Session.IdleTimeout != 5*time.Minute {
+		t.Errorf("file duration: %v", c.Session.IdleTimeout)
+	}
+	if c.Storage.Redis.URL != "redis://127.0.0.1:6390/2" {
+		t.Errorf("env redis url: %q", c.Storage.Redis.URL)
+	}
+	if len(c.Server.TrustedProxies) != 2 || c.Server.TrustedProxies[1] != "192.168.0.0/16" {
+		t.Errorf("env list: %v", c.Server.TrustedProxies)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil); err == nil {
+		t.Fatal("want an error for a missing config file")
+	}
+}
+
+func TestValidateNamesKeyAndValue(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(c *Config)
+		wantKey string
+		wantVal string
+	}{
+		{name: "phase", mutate: func(c *Config) { c.Migration.Phase = "halfway" }, wantKey: "migration.phase", wantVal: "halfway"},
+		{name: "addr", mutate: func(c *Config) { c.Server.Addr = "8080" }, wantKey: "server.addr", wantVal: "8080"},
+		{name: "redis scheme", mutate: func(c *Config) { c.Storage.Redis.URL = "http://x:pw@h/0" }, wantKey: "storage.redis.url", wantVal: "xxxxx"},
+		{name: "negative timeout", mutate: func(c *Config) { c.Storage.Redis.ReadTimeout = -1 }, wantKey: "storage.redis.read_timeout"},
+		{name: "idle above absolute", mutate: func(c *Config) { c.Session.IdleTimeout = 24 * time.Hour }, wantKey: "session.idle_timeout"},
+		{name: "algorithm", mutate: func(c *Config) { c.JWT.Algorithm = "none" }, wantKey: "jwt.algorithm", wantVal: "none"},
+		{name: "leeway", mutate: func(c *Config) { c.JWT.Leeway = time.Hour }, wantKey: "jwt.leeway"},
+		{name: "duplicate client", mutate: func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) }, wantKey: "clients[3].id", wantVal: "web"},
+		{name: "reserved client", mutate: func(c *Config) { c.Clients[0].ID = "unknown"; c.DefaultClient = "unknown" }, wantKey: "clients[0].id"},
+		{name: "bad transport", mutate: func(c *Config) { c.Clients[0].TokenTransport = "smoke" }, wantKey: "clients[0].token_transport", wantVal: "smoke"},
+		{name: "default client", mutate: func(c *Config) { c.DefaultClient = "nope" }, wantKey: "default_client", wantVal: "nope"},
+		{name: "override of unknown client", mutate: func(c *Config) { c.Migration.Clients = map[string]string{"tv": "dual"} }, wantKey: "migration.clients.tv"},
+		{name: "rollout", mutate: func(c *Config) { c.Migration.Rollout = 101 }, wantKey: "migration.rollout"},
+		{name: "sunset", mutate: func(c *Config) { c.Migration.Sunset = "next year" }, wantKey: "migration.sunset", wantVal: "next year"},
+		{name: "cors star", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }, wantKey: "cors.allowed_origins", wantVal: "*"},
+		{name: "cors null", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, wantKey: "cors.allowed_origins", wantVal: "null"},
+		{name: "trusted proxy", mutate: func(c *Config) { c.Server.TrustedProxies = []string{"everyone"} }, wantKey: "server.trusted_proxies", wantVal: "everyone"},
+		{name: "share", mutate: func(c *Config) { c.Guard.MaxSessionShare = 5 }, wantKey: "guard.max_session_share"},
+		{name: "production keys", mutate: func(c *Config) {
+			c.Env = "production"
+			c.Session.CookieSecure = true
+			c.Users.File = "/u.yaml"
+			c.Server.PublicURL = "https://a.example"
+		}, wantKey: "jwt.keys_dir"},
+		{name: "production cookies", mutate: func(c *Config) {
+			c.Env = "production"
+			c.JWT.KeysDir = "/k"
+			c.Users.File = "/u.yaml"
+			c.Server.PublicURL = "https://a.example"
+		}, wantKey: "session.cookie_secure", wantVal: "false"},
+		{name: "production dev users", mutate: func(c *Config) {
+			c.Env = "production"
+			c.JWT.KeysDir = "/k"
+			c.Session.CookieSecure = true
+			c.Server.PublicURL = "https://a.example"
+		}, wantKey: "users.file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load("", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(c)
+			err = c.Validate()
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("want ErrInvalid, got %v", err)
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("want *ValidationError, got %T", err)
+			}
+			found := false
+			for _, f := range ve.Fields {
+				if f.Key == tt.wantKey {
+					found = true
+					if tt.wantVal != "" && !strings.Contains(f.Error(), tt.wantVal) {
+						t.Errorf("message %q does not show the value %q", f.Error(), tt.wantVal)
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("no error for key %s in:\n%v", tt.wantKey, err)
+			}
+			if strings.Contains(err.Error(), "x:pw@") {
+				t.Fatalf("password leaked in %v", err)
+			}
+		})
+	}
+}
+
+func TestRedactedMasksPassword(t *testing.T) {
+	c, _ := Load("", nil)
+	c.Storage.Redis.URL = "redis://user:s3cret@h:6379/0"
+	m := Redacted(c)
+	got := m["storage"].(map[string]any)["redis"].(map[string]any)["url"].(string)
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "xxxxx") {
+		t.Fatalf("url not masked: %q", got)
+	}
+	if m["session"].(map[string]any)["idle_timeout"] != "30m0s" {
+		t.Fatalf("durations should print as strings: %v", m["session"])
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("storage.redis.url"); got != "TOKENSHIFT_STORAGE_REDIS_URL" {
+		t.Fatal(got)
+	}
+}
