@@ -1,0 +1,289 @@
+package user
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// ErrSQLConfig means the SQL user store is set up wrongly: bad options, a query
+// that does not parse or returns the wrong columns, a rejected login to the
+// database. Unlike auth.ErrUnavailable, retrying will not help.
+var ErrSQLConfig = errors.New("sql user store misconfigured")
+
+// SQLOptions configures a user store that reads the legacy application's own
+// users table.
+type SQLOptions struct {
+	// Driver is "pgx" (PostgreSQL) or "mysql" (MySQL, MariaDB).
+	Driver string
+	// DSN is the driver's connection string: a postgres:// URL or key=value
+	// string for pgx, user:pass@tcp(host:port)/db?... for mysql.
+	DSN string
+	// Query returns, in this order, exactly four columns: id, email,
+	// password_hash, roles, for the one bind parameter ($1 for pgx, ? for
+	// mysql), which is the login lower-cased and trimmed. Compare accordingly,
+	// e.g. WHERE lower(email) = $1. Columns are read by position; their names
+	// do not matter. Leave disabled accounts out in the WHERE clause: they then
+	// get the same answer as unknown users. The query must match at most one row.
+	Query string
+	// RolesSeparator splits the roles column (text); default ",". NULL or
+	// empty roles means none. For a PostgreSQL array, select
+	// array_to_string(roles, ',').
+	RolesSeparator string
+	// MaxOpenConns and MaxIdleConns bound the pool; defaults 10 and 5.
+	MaxOpenConns, MaxIdleConns int
+	// ConnMaxLifetime recycles connections; default 30m.
+	ConnMaxLifetime time.Duration
+	// QueryTimeout bounds one lookup, waiting for a connection included;
+	// default 2s.
+	QueryTimeout time.Duration
+}
+
+// Defaults for the zero values of SQLOptions.
+const (
+	DefaultSQLMaxOpenConns    = 10
+	DefaultSQLMaxIdleConns    = 5
+	DefaultSQLConnMaxLifetime = 30 * time.Minute
+	DefaultSQLQueryTimeout    = 2 * time.Second
+)
+
+// SQLStore is a Store over a SQL users table, safe for concurrent use.
+type SQLStore struct {
+	db      *sql.DB
+	query   string
+	sep     string
+	timeout time.Duration
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// OpenSQL validates o, opens the connection pool, checks the database answers
+// and that the query returns four columns. A database that cannot be reached
+// gives an error wrapping auth.ErrUnavailable (the caller may retry); anything
+// that retrying cannot fix gives one wrapping ErrSQLConfig.
+func OpenSQL(ctx context.Context, o SQLOptions) (*SQLStore, error) {
+	o, connector, err := o.prepare()
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxIdleConns)
+	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	s := &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}
+
+	if err := s.probe(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare fills defaults, rejects bad options with a message that names the
+// field, and builds the driver's connector. Errors never quote the DSN, which
+// usually holds a password.
+func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
+	bad := func(format string, args ...any) (SQLOptions, driver.Connector, error) {
+		return o, nil, fmt.Errorf("%w: "+format, append([]any{ErrSQLConfig}, args...)...)
+	}
+	if o.DSN == "" {
+		return bad("DSN is empty")
+	}
+	q := strings.TrimSpace(o.Query)
+	if q == "" {
+		return bad("query is empty")
+	}
+	o.Query = q
+	if o.RolesSeparator == "" {
+		o.RolesSeparator = ","
+	}
+	if o.MaxOpenConns < 0 || o.MaxIdleConns < 0 || o.ConnMaxLifetime < 0 || o.QueryTimeout < 0 {
+		return bad("pool sizes, lifetime and timeout cannot be negative")
+	}
+	if o.MaxOpenConns == 0 {
+		o.MaxOpenConns = DefaultSQLMaxOpenConns
+	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = min(DefaultSQLMaxIdleConns, o.MaxOpenConns)
+	}
+	if o.MaxIdleConns > o.MaxOpenConns {
+		return bad("max idle connections (%d) above max open connections (%d)", o.MaxIdleConns, o.MaxOpenConns)
+	}
+	if o.ConnMaxLifetime == 0 {
+		o.ConnMaxLifetime = DefaultSQLConnMaxLifetime
+	}
+	if o.QueryTimeout == 0 {
+		o.QueryTimeout = DefaultSQLQueryTimeout
+	}
+
+	switch o.Driver {
+	case "pgx":
+		if !strings.Contains(q, "$1") || strings.Contains(q, "$2") {
+			return bad("pgx query must use exactly one bind parameter, $1")
+		}
+		cfg, err := pgx.ParseConfig(o.DSN)
+		if err != nil {
+			return bad("DSN is not a valid PostgreSQL connection string")
+		}
+		return o, pgxConnector{cfg: cfg}, nil
+	case "mysql":
+		if strings.Count(q, "?") != 1 {
+			return bad("mysql query must use exactly one bind parameter, ?")
+		}
+		cfg, err := mysql.ParseDSN(o.DSN)
+		if err != nil {
+			return bad("DSN is not a valid MySQL connection string")
+		}
+		c, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return bad("mysql connector: %v", err)
+		}
+		return o, c, nil
+	case "":
+		return bad(`driver is empty: want "pgx" or "mysql"`)
+	default:
+		return bad(`unknown driver %q: want "pgx" or "mysql"`, o.Driver)
+	}
+}
+
+// probe runs the query once for a login nobody has, so a wrong column list or
+// a query that does not parse stops start-up instead of every later login.
+func (s *SQLStore) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.db.PingContext(ctx); err != nil {
+		return classifySQLError(err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.query, "")
+	if err != nil {
+		return classifySQLError(err)
+	}
+	defer rows.Close()
+	if err := checkColumns(rows); err != nil {
+		return err
+	}
+	for rows.Next() { // an empty login may match rows in a legacy table; only the shape matters
+	}
+	if err := rows.Err(); err != nil {
+		return classifySQLError(err)
+	}
+	return nil
+}
+
+func checkColumns(rows *sql.Rows) error {
+	cols, err := rows.Columns()
+	if err != nil {
+		return classifySQLError(err)
+	}
+	if len(cols) != 4 {
+		return fmt.Errorf("%w: query returns %d columns %q, want 4: id, email, password_hash, roles",
+			ErrSQLConfig, len(cols), cols)
+	}
+	return nil
+}
+
+// Lookup implements Store. An unknown login, and an account whose
+// password_hash is NULL or empty (it cannot log in with a password), wrap
+// auth.ErrNotFound; a database that does not answer within QueryTimeout wraps
+// auth.ErrUnavailable; a query that returns the wrong shape or several rows
+// wraps ErrSQLConfig.
+func (s *SQLStore) Lookup(ctx context.Context, login string) (*User, error) {
+	norm := NormalizeLogin(login)
+	if norm == "" {
+		return nil, fmt.Errorf("user %w", auth.ErrNotFound)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, s.query, norm)
+	if err != nil {
+		return nil, classifySQLError(err)
+	}
+	defer rows.Close()
+	if err := checkColumns(rows); err != nil {
+		return nil, err
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, classifySQLError(err)
+		}
+		return nil, fmt.Errorf("user %w", auth.ErrNotFound)
+	}
+	var id, email, hash, roles sql.NullString
+	if err := rows.Scan(&id, &email, &hash, &roles); err != nil {
+		return nil, fmt.Errorf("%w: reading a row: %w", ErrSQLConfig, err)
+	}
+	// Two accounts answering to one login: guessing which one is meant could
+	// log someone into another person's account.
+	if rows.Next() {
+		return nil, fmt.Errorf("%w: query matched more than one row for one login", ErrSQLConfig)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classifySQLError(err)
+	}
+
+	u := &User{
+		ID:           strings.TrimSpace(id.String),
+		Email:        strings.TrimSpace(email.String),
+		PasswordHash: strings.TrimSpace(hash.String),
+		Roles:        splitRoles(roles.String, s.sep),
+	}
+	if u.PasswordHash == "" {
+		return nil, fmt.Errorf("user without password %w", auth.ErrNotFound)
+	}
+	if u.ID == "" || u.Email == "" {
+		return nil, fmt.Errorf("%w: row with empty id or email", ErrSQLConfig)
+	}
+	return u, nil
+}
+
+func splitRoles(s, sep string) []string {
+	var out []string
+	for r := range strings.SplitSeq(s, sep) {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Close closes the pool.
+func (s *SQLStore) Close() error { return s.db.Close() }
+
+// classifySQLError separates what retrying cannot fix (the server rejected the
+// query, the database or the credentials) from everything else — refused or
+// cut connections, timeouts, a server shutting down — which is the store being
+// unavailable.
+func classifySQLError(err error) error {
+	var state string
+	var pgErr *pgconn.PgError
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &pgErr):
+		state = pgErr.Code
+	case errors.As(err, &myErr):
+		state = string(myErr.SQLState[:])
+	}
+	if len(state) == 5 {
+		switch state[:2] {
+		case "42", // syntax error, undefined table or column, no privilege
+			"22", // data exception: the login cannot be compared as written
+			"21", // cardinality violation
+			"0A", // feature not supported
+			"28", // bad user name or password
+			"3D", // database does not exist
+			"3F": // schema does not exist
+			return fmt.Errorf("%w: %w", ErrSQLConfig, err)
+		}
+	}
+	return fmt.Errorf("sql user store: %w: %w", auth.ErrUnavailable, err)
+}
