@@ -1,0 +1,126 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// backend is where batches are aggregated: Redis shared by every instance, or
+// process memory for the embedded default. Both use the same bucket model so
+// the report code is shared.
+type backend interface {
+	// apply delivers batches in order and returns how many of them, from the
+	// first, are known to be applied. Applying a batch twice must count once.
+	// now (unix seconds, from the injected clock) dates the bucket expiries.
+	apply(ctx context.Context, now int64, batches []*batch) (int, error)
+	// markSince records when aggregation started, unless already recorded.
+	markSince(ctx context.Context, at int64) error
+	// read returns the buckets and figures a report needs.
+	read(ctx context.Context, q readQuery) (*rawData, error)
+}
+
+// finalFlushTimeout bounds the flush Run does on shutdown.
+const finalFlushTimeout = 5 * time.Second
+
+// Run flushes every FlushInterval until ctx is done, then flushes once more
+// (with its own short deadline) so the last deltas reach the store before the
+// process exits.
+func (r *Recorder) Run(ctx context.Context) {
+	r.flushWithTimeout(ctx)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
+			err := r.Flush(fctx)
+			cancel()
+			if err != nil {
+				r.flushMu.Lock()
+				lost := len(r.pending)
+				r.flushMu.Unlock()
+				r.log.Error("usage: final flush failed; unflushed usage counts are lost", "batches", lost, "err", err)
+			}
+			return
+		case <-t.C:
+			r.flushWithTimeout(ctx)
+		}
+	}
+}
+
+func (r *Recorder) flushWithTimeout(ctx context.Context) {
+	timeout := min(max(2*r.interval, time.Second), 10*time.Second)
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_ = r.Flush(fctx) // logged and counted by Flush; the deltas stay pending
+}
+
+// Flush cuts what was recorded since the last cut into a batch and delivers
+// every pending batch, oldest first. On failure the batches stay pending and
+// are retried as they are by the next Flush; new deltas go to a new batch. The
+// error wraps auth.ErrUnavailable.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	return r.flushLocked(ctx)
+}
+
+// flushIfIdle flushes unless a flush is already running (which delivers the
+// same deltas), so a report never queues behind a flush stuck on a slow store.
+func (r *Recorder) flushIfIdle(ctx context.Context) {
+	if !r.flushMu.TryLock() {
+		return
+	}
+	defer r.flushMu.Unlock()
+	_ = r.flushLocked(ctx) // a failure shows up in the read that follows, or not at all
+}
+
+func (r *Recorder) flushLocked(ctx context.Context) error {
+	now := r.clock().Unix()
+	if len(r.pending) < r.maxBacklog {
+		if b := r.cut(now); b != nil {
+			r.pending = append(r.pending, b)
+		}
+	} else {
+		// Not cutting keeps the deltas in the live counters, which are fixed
+		// size: counts are not lost, they are only dated later. Users keep
+		// filling the fixed table and are dropped (and counted) when it is full.
+		r.metrics.backlogFull.Inc()
+	}
+
+	var err error
+	switch {
+	case len(r.pending) > 0:
+		var n int
+		n, err = r.backend.apply(ctx, now, r.pending)
+		clear(r.pending[:n])
+		r.pending = append(r.pending[:0], r.pending[n:]...)
+		if err == nil {
+			r.sinceMarked = true // every applied batch marks the start too
+		}
+	case !r.sinceMarked:
+		err = r.backend.markSince(ctx, now)
+		if err == nil {
+			r.sinceMarked = true
+		}
+	}
+	r.metrics.backlog.Set(float64(len(r.pending)))
+
+	if err != nil {
+		r.metrics.flushErrors.Inc()
+		if !r.failing {
+			r.failing = true
+			r.log.Warn("usage: flush failed; deltas kept in memory and retried", "pending_batches", len(r.pending), "err", err)
+		}
+		return fmt.Errorf("usage: flush: %w: %w", auth.ErrUnavailable, err)
+	}
+	r.metrics.lastFlush.Set(float64(r.clock().Unix()))
+	if r.failing {
+		r.failing = false
+		r.log.Info("usage: flush recovered")
+	}
+	return nil
+}

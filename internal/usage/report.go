@@ -1,0 +1,382 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// Report is the answer of GET /admin/usage. Keys follow DESIGN.md section 3;
+// docs/usage-reporting.md explains every figure.
+type Report struct {
+	// Window is the asked duration ("24h"); From..To is the span the buckets
+	// actually cover (From is rounded down to a bucket start).
+	Window        string    `json:"window"`
+	WindowSeconds int64     `json:"window_seconds"`
+	From          time.Time `json:"from"`
+	To            time.Time `json:"to"`
+	// ClientID is set when the report is restricted to one client.
+	ClientID string `json:"client_id,omitempty"`
+	// Requests is the number of accepted requests, all schemes.
+	Requests int64 `json:"requests"`
+	// Rejected is the number of requests refused, whatever the reason.
+	Rejected int64 `json:"rejected"`
+	// Users estimates the distinct users accepted with any scheme; nil in a
+	// client report (distinct users are counted across all clients only).
+	Users      *int64  `json:"users"`
+	UsersError float64 `json:"users_error"`
+	// Schemes is keyed by scheme name: session, bearer, jwt_cookie.
+	Schemes map[string]SchemeUsage `json:"schemes"`
+	Clients []ClientUsage          `json:"clients"`
+	// Outcomes counts every request by outcome name (auth.Outcome), with or
+	// without a credential: accepted plus each rejection reason.
+	Outcomes map[string]int64 `json:"outcomes"`
+	// SeriesStep is "1m" for windows up to 2h, else "1h".
+	SeriesStep string        `json:"series_step"`
+	Series     []SeriesPoint `json:"series"`
+	// DataSince is when the store started aggregating (nil: never).
+	DataSince *time.Time `json:"data_since"`
+	Readiness Readiness  `json:"readiness"`
+}
+
+// SchemeUsage is one scheme's share of the accepted traffic.
+type SchemeUsage struct {
+	// Requests: accepted requests authenticated with this scheme.
+	Requests int64 `json:"requests"`
+	// Share: Requests / all accepted requests (0 when there are none).
+	Share float64 `json:"share"`
+	// Users: distinct users accepted with this scheme (HyperLogLog, whole
+	// hours, see UsersError); nil in a client report.
+	Users *int64 `json:"users"`
+	// Rejected: requests that presented this scheme and were refused.
+	Rejected int64 `json:"rejected"`
+}
+
+// ClientUsage is one client's use of each scheme.
+type ClientUsage struct {
+	ClientID   string                  `json:"client_id"`
+	Registered bool                    `json:"registered"`
+	Requests   int64                   `json:"requests"`
+	Rejected   int64                   `json:"rejected"`
+	Schemes    map[string]ClientScheme `json:"schemes"`
+	Readiness  Readiness               `json:"readiness"`
+}
+
+// ClientScheme is one client's use of one scheme.
+type ClientScheme struct {
+	Requests int64 `json:"requests"`
+	Rejected int64 `json:"rejected"`
+	// Share of this client's accepted requests.
+	Share float64 `json:"share"`
+	// LastSeen is the last accepted use, within retention and not only within
+	// the window (to the flush interval); nil if never seen.
+	LastSeen *time.Time `json:"last_seen"`
+}
+
+// SeriesPoint is one bucket of the series.
+type SeriesPoint struct {
+	Start time.Time `json:"start"`
+	// Schemes: accepted requests per scheme name.
+	Schemes  map[string]int64 `json:"schemes"`
+	Rejected int64            `json:"rejected"`
+}
+
+// checkWindow accepts windows of one minute up to the retention.
+func (r *Recorder) checkWindow(window time.Duration) error {
+	if window < time.Minute || window > r.retention {
+		return fmt.Errorf("%w: %s is outside [1m, %s]", ErrInvalidWindow, window, formatDuration(r.retention))
+	}
+	return nil
+}
+
+// Report builds the usage report of the window ending now, for every client
+// (clientID "") or one. It first flushes this instance's own deltas (unless a
+// flush is already under way), so what this process counted is included;
+// other instances lag by at most their flush interval. Errors wrap ErrInvalidWindow, ErrUnknownClient or
+// auth.ErrUnavailable.
+func (r *Recorder) Report(ctx context.Context, window time.Duration, clientID string) (*Report, error) {
+	if err := r.checkWindow(window); err != nil {
+		return nil, err
+	}
+	filter := ""
+	if clientID != "" {
+		l, err := r.label(clientID)
+		if err != nil {
+			return nil, err
+		}
+		filter = l
+	}
+	r.flushIfIdle(ctx)
+	plan := planWindow(r.clock(), window, r.minuteKeep)
+	raw, err := r.backend.read(ctx, plan.query(filter == "", true))
+	if err != nil {
+		return nil, err
+	}
+	return r.buildReport(plan, raw, filter), nil
+}
+
+// SessionShare returns the accepted session requests and all accepted
+// requests of the given clients (nil or empty = every client) over the window
+// ending now: the figures the phase guard compares to its threshold.
+func (r *Recorder) SessionShare(ctx context.Context, clientIDs []string, window time.Duration) (sessionRequests, totalRequests int64, err error) {
+	if err := r.checkWindow(window); err != nil {
+		return 0, 0, err
+	}
+	var want []string
+	for _, id := range clientIDs {
+		l, err := r.label(id)
+		if err != nil {
+			return 0, 0, err
+		}
+		want = append(want, l)
+	}
+	r.flushIfIdle(ctx)
+	plan := planWindow(r.clock(), window, r.minuteKeep)
+	raw, err := r.backend.read(ctx, plan.query(false, false))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, b := range slices.Concat(raw.minutes, raw.hours) {
+		for k, n := range b {
+			if k.outcome != auth.OutcomeAccepted || (len(want) > 0 && !slices.Contains(want, k.client)) {
+				continue
+			}
+			totalRequests += n
+			if k.scheme == auth.SchemeSession {
+				sessionRequests += n
+			}
+		}
+	}
+	return sessionRequests, totalRequests, nil
+}
+
+// tally sums one client's (or everyone's) counts.
+type tally struct {
+	accepted [auth.NumSchemes]int64
+	rejected [auth.NumSchemes]int64
+	outcomes [auth.NumOutcomes]int64
+}
+
+func (t *tally) add(k fieldKey, n int64) {
+	if k.outcome == auth.OutcomeAccepted {
+		t.accepted[k.scheme] += n
+	} else {
+		t.rejected[k.scheme] += n
+	}
+	t.outcomes[k.outcome] += n
+}
+
+func (t *tally) totalAccepted() int64 {
+	var s int64
+	for _, n := range t.accepted {
+		s += n
+	}
+	return s
+}
+
+func (t *tally) totalRejected() int64 {
+	var s int64
+	for _, n := range t.rejected {
+		s += n
+	}
+	return s
+}
+
+func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Report {
+	rep := &Report{
+		Window:        formatDuration(plan.window),
+		WindowSeconds: int64(plan.window / time.Second),
+		From:          time.Unix(plan.from, 0).UTC(),
+		To:            time.Unix(plan.to, 0).UTC(),
+		ClientID:      filter,
+		UsersError:    UsersStandardError,
+		Schemes:       make(map[string]SchemeUsage, len(auth.Schemes)),
+		Outcomes:      make(map[string]int64, auth.NumOutcomes),
+		SeriesStep:    formatDuration(plan.step),
+		Clients:       []ClientUsage{},
+		Series:        []SeriesPoint{},
+	}
+	if raw.since != 0 {
+		t := time.Unix(raw.since, 0).UTC()
+		rep.DataSince = &t
+	}
+
+	var all tally
+	perClient := make(map[string]*tally)
+	addBucket := func(b bucketCounts, point *SeriesPoint) {
+		for k, n := range b {
+			if filter != "" && k.client != filter {
+				continue
+			}
+			all.add(k, n)
+			t := perClient[k.client]
+			if t == nil {
+				t = new(tally)
+				perClient[k.client] = t
+			}
+			t.add(k, n)
+			if k.outcome == auth.OutcomeAccepted {
+				if k.scheme != auth.SchemeNone {
+					point.Schemes[k.scheme.String()] += n
+				}
+			} else {
+				point.Rejected += n
+			}
+		}
+	}
+	newPoint := func(start int64) SeriesPoint {
+		p := SeriesPoint{Start: time.Unix(start, 0).UTC(), Schemes: make(map[string]int64, len(auth.Schemes))}
+		for _, s := range auth.Schemes {
+			p.Schemes[s.String()] = 0
+		}
+		return p
+	}
+	if plan.step == time.Minute {
+		for i, b := range raw.minutes {
+			p := newPoint(plan.minutes[i])
+			addBucket(b, &p)
+			rep.Series = append(rep.Series, p)
+		}
+	} else {
+		if len(raw.minutes) > 0 {
+			// The partial first hour, read per minute, is one point.
+			p := newPoint(plan.minutes[0])
+			for _, b := range raw.minutes {
+				addBucket(b, &p)
+			}
+			rep.Series = append(rep.Series, p)
+		}
+		for i, b := range raw.hours {
+			p := newPoint(plan.hours[i])
+			addBucket(b, &p)
+			rep.Series = append(rep.Series, p)
+		}
+	}
+
+	total := all.totalAccepted()
+	rep.Requests = total
+	rep.Rejected = all.totalRejected()
+	for _, s := range auth.Schemes {
+		su := SchemeUsage{Requests: all.accepted[s], Share: ratio(all.accepted[s], total), Rejected: all.rejected[s]}
+		if filter == "" {
+			u := raw.users[s]
+			su.Users = &u
+		}
+		rep.Schemes[s.String()] = su
+	}
+	if filter == "" {
+		u := raw.usersAll
+		rep.Users = &u
+	}
+	for o := range auth.NumOutcomes {
+		rep.Outcomes[o.String()] = all.outcomes[o]
+	}
+
+	observed := raw.since != 0 && raw.since <= plan.to-int64(plan.window/time.Second)
+	var sessionClients []SessionClient
+	for _, id := range r.reportClients(perClient, raw.last, filter) {
+		t := perClient[id]
+		if t == nil {
+			t = new(tally)
+		}
+		cu := ClientUsage{
+			ClientID:   id,
+			Registered: r.isRegistered(id),
+			Requests:   t.totalAccepted(),
+			Rejected:   t.totalRejected(),
+			Schemes:    make(map[string]ClientScheme, len(auth.Schemes)),
+		}
+		for _, s := range auth.Schemes {
+			cs := ClientScheme{Requests: t.accepted[s], Rejected: t.rejected[s], Share: ratio(t.accepted[s], cu.Requests)}
+			if at, ok := raw.last[clientScheme{id, s}]; ok {
+				ts := time.Unix(at, 0).UTC()
+				cs.LastSeen = &ts
+			}
+			cu.Schemes[s.String()] = cs
+		}
+		var own []SessionClient
+		if sc := cu.Schemes[auth.SchemeSession.String()]; sc.Requests > 0 {
+			own = []SessionClient{{ClientID: id, Requests: sc.Requests, Share: sc.Share, LastSeen: sc.LastSeen}}
+			sessionClients = append(sessionClients, own[0])
+		}
+		cu.Readiness = r.verdict(plan.window, observed, raw.since, t.accepted[auth.SchemeSession], cu.Requests, own)
+		rep.Clients = append(rep.Clients, cu)
+	}
+	slices.SortStableFunc(sessionClients, func(a, b SessionClient) int {
+		switch {
+		case a.Requests > b.Requests:
+			return -1
+		case a.Requests < b.Requests:
+			return 1
+		}
+		return 0
+	})
+	rep.Readiness = r.verdict(plan.window, observed, raw.since, all.accepted[auth.SchemeSession], total, sessionClients)
+	return rep
+}
+
+// reportClients lists the clients of a report: every registered client (even
+// idle, so a quiet client is visibly quiet), then other, unknown and labels
+// only other instances know, when they have traffic or a last use.
+func (r *Recorder) reportClients(perClient map[string]*tally, last map[clientScheme]int64, filter string) []string {
+	if filter != "" {
+		return []string{filter}
+	}
+	out := slices.Clone(r.labels[:r.registered])
+	var extra []string
+	seen := func(id string) {
+		if !slices.Contains(out, id) && !slices.Contains(extra, id) {
+			extra = append(extra, id)
+		}
+	}
+	for id := range perClient {
+		seen(id)
+	}
+	for cs := range last {
+		seen(cs.client)
+	}
+	rank := func(id string) int {
+		switch id {
+		case auth.ClientOther:
+			return 0
+		case auth.ClientUnknown:
+			return 1
+		}
+		return 2
+	}
+	slices.SortFunc(extra, func(a, b string) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return append(out, extra...)
+}
+
+func (r *Recorder) isRegistered(id string) bool {
+	_, ok := r.index[id]
+	return ok
+}
+
+func ratio(n, total int64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return float64(n) / float64(total)
+}
+
+// formatDuration prints 24h rather than 24h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
