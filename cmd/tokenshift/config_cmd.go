@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenshift/tokenshift/internal/config"
+)
+
+func newConfigCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the configuration",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate",
+		Short: "Validate the effective config and print it with secrets masked",
+		Long: `Loads the embedded defaults, the --config file and TOKENSHIFT_* variables exactly as
+"serve" does, validates them, and prints the effective configuration as YAML with
+passwords masked. Exits 2 and lists every bad key when the config is invalid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig(nil)
+			if err != nil {
+				return err
+			}
+			out, err := yaml.Marshal(config.Redacted(cfg))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# effective configuration (valid)\n%s", out)
+			return nil
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newUsageCmd, newPhaseCmd, newAuditCmd, newSessionsCmd)
+}
+
+func newUsageCmd(*globalFlags) *cobra.Command {
+	o := &opsFlags{}
+	var window, client string
+	cmd := &cobra.Command{
+		Use:   "usage",
+		Short: "Show who still uses sessions: requests per scheme and client, and the readiness verdict",
+		Long: `Fetches GET /admin/usage from a running tokenshift and prints it as tables (or
+JSON with --json). Needs an admin account:
+
+  TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			q := url.Values{"window": {window}}
+			if client != "" {
+				q.Set("client", client)
+			}
+			var raw json.RawMessage
+			if err := c.call(cmd.Context(), "GET", "/admin/usage?"+q.Encode(), nil, &raw); err != nil {
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			return printUsage(cmd.OutOrStdout(), raw)
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().StringVar(&window, "window", "24h", "report window: 90m, 24h, 7d ...")
+	cmd.Flags().StringVar(&client, "client", "", "only this client id")
+	return cmd
+}
+
+func printUsage(w io.Writer, raw json.RawMessage) error {
+	var r struct {
+		Window  string `json:"window"`
+		Schemes map[string]struct {
+			Requests int64   `json:"requests"`
+			Share    float64 `json:"share"`
+			Users    int64   `json:"users"`
+		} `json:"schemes"`
+		Clients []struct {
+			ClientID string `json:"client_id"`
+			Schemes  map[string]struct {
+				Requests int64  `json:"requests"`
+				LastSeen string `json:"last_seen"`
+			} `json:"schemes"`
+		} `json:"clients"`
+		Outcomes  map[string]int64 `json:"outcomes"`
+		Readiness struct {
+			Ready   bool     `json:"ready"`
+			Reasons []string `json:"reasons"`
+		} `json:"readiness"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("unexpected usage report: %w", err)
+	}
+	schemes := []string{"session", "bearer", "jwt_cookie"}
+	fmt.Fprintf(w, "Usage over %s\n\n", r.Window)
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)")
+	for _, s := range schemes {
+		v := r.Schemes[s]
+		fmt.Fprintf(tw, "%s\t%d\t%.2f%%\t%d\n", s, v.Requests, v.Share*100, v.Users)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tLAST SESSION USE")
+	for _, c := range r.Clients {
+		last := c.Schemes["session"].LastSeen
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests, c.Schemes["jwt_cookie"].Requests, last)
+	}
+	tw.Flush()
+	if len(r.Outcomes) > 0 {
+		keys := make([]string, 0, len(r.Outcomes))
+		for k := range r.Outcomes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, r.Outcomes[k]))
+		}
+		fmt.Fprintf(w, "\nOutcomes: %s\n", strings.Join(parts, " "))
+	}
+	verdict := "NOT READY to retire sessions"
+	if r.Readiness.Ready {
+		verdict = "READY to retire sessions"
+	}
+	fmt.Fprintf(w, "\nReadiness: %s\n", verdict)
+	for _, reason := range r.Readiness.Reasons {
+		fmt.Fprintf(w, "  - %s\n", reason)
+	}
+	return nil
+}
+
+func newPhaseCmd(*globalFlags) *cobra.Command {
+	o := &opsFlags{}
+	cmd := &cobra.Command{
+		Use:   "phase",
+		Short: "Show, change or roll back the migration phase",
+		Long: `Phases: legacy → dual → prefer-jwt → retiring → jwt-only. Changes go through the
+admin API of a running tokenshift, are compare-and-set on the flags version, are
+audited, and moving a client into retiring or jwt-only is guarded by its session
+share (override with --force and a --reason).`,
+	}
+	o.register(cmd)
+
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the current flags and each client's effective phase",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &raw); err != nil {
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			return printFlags(cmd.OutOrStdout(), raw)
+		},
+	}
+
+	var client, reason string
+	var rollout float64
+	var force bool
+	set := &cobra.Command{
+		Use:   "set PHASE",
+		Short: "Set the global phase, or one client's with --client",
+		Long: `Examples:
+  tokenshift phase set prefer-jwt --reason "announce deprecation"
+  tokenshift phase set jwt-only --client mobile --reason "app 5.0 is everywhere"
+  tokenshift phase set retiring --rollout 20 --reason "first 20% of users"
+  tokenshift phase set inherit --client mobile   # drop the client's override`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var cur struct {
+				Version int64                        `json:"version"`
+				Clients map[string]map[string]string `json:"clients"`
+			}
+			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &cur); err != nil {
+				return err
+			}
+			body := map[string]any{"version": cur.Version, "reason": reason, "force": force}
+			if client != "" {
+				if cur.Clients == nil {
+					cur.Clients = map[string]map[string]string{}
+				}
+				if args[0] == "inherit" {
+					delete(cur.Clients, client)
+				} else {
+					cur.Clients[client] = map[string]string{"phase": args[0]}
+				}
+				body["clients"] = cur.Clients
+			} else {
+				if args[0] == "inherit" {
+					return usageError{errors.New("inherit needs --client")}
+				}
+				body["phase"] = args[0]
+			}
+			if cmd.Flags().Changed("rollout") {
+				body["rollout"] = rollout
+			}
+			var raw json.RawMessage
+			err = c.call(cmd.Context(), "PUT", "/admin/flags", body, &raw)
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Code == "guard_refused" {
+				return guardMessage(cmd.ErrOrStderr(), ae)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "changed:")
+			return printFlags(cmd.OutOrStdout(), raw)
+		},
+	}
+	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override)")
+	set.Flags().Float64Var(&rollout, "rollout", 0, "percent of users (0-100) whose sessions retiring refuses")
+	set.Flags().StringVar(&reason, "reason", "", "why; written to the audit log (required with --force)")
+	set.Flags().BoolVar(&force, "force", false, "override the usage guard (needs --reason)")
+
+	var rbReason string
+	rollback := &cobra.Command{
+		Use:   "rollback",
+		Short: "Restore the previous flags exactly (never guarded)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "rolled back:")
+			return printFlags(cmd.OutOrStdout(), raw)
+		},
+	}
+	rollback.Flags().StringVar(&rbReason, "reason", "", "why; written to the audit log")
+	cmd.AddCommand(show, set, rollback)
+	return cmd
+}
+
+func guardMessage(w io.Writer, ae *apiError) error {
+	fig, _ := ae.Body["figures"].(map[string]any)
+	fmt.Fprintln(w, "REFUSED by the usage guard: sessions are still in use by the clients this change affects.")
+	if fig != nil {
+		share, _ := fig["session_share"].(float64)
+		max, _ := fig["max_share"].(float64)
+		fmt.Fprintf(w, "  window:           %v\n", fig["window"])
+		fmt.Fprintf(w, "  clients:          %v\n", fig["clients"])
+		fmt.Fprintf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
+		fmt.Fprintf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
+	}
+	fmt.Fprintln(w, "Wait until the share drops (tokenshift usage), or repeat with --force --reason \"...\".")
+	return &apiError{Status: ae.Status, Code: ae.Code, Detail: "change refused by the usage guard"}
+}
+
+func printFlags(w io.Writer, raw json.RawMessage) error {
+	var f struct {
+		Version       int64             `json:"version"`
+		Phase         string            `json:"phase"`
+		Rollout       float64           `json:"rollout"`
+		ExemptClients []string          `json:"exempt_clients"`
+		Sunset        string            `json:"sunset"`
+		UpdatedAt     string            `json:"updated_at"`
+		UpdatedBy     string            `json:"updated_by"`
+		Effective     map[string]string `json:"effective"`
+		Clients       map[string]struct {
+			Phase string `json:"phase"`
+		} `json:"clients"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("unexpected flags answer: %w", err)
+	}
+	fmt.Fprintf(w, "version %d, global phase %s, rollout %s%%, updated %s by %s\n", f.Version, f.Phase, strconv.FormatFloat(f.Rollout, 'f', -1, 64), f.UpdatedAt, f.UpdatedBy)
+	if f.Sunset != "" {
+		fmt.Fprintf(w, "sunset %s\n", f.Sunset)
+	}
+	if len(f.ExemptClients) > 0 {
+		fmt.Fprintf(w, "exempt clients: %s\n", strings.Join(f.ExemptClients, ", "))
+	}
+	ids := make([]string, 0, len(f.Effective))
+	for id := range f.Effective {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tEFFECTIVE PHASE\tSOURCE")
+	for _, id := range ids {
+		src := "global"
+		if _, ok := f.Clients[id]; ok {
+			src = "override"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", id, f.Effective[id], src)
+	}
+	return tw.Flush()
+}
+
+func newAuditCmd(*globalFlags) *cobra.Command {
+	o := &opsFlags{}
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show the audit log of migration flag changes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.call(cmd.Context(), "GET", "/admin/audit?limit="+strconv.Itoa(limit), nil, &raw); err != nil {
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var a struct {
+				Entries []struct {
+					At     string `json:"at"`
+					Actor  string `json:"actor"`
+					Action string `json:"action"`
+					Reason string `json:"reason"`
+					Forced bool   `json:"forced"`
+					From   *struct {
+						Phase string `json:"phase"`
+					} `json:"from"`
+					To struct {
+						Version int64  `json:"version"`
+						Phase   string `json:"phase"`
+					} `json:"to"`
+				} `json:"entries"`
+			}
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "WHEN\tWHO\tACTION\tFROM\tTO\tVERSION\tFORCED\tREASON")
+			for _, e := range a.Entries {
+				from := "-"
+				if e.From != nil && e.From.Phase != "" {
+					from = e.From.Phase
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", e.At, e.Actor, e.Action, from, e.To.Phase, e.To.Version, e.Forced, e.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().IntVar(&limit, "limit", 50, "entries to show, newest first")
+	return cmd
+}
+
+func newSessionsCmd(*globalFlags) *cobra.Command {
+	o := &opsFlags{}
+	cmd := &cobra.Command{
+		Use:   "sessions",
+		Short: "List or revoke a user's logins (sessions and token families)",
+	}
+	o.register(cmd)
+	list := &cobra.Command{
+		Use:   "list USER_ID",
+		Short: "List a user's live logins",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.call(cmd.Context(), "GET", "/admin/users/"+url.PathEscape(args[0])+"/sessions", nil, &raw); err != nil {
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var l struct {
+				Sessions []struct {
+					SID        string `json:"sid"`
+					ClientID   string `json:"client_id"`
+					CreatedAt  string `json:"created_at"`
+					LastSeenAt string `json:"last_seen_at"`
+					Session    bool   `json:"session"`
+					Tokens     bool   `json:"tokens"`
+					IP         string `json:"ip"`
+					UserAgent  string `json:"user_agent"`
+				} `json:"sessions"`
+			}
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "SID\tCLIENT\tCREATED\tLAST SEEN\tSESSION\tTOKENS\tIP\tUSER AGENT")
+			for _, s := range l.Sessions {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\t%s\n", s.SID, s.ClientID, s.CreatedAt, s.LastSeenAt, s.Session, s.Tokens, s.IP, s.UserAgent)
+			}
+			return tw.Flush()
+		},
+	}
+	var all bool
+	revoke := &cobra.Command{
+		Use:   "revoke USER_ID [SID]",
+		Short: "Revoke one login (SID) or, with --all, every login of the user, on every instance",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 2) == all {
+				return usageError{errors.New("give either a SID or --all")}
+			}
+			c, err := o.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			path := "/admin/users/" + url.PathEscape(args[0]) + "/sessions"
+			if !all {
+				path += "/" + url.PathEscape(args[1])
+			}
+			if err := c.call(cmd.Context(), "DELETE", path, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "revoked")
+			return nil
+		},
+	}
+	revoke.Flags().BoolVar(&all, "all", false, "revoke every login of the user")
+	cmd.AddCommand(list, revoke)
+	return cmd
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/tokenshift/tokenshift/configs"
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/admin"
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/httpapi"
+	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/token"
+	"github.com/tokenshift/tokenshift/internal/usage"
+	"github.com/tokenshift/tokenshift/internal/user"
+)
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the tokenshift HTTP service",
+		Long: `Starts the service. With no configuration it runs on the embedded development
+defaults: in-memory store, an ephemeral signing key, the dev users
+(alice@example.com / alice-dev-password, ops@example.com / ops-dev-password) and
+the clients web, spa and mobile, in phase dual, on :8080.
+
+Point it at Redis to share sessions, tokens, flags and usage between instances:
+  TOKENSHIFT_STORAGE_REDIS_URL=redis://127.0.0.1:6379/0 tokenshift serve
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
+(server.shutdown_timeout), flushes usage counters and closes the store.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig(v)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()))
+		},
+	}
+	cmd.Flags().String("addr", "", "listen address, overrides server.addr (env TOKENSHIFT_SERVER_ADDR)")
+	cmd.Flags().String("phase", "", "initial migration phase, overrides migration.phase (env TOKENSHIFT_MIGRATION_PHASE)")
+	_ = v.BindPFlag("server.addr", cmd.Flags().Lookup("addr"))
+	_ = v.BindPFlag("migration.phase", cmd.Flags().Lookup("phase"))
+	return cmd
+}
+
+// app is everything serve builds, so tests and shutdown can reach it.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    store.Store
+	usage    *usage.Recorder
+	flags    *featureflags.Manager
+	server   *httpapi.Server
+	revoked  *token.Revocations
+	sessions *session.Manager
+	tokens   *token.Service
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() { a.usage.Run(bg); close(usageDone) }()
+	go a.flags.Run(bg)
+	go a.watchPhase(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- a.server.App.Listen(cfg.Server.Addr) }()
+	log.Info("tokenshift listening", "addr", cfg.Server.Addr, "env", cfg.Env, "phase", cfg.Migration.Phase, "store", storeKind(cfg), "version", version)
+
+	select {
+	case err := <-errc:
+		cancelBG()
+		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
+	if err := a.server.App.ShutdownWithTimeout(cfg.Server.ShutdownTimeout); err != nil {
+		log.Warn("shutdown did not drain every connection", "error", err)
+	}
+	// Usage's Run flushes its last deltas when its context ends; wait for it
+	// before the store closes so nothing counted is lost.
+	cancelBG()
+	select {
+	case <-usageDone:
+	case <-time.After(cfg.Server.ShutdownTimeout):
+		log.Warn("usage flush did not finish before the shutdown timeout")
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func storeKind(cfg *config.Config) string {
+	if cfg.Storage.Redis.URL == "" {
+		return "memory"
+	}
+	return "redis"
+}
+
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	r := cfg.Storage.Redis
+	st, err := store.Open(store.RedisOptions{
+		URL: r.URL, DialTimeout: r.DialTimeout, ReadTimeout: r.ReadTimeout,
+		WriteTimeout: r.WriteTimeout, PoolTimeout: r.PoolTimeout, PoolSize: r.PoolSize,
+	}, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("storage.redis.url %s: %w", config.MaskURL(r.URL), err)
+	}
+	a.store = st
+	if r.URL == "" {
+		log.Warn("using the in-memory store: sessions, tokens and usage live in this process only")
+	}
+
+	ring, err := loadKeys(cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	a.revoked = token.NewRevocations(st, time.Now, log)
+	if err := a.revoked.Start(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("revocations: %w", err)
+	}
+	a.tokens, err = token.NewService(token.Config{
+		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
+		RefreshTTL: cfg.JWT.RefreshTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
+		CacheSize: token.DefaultCacheSize,
+	}, ring, st, a.revoked)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	policy := session.LimitEvictOldest
+	if cfg.Session.OnLimit == "refuse" {
+		policy = session.LimitRefuse
+	}
+	// Write last-seen at most once a minute, and at least ten times per idle
+	// timeout so short timeouts stay accurate.
+	touch := min(time.Minute, cfg.Session.IdleTimeout/10)
+	a.sessions, err = session.New(st, session.Config{
+		IdleTimeout: cfg.Session.IdleTimeout, AbsoluteTimeout: cfg.Session.AbsoluteTimeout, TouchInterval: touch,
+		FamilyTTL: cfg.JWT.RefreshTTL, MaxPerUser: cfg.Session.MaxPerUser, OnLimit: policy,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	users, err := loadUsers(cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	clients := make([]auth.Client, 0, len(cfg.Clients))
+	ids := make([]string, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		clients = append(clients, auth.Client{ID: c.ID, Name: c.Name, Kind: auth.ClientKind(c.Kind), TokenTransport: auth.TokenTransport(c.TokenTransport)})
+		ids = append(ids, c.ID)
+	}
+
+	a.usage, err = usage.New(usage.Options{
+		Clients: ids, Redis: st.Redis(), FlushInterval: cfg.Usage.FlushInterval,
+		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
+		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	a.flags, err = buildFlags(ctx, cfg, st, ids, a.usage, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.publishPhase(*a.flags.Flags().Current())
+
+	a.server, err = httpapi.New(ctx, httpapi.Options{
+		Logger: log, Store: st, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
+		Users: users, Flags: a.flags.Flags(), Usage: a.usage,
+		Clients: clients, DefaultClient: cfg.DefaultClient,
+		Cookies: httpapi.CookieOptions{
+			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
+			RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
+		},
+		CORSOrigins: append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
+		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
+		RateLimit:   httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
+		BodyLimit:   cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
+		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
+		Mount:   mountAdmin(a),
+		Version: version,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// mountAdmin adds the operator API and dashboard to the server.
+func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
+	return func(f *fiber.App, s *httpapi.Server) {
+		h := admin.New(admin.Options{
+			Logger: a.log,
+			Authn:  s.Authn,
+			Usage: func(ctx context.Context, w time.Duration, client string) (any, error) {
+				return a.usage.Report(ctx, w, client)
+			},
+			Flags:          a.flags,
+			Clients:        s.Clients(),
+			MaxWindow:      a.cfg.Usage.Retention,
+			OnFlagsChanged: a.publishPhase,
+			Sessions:       s,
+		})
+		h.Mount(f)
+	}
+}
+
+// watchPhase keeps the phase gauge in step with changes made on any instance.
+func (a *app) watchPhase(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var seen int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if st := a.flags.Flags().Current(); st.Version != seen {
+				seen = st.Version
+				a.publishPhase(*st)
+			}
+		}
+	}
+}
+
+// publishPhase sets the tokenshift_phase gauge for every registered client.
+func (a *app) publishPhase(st featureflags.State) {
+	for _, c := range a.cfg.Clients {
+		a.usage.SetPhase(c.ID, st.EffectivePhase(c.ID).String())
+	}
+}
+
+func loadKeys(cfg *config.Config, log *slog.Logger) (*token.KeyRing, error) {
+	if cfg.JWT.KeysDir != "" {
+		ring, err := token.LoadKeyRing(cfg.JWT.KeysDir, cfg.JWT.SigningKID)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("jwt.keys_dir: %w", err)}
+		}
+		return ring, nil
+	}
+	if cfg.Production() {
+		return nil, usageError{errors.New("jwt.keys_dir: production needs real signing keys")}
+	}
+	ring, err := token.NewEphemeralKeyRing(cfg.JWT.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("!!! USING AN EPHEMERAL DEVELOPMENT SIGNING KEY: every token dies with this process and other instances cannot verify it; set jwt.keys_dir (tokenshift keys generate) for anything but local development !!!", "kid", ring.SigningKID(), "alg", cfg.JWT.Algorithm)
+	return ring, nil
+}
+
+func loadUsers(cfg *config.Config, log *slog.Logger) (*user.Verifier, error) {
+	if cfg.Users.File != "" {
+		fs, err := user.LoadFile(cfg.Users.File)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("users.file: %w", err)}
+		}
+		return user.NewVerifier(fs, nil), nil
+	}
+	if cfg.Production() {
+		return nil, usageError{errors.New("users.file: production never loads the dev users")}
+	}
+	fs, err := user.ParseFile(configs.DevUsersYAML)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("loaded the embedded DEV USERS (alice@example.com, ops@example.com) with public passwords; never expose this instance")
+	return user.NewVerifier(fs, nil), nil
+}
+
+func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Log.Format
+	if format == "" {
+		format = "text"
+		if cfg.Production() {
+			format = "json"
+		}
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

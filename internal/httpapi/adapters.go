@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/token"
+)
+
+// sessionVerifier adapts session.Manager to authn.SessionVerifier and applies
+// the per-user "not valid before" revocation (log out everywhere, password
+// change, suspension) to sessions as well as tokens.
+type sessionVerifier struct {
+	m   *session.Manager
+	rev *token.Revocations
+}
+
+func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*auth.Principal, error) {
+	s, err := v.m.Authenticate(ctx, cookie)
+	if err != nil {
+		return nil, err
+	}
+	if v.rev != nil {
+		if nb := v.rev.UserNotBefore(s.UserID); !nb.IsZero() && s.CreatedAt.Before(nb) {
+			return nil, fmt.Errorf("session of user revoked: %w", auth.ErrRevoked)
+		}
+		if v.rev.SIDRevoked(s.SID) {
+			return nil, fmt.Errorf("session revoked: %w", auth.ErrRevoked)
+		}
+	}
+	exp := s.IdleExpiresAt
+	if s.AbsoluteExpiresAt.Before(exp) {
+		exp = s.AbsoluteExpiresAt
+	}
+	return &auth.Principal{
+		UserID:    s.UserID,
+		Email:     s.Email,
+		ClientID:  s.ClientID,
+		Roles:     s.Roles,
+		SID:       s.SID,
+		ExpiresAt: exp,
+	}, nil
+}
+
+// tokenVerifier adapts token.Service to authn.TokenVerifier.
+type tokenVerifier struct{ s *token.Service }
+
+func (v tokenVerifier) VerifyToken(raw string) (*auth.Principal, error) {
+	cl, err := v.s.VerifyAccess(raw)
+	if err != nil {
+		return nil, err
+	}
+	p := &auth.Principal{
+		UserID:   cl.Subject,
+		Email:    cl.Email,
+		ClientID: cl.ClientID,
+		Roles:    cl.Roles,
+		SID:      cl.SID,
+		TokenID:  cl.ID,
+	}
+	if cl.ExpiresAt != nil {
+		p.ExpiresAt = cl.ExpiresAt.Time
+	}
+	return p, nil
+}

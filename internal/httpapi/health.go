@@ -1,0 +1,36 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+func (s *Server) livez(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok", "version": s.opts.Version})
+}
+
+// readyz fails when the store does not answer, so a load balancer stops
+// sending logins to an instance that cannot serve them.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Store.Ping(ctx); err != nil {
+		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is not reachable")
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (s *Server) jwks(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(s.opts.Tokens.Ring().JWKS())
+}
+
+func (s *Server) metrics(c *fiber.Ctx) error {
+	return adaptor.HTTPHandler(s.opts.Usage.MetricsHandler())(c)
+}

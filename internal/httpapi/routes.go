@@ -1,0 +1,33 @@
+package httpapi
+
+// routes is the whole HTTP surface of the core service. The admin API adds its
+// routes through Options.Mount (see internal/admin).
+//
+//	POST /auth/login             email+password (JSON or form) → session and/or tokens, per phase
+//	GET  /auth/me                the caller, whatever credential proved it
+//	GET  /auth/csrf              CSRF token of the current cookie session
+//	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user
+//	POST /auth/refresh           rotate a refresh token
+//	POST /auth/exchange          session → token pair bound to the same sid
+//	GET  /auth/sessions          the caller's live logins
+//	DELETE /auth/sessions/:sid   end one of the caller's logins
+//	GET  /.well-known/jwks.json  public signing keys
+//	GET  /livez, /readyz         liveness, readiness (store reachable)
+//	GET  /metrics                Prometheus
+func (s *Server) routes() {
+	a := s.App
+	a.Get("/livez", s.livez)
+	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", s.metrics)
+	a.Get("/.well-known/jwks.json", s.jwks)
+
+	g := a.Group("/auth", noStore)
+	g.Post("/login", s.login)
+	g.Get("/me", s.Authn, s.me)
+	g.Get("/csrf", s.Authn, s.csrfToken)
+	g.Post("/logout", s.AuthnOptional, s.logout)
+	g.Post("/refresh", s.refresh)
+	g.Post("/exchange", s.AuthnExchange, s.exchange)
+	g.Get("/sessions", s.Authn, s.mySessions)
+	g.Delete("/sessions/:sid", s.Authn, s.revokeMySession)
+}

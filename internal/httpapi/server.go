@@ -1,0 +1,173 @@
+// Package httpapi is tokenshift's HTTP surface: routes.go lists every route;
+// the handlers here speak problem+json errors with stable codes.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/token"
+	"github.com/tokenshift/tokenshift/internal/user"
+)
+
+// UsageRecorder is what the HTTP layer needs from usage counting.
+type UsageRecorder interface {
+	authn.Recorder
+	Login(clientID, outcome string)
+	Issued(kind string)
+	MetricsHandler() http.Handler
+}
+
+// Authenticator verifies a login name and password.
+type Authenticator interface {
+	Verify(ctx context.Context, login, password string) (*user.User, error)
+}
+
+// RateLimit is the failed-login budget.
+type RateLimit struct {
+	PerAccount int
+	PerIP      int
+	Window     time.Duration
+}
+
+// Options are the server's dependencies and settings; cmd builds them from config.
+type Options struct {
+	Logger   *slog.Logger
+	Store    store.Store
+	Sessions *session.Manager
+	Tokens   *token.Service
+	Revoked  *token.Revocations
+	Users    Authenticator
+	Flags    authn.Decider
+	Usage    UsageRecorder
+
+	Clients       []auth.Client
+	DefaultClient string
+	Cookies       CookieOptions
+	CORSOrigins   []string
+	RateLimit     RateLimit
+
+	BodyLimit      int
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	TrustedProxies []string
+
+	// MaxCredentialLife is the longest any credential lives (refresh TTL or
+	// session absolute timeout, whichever is longer).
+	MaxCredentialLife time.Duration
+
+	// Mount adds further routes (the admin API) after the core ones.
+	Mount func(app *fiber.App, s *Server)
+	// Version is reported by /livez.
+	Version string
+	Clock   func() time.Time
+}
+
+// Server holds the Fiber app and what handlers share.
+type Server struct {
+	App     *fiber.App
+	opts    Options
+	log     *slog.Logger
+	clients map[string]auth.Client
+	csrf    *CSRF
+	limiter *rateLimiter
+
+	// Authn is the standard middleware; AuthnOptional lets anonymous requests
+	// through; AuthnExchange also admits sessions retired by the phase.
+	Authn, AuthnOptional, AuthnExchange fiber.Handler
+}
+
+// New builds the server. It fails on missing dependencies, never later.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Store == nil || o.Sessions == nil || o.Tokens == nil || o.Users == nil || o.Usage == nil {
+		return nil, errors.New("httpapi: store, sessions, tokens, users and usage are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	csrf, err := NewCSRF(ctx, o.Store, o.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    o,
+		log:     o.Logger,
+		clients: make(map[string]auth.Client, len(o.Clients)),
+		csrf:    csrf,
+		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
+	}
+	for _, c := range o.Clients {
+		s.clients[c.ID] = c
+	}
+	if _, ok := s.clients[o.DefaultClient]; !ok {
+		return nil, errors.New("httpapi: default client is not registered")
+	}
+
+	s.App = fiber.New(fiber.Config{
+		AppName:                 "tokenshift",
+		ErrorHandler:            errorHandler(o.Logger),
+		BodyLimit:               o.BodyLimit,
+		ReadTimeout:             o.ReadTimeout,
+		WriteTimeout:            o.WriteTimeout,
+		IdleTimeout:             o.IdleTimeout,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          o.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		ReadBufferSize:          16 << 10,
+	})
+	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
+	}}))
+	s.App.Use(s.requestContext)
+
+	base := authn.Config{
+		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
+		Tokens:        tokenVerifier{s: o.Tokens},
+		Flags:         o.Flags,
+		Usage:         o.Usage,
+		CSRF:          csrf,
+		SessionCookie: o.Cookies.SessionCookie(),
+		AccessCookie:  o.Cookies.AccessCookie(),
+	}
+	s.Authn = authn.New(base)
+	opt := base
+	opt.Optional = true
+	s.AuthnOptional = authn.New(opt)
+	ex := base
+	ex.AllowRetiredSession = true
+	s.AuthnExchange = authn.New(ex)
+
+	s.routes()
+	if o.Mount != nil {
+		o.Mount(s.App, s)
+	}
+	// Anything not routed is a problem+json 404, never Fiber's text page.
+	s.App.Use(func(c *fiber.Ctx) error {
+		return auth.Errorf(auth.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
+	})
+	return s, nil
+}
+
+// CSRFToken returns the CSRF token for a login (used by the admin dashboard).
+func (s *Server) CSRFToken(sid string) string { return s.csrf.Token(sid) }
+
+// Logger is the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Clients returns the registered clients.
+func (s *Server) Clients() []auth.Client { return s.opts.Clients }
