@@ -1,0 +1,43 @@
+# tokenshift: the two commands a new user needs are `make run` and `make test`.
+GO      ?= go
+BIN     ?= bin/tokenshift
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+PKGS    := ./...
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
+
+.PHONY: run build test lint bench fuzz clean
+
+## run: start the service on the embedded development defaults (no Redis needed)
+run:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/tokenshift serve
+
+## build: build bin/tokenshift
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tokenshift
+
+## test: vet, then every test (unit, fuzz seed corpora, end-to-end on real Redis)
+test: lint
+	$(GO) test -count=1 -timeout 8m $(PKGS)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## bench: every benchmark, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME (default 30s) each
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin
