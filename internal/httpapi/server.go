@@ -82,6 +82,7 @@ type Server struct {
 	clients map[string]auth.Client
 	csrf    *CSRF
 	limiter *rateLimiter
+	ids     *requestIDs
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -109,6 +110,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		clients: make(map[string]auth.Client, len(o.Clients)),
 		csrf:    csrf,
 		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
+		ids:     newRequestIDs(),
 	}
 	for _, c := range o.Clients {
 		s.clients[c.ID] = c

@@ -1,0 +1,207 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/configs"
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/token"
+	"github.com/tokenshift/tokenshift/internal/usage"
+	"github.com/tokenshift/tokenshift/internal/user"
+)
+
+// testServer is a whole Server on the in-memory store with the dev users and
+// clients: the same parts `make run` wires, built in-process so handler tests
+// go through app.Test and benchmarks through app.Handler().
+type testServer struct {
+	*Server
+	store  *store.Memory
+	usage  *usage.Recorder
+	tokens *token.Service
+	flags  *featureflags.Flags
+}
+
+type testServerOption func(*Options, *token.Config)
+
+// withPhase starts the server in phase p (global).
+func withPhase(p featureflags.Phase) testServerOption {
+	return func(o *Options, _ *token.Config) {
+		f, err := featureflags.NewFlags(featureflags.State{Phase: p, RolloutSeed: "test"})
+		if err != nil {
+			panic(err)
+		}
+		o.Flags = f
+	}
+}
+
+// withoutTokenCache disables the verified-token cache, so every bearer request
+// runs the signature check.
+func withoutTokenCache() testServerOption {
+	return func(_ *Options, tc *token.Config) { tc.CacheSize = 0 }
+}
+
+var testClients = []auth.Client{
+	{ID: "web", Name: "Legacy web", Kind: auth.KindWeb, TokenTransport: auth.TransportBody},
+	{ID: "spa", Name: "SPA", Kind: auth.KindSPA, TokenTransport: auth.TransportCookie},
+	{ID: "mobile", Name: "Mobile", Kind: auth.KindMobile, TokenTransport: auth.TransportBody},
+}
+
+func newTestServer(tb testing.TB, opts ...testServerOption) *testServer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	st := store.NewMemory(time.Now)
+	tb.Cleanup(func() { st.Close() })
+	ring, err := token.NewEphemeralKeyRing(token.AlgEdDSA)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rev := token.NewRevocations(st, time.Now, nil)
+	if err := rev.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	ids := make([]string, len(testClients))
+	for i, c := range testClients {
+		ids[i] = c.ID
+	}
+	rec, err := usage.New(usage.Options{Clients: ids, Clock: time.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sessions, err := session.New(st, session.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fs, err := user.ParseFile(configs.DevUsersYAML)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	flags, err := featureflags.NewFlags(featureflags.State{Phase: featureflags.PhaseDual, RolloutSeed: "test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	o := Options{
+		Logger: slog.New(slog.DiscardHandler),
+		Store:  st, Sessions: sessions, Revoked: rev, Users: user.NewVerifier(fs, nil),
+		Flags: flags, Usage: rec, Clients: testClients, DefaultClient: "web",
+		Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
+		RateLimit: RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
+		BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
+	}
+	tc := token.ConfigDefault
+	for _, opt := range opts {
+		opt(&o, &tc)
+	}
+	tokens, err := token.NewService(tc, ring, st, rev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	o.Tokens = tokens
+	s, err := New(ctx, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, _ := o.Flags.(*featureflags.Flags)
+	return &testServer{Server: s, store: st, usage: rec, tokens: tokens, flags: f}
+}
+
+// call is one request through app.Test.
+type call struct {
+	method  string
+	path    string
+	body    string
+	ctype   string
+	bearer  string
+	cookies map[string]string
+	header  map[string]string
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	cookie map[string]*http.Cookie
+}
+
+func (a *answer) json(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		tb.Fatalf("body is not a JSON object: %q", a.body)
+	}
+	return m
+}
+
+func (s *testServer) do(tb testing.TB, c call) *answer {
+	tb.Helper()
+	if c.method == "" {
+		c.method = fiber.MethodGet
+	}
+	var body io.Reader
+	if c.body != "" {
+		body = strings.NewReader(c.body)
+	}
+	r := httptest.NewRequest(c.method, c.path, body)
+	if c.ctype != "" {
+		r.Header.Set(fiber.HeaderContentType, c.ctype)
+	}
+	if c.bearer != "" {
+		r.Header.Set(fiber.HeaderAuthorization, "Bearer "+c.bearer)
+	}
+	for k, v := range c.cookies {
+		r.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	for k, v := range c.header {
+		r.Header.Set(k, v)
+	}
+	resp, err := s.App.Test(r, 10_000)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", c.method, c.path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := &answer{status: resp.StatusCode, header: resp.Header, body: b, cookie: map[string]*http.Cookie{}}
+	for _, ck := range resp.Cookies() {
+		a.cookie[ck.Name] = ck
+	}
+	return a
+}
+
+// loginJSON logs in with a JSON body and fails the test unless it answers 200.
+func (s *testServer) loginJSON(tb testing.TB, email, password, client string) *answer {
+	tb.Helper()
+	b, _ := json.Marshal(map[string]string{"email": email, "password": password, "client_id": client})
+	a := s.do(tb, call{method: "POST", path: "/auth/login", body: string(b), ctype: fiber.MIMEApplicationJSON})
+	if a.status != 200 {
+		tb.Fatalf("login %s/%s: %d %s", email, client, a.status, a.body)
+	}
+	return a
+}
+
+// expectProblem asserts an RFC 9457 answer with status and code.
+func expectProblem(tb testing.TB, a *answer, status int, code auth.Code) {
+	tb.Helper()
+	if a.status != status {
+		tb.Fatalf("status = %d, want %d (body %s)", a.status, status, a.body)
+	}
+	if ct := a.header.Get(fiber.HeaderContentType); !strings.HasPrefix(ct, problemContentType) {
+		tb.Fatalf("Content-Type = %q, want %s (body %s)", ct, problemContentType, a.body)
+	}
+	m := a.json(tb)
+	if m["code"] != string(code) || m["status"] != float64(status) || m["title"] == "" || m["type"] != "about:blank" {
+		tb.Fatalf("problem = %s, want code %s status %d", a.body, code, status)
+	}
+}
