@@ -200,8 +200,8 @@ func (s *Server) issueTokens(c *fiber.Ctx, client auth.Client, sub token.Subject
 
 func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair token.Pair, resp *loginResponse) {
 	now := s.opts.Clock()
-	resp.ExpiresIn = int64(pair.AccessExpiresAt.Sub(now).Round(time.Second) / time.Second)
-	resp.RefreshExpiresIn = int64(pair.RefreshExpiresAt.Sub(now).Round(time.Second) / time.Second)
+	resp.ExpiresIn = ceilSeconds(pair.AccessExpiresAt.Sub(now))
+	resp.RefreshExpiresIn = ceilSeconds(pair.RefreshExpiresAt.Sub(now))
 	resp.TokenType = "Bearer"
 	if client.TokenTransport == auth.TransportCookie {
 		resp.TokenTransport = string(auth.TransportCookie)
@@ -352,11 +352,24 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	s.opts.Usage.Issued("refresh")
 	var resp loginResponse
 	s.fillTokens(c, client, pair, &resp)
-	return c.JSON(fiber.Map{
-		"access_token": resp.AccessToken, "refresh_token": resp.RefreshToken, "token_type": resp.TokenType,
-		"expires_in": resp.ExpiresIn, "refresh_expires_in": resp.RefreshExpiresIn, "token_transport": resp.TokenTransport,
-		"sid": sub.SID,
+	return c.JSON(refreshResponse{
+		AccessToken: resp.AccessToken, RefreshToken: resp.RefreshToken, TokenType: resp.TokenType,
+		ExpiresIn: resp.ExpiresIn, RefreshExpiresIn: resp.RefreshExpiresIn, TokenTransport: resp.TokenTransport,
+		SID: sub.SID,
 	})
+}
+
+// refreshResponse is the new pair. Clients with token_transport cookie get
+// their tokens as cookies only, so the token fields are left out, not sent
+// empty.
+type refreshResponse struct {
+	AccessToken      string `json:"access_token,omitempty"`
+	RefreshToken     string `json:"refresh_token,omitempty"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	TokenTransport   string `json:"token_transport"`
+	SID              string `json:"sid"`
 }
 
 // exchange gives a session holder a token pair bound to the same sid, so a
@@ -418,6 +431,12 @@ func (s *Server) storeError(err error) error {
 // protocol-relative "//" or "/\" (open-redirect tricks).
 func safeReturnTo(p string) bool {
 	return len(p) > 0 && len(p) < 512 && p[0] == '/' && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+}
+
+// ceilSeconds rounds a lifetime up: exp is stored in whole seconds, so a
+// 15-minute token is 899.x seconds from now and must still read as 900.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 func truncate(s string, n int) string {

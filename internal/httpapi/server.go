@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -158,11 +160,35 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Mount != nil {
 		o.Mount(s.App, s)
 	}
-	// Anything not routed is a problem+json 404, never Fiber's text page.
-	s.App.Use(func(c *fiber.Ctx) error {
-		return auth.Errorf(auth.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
-	})
+	s.App.Use(notRouted(s.App))
 	return s, nil
+}
+
+// notRouted answers what no route took: 405 with Allow when the path exists
+// for other methods, else 404; problem+json either way, never Fiber's text
+// page. The allowed methods are collected once, from the static paths.
+func notRouted(app *fiber.App) fiber.Handler {
+	allowed := map[string][]string{}
+	for _, r := range app.GetRoutes(true) {
+		if len(r.Params) > 0 || strings.ContainsAny(r.Path, "*:") || r.Method == fiber.MethodHead {
+			continue
+		}
+		if !slices.Contains(allowed[r.Path], r.Method) {
+			allowed[r.Path] = append(allowed[r.Path], r.Method)
+		}
+	}
+	allow := make(map[string]string, len(allowed))
+	for p, ms := range allowed {
+		slices.Sort(ms)
+		allow[p] = strings.Join(ms, ", ")
+	}
+	return func(c *fiber.Ctx) error {
+		if a, ok := allow[c.Path()]; ok {
+			c.Set(fiber.HeaderAllow, a)
+			return auth.Errorf(auth.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", c.Method(), c.Path(), a)
+		}
+		return auth.Errorf(auth.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
+	}
 }
 
 // CSRFToken returns the CSRF token for a login (used by the admin dashboard).
