@@ -158,14 +158,12 @@ func Load(file string, v *viper.Viper) (*Config, error) {
 	v.AutomaticEnv()
 
 	var c Config
-	hook := mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	)
-	if err := v.Unmarshal(&c, viper.DecodeHook(hook), func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = false
+	// ErrorUnused: a key nobody reads is a typo ("sesion:") that would
+	// otherwise be ignored in silence while the operator believes it applies.
+	if err := v.Unmarshal(&c, viper.DecodeHook(decodeHook()), func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
 	}); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, decodeError(err)
 	}
 	c.File = file
 	return &c, nil
