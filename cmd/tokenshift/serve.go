@@ -214,8 +214,9 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
-		Mount:   mountAdmin(a),
-		Version: version,
+		ShadowCheck: cfg.Migration.ShadowCheck,
+		Mount:       mountAdmin(a),
+		Version:     version,
 	})
 	if err != nil {
 		st.Close()
