@@ -168,7 +168,7 @@ func TestPhaseAndAuditCommands(t *testing.T) {
 	}
 	for i, w := range wantRows {
 		row := rows[i+1]
-		if !regexp.MustCompile(`\s` + w.action + `\s`).MatchString(row) || !strings.Contains(row, w.has) {
+		if !regexp.MustCompile(`\s`+w.action+`\s`).MatchString(row) || !strings.Contains(row, w.has) {
 			t.Errorf("audit row %d = %q, want action %s with %q", i+1, row, w.action, w.has)
 		}
 	}
