@@ -49,13 +49,15 @@ func Watch(ctx context.Context, path string, quiet time.Duration, onChange func(
 		w.Close()
 		return fmt.Errorf("watch %s: %w", path, err)
 	}
-	go watchLoop(ctx, w, abs, quiet, onChange, onError)
+	// Resolved after the watch is in place and before Watch returns, so a
+	// link swapped from now on is always seen as a change.
+	target, _ := filepath.EvalSymlinks(abs)
+	go watchLoop(ctx, w, abs, target, quiet, onChange, onError)
 	return nil
 }
 
-func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, quiet time.Duration, onChange func(), onError func(error)) {
+func watchLoop(ctx context.Context, w *fsnotify.Watcher, path, target string, quiet time.Duration, onChange func(), onError func(error)) {
 	defer w.Close()
-	target, _ := filepath.EvalSymlinks(path)
 	timer := time.NewTimer(quiet)
 	timer.Stop()
 	defer timer.Stop()
