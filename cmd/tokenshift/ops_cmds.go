@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,32 +154,52 @@ share (override with --force and a --reason).`,
 		},
 	}
 
-	var client, reason string
+	var client, reason, sunset string
 	var rollout float64
 	var force bool
+	var exemptAdd, exemptRemove []string
 	set := &cobra.Command{
-		Use:   "set PHASE",
-		Short: "Set the global phase, or one client's with --client",
-		Long: `Examples:
-  tokenshift phase set prefer-jwt --reason "announce deprecation"
+		Use:   "set [PHASE]",
+		Short: "Set the global phase, one client's with --client, the rollout, exemptions or the sunset",
+		Long: `Changes the migration flags through PUT /admin/flags, from the version just read:
+if someone else changes them in between, the change is refused (version_conflict)
+rather than overwriting theirs. PHASE may be left out when only flags change.
+
+Examples:
+  tokenshift phase set prefer-jwt --sunset 2027-06-30T00:00:00Z --reason "announce deprecation"
   tokenshift phase set jwt-only --client mobile --reason "app 5.0 is everywhere"
-  tokenshift phase set retiring --rollout 20 --reason "first 20% of users"
-  tokenshift phase set inherit --client mobile   # drop the client's override`,
-		Args: cobra.ExactArgs(1),
+  tokenshift phase set inherit --client mobile          # drop the client's override
+  tokenshift phase set retiring --rollout 5 --reason "first 5% of users"
+  tokenshift phase set --rollout 20 --reason "second wave"
+  tokenshift phase set --exempt-add kiosk --reason "kiosks cannot move before Q3"
+  tokenshift phase set --exempt-remove kiosk --reason "kiosk firmware 2.1 shipped"
+  tokenshift phase set --sunset none --reason "date withdrawn"
+  tokenshift phase set jwt-only --client web --force --reason "remaining sessions are bots, OPS-42"`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			changed := func(name string) bool { return cmd.Flags().Changed(name) }
+			if len(args) == 0 && !changed("rollout") && !changed("exempt-add") && !changed("exempt-remove") && !changed("sunset") {
+				return usageError{errors.New("nothing to change: give a PHASE, --rollout, --exempt-add, --exempt-remove or --sunset")}
+			}
+			if len(args) == 0 && client != "" {
+				return usageError{errors.New("--client needs a PHASE (or inherit)")}
+			}
 			c, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
 			var cur struct {
-				Version int64                        `json:"version"`
-				Clients map[string]map[string]string `json:"clients"`
+				Version       int64                        `json:"version"`
+				Clients       map[string]map[string]string `json:"clients"`
+				ExemptClients []string                     `json:"exempt_clients"`
 			}
 			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &cur); err != nil {
 				return err
 			}
 			body := map[string]any{"version": cur.Version, "reason": reason, "force": force}
-			if client != "" {
+			switch {
+			case len(args) == 0:
+			case client != "":
 				if cur.Clients == nil {
 					cur.Clients = map[string]map[string]string{}
 				}
@@ -188,14 +209,31 @@ share (override with --force and a --reason).`,
 					cur.Clients[client] = map[string]string{"phase": args[0]}
 				}
 				body["clients"] = cur.Clients
-			} else {
-				if args[0] == "inherit" {
-					return usageError{errors.New("inherit needs --client")}
-				}
+			case args[0] == "inherit":
+				return usageError{errors.New("inherit needs --client")}
+			default:
 				body["phase"] = args[0]
 			}
-			if cmd.Flags().Changed("rollout") {
+			if changed("rollout") {
 				body["rollout"] = rollout
+			}
+			if changed("exempt-add") || changed("exempt-remove") {
+				exempt := slices.DeleteFunc(cur.ExemptClients, func(id string) bool { return slices.Contains(exemptRemove, id) })
+				for _, id := range exemptAdd {
+					if !slices.Contains(exempt, id) {
+						exempt = append(exempt, id)
+					}
+				}
+				if exempt == nil {
+					exempt = []string{}
+				}
+				body["exempt_clients"] = exempt
+			}
+			if changed("sunset") {
+				if sunset == "none" {
+					sunset = ""
+				}
+				body["sunset"] = sunset
 			}
 			var raw json.RawMessage
 			err = c.call(cmd.Context(), "PUT", "/admin/flags", body, &raw)
@@ -210,8 +248,11 @@ share (override with --force and a --reason).`,
 			return printFlags(cmd.OutOrStdout(), raw)
 		},
 	}
-	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override)")
+	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override; PHASE inherit drops it)")
 	set.Flags().Float64Var(&rollout, "rollout", 0, "percent of users (0-100) whose sessions retiring refuses")
+	set.Flags().StringSliceVar(&exemptAdd, "exempt-add", nil, "clients whose sessions retiring keeps (comma-separated)")
+	set.Flags().StringSliceVar(&exemptRemove, "exempt-remove", nil, "clients to take off the exempt list (comma-separated)")
+	set.Flags().StringVar(&sunset, "sunset", "", "RFC 3339 date announced in the Sunset header, or none to clear it")
 	set.Flags().StringVar(&reason, "reason", "", "why; written to the audit log (required with --force)")
 	set.Flags().BoolVar(&force, "force", false, "override the usage guard (needs --reason)")
 
@@ -244,8 +285,17 @@ func guardMessage(w io.Writer, ae *apiError) error {
 	if fig != nil {
 		share, _ := fig["session_share"].(float64)
 		max, _ := fig["max_share"].(float64)
-		fmt.Fprintf(w, "  window:           %v\n", fig["window"])
-		fmt.Fprintf(w, "  clients:          %v\n", fig["clients"])
+		window, _ := fig["window"].(string)
+		fmt.Fprintf(w, "  window:           %s\n", prettyWindow(window))
+		var clients []string
+		list, _ := fig["clients"].([]any)
+		for _, id := range list {
+			clients = append(clients, fmt.Sprint(id))
+		}
+		if len(clients) == 0 {
+			clients = []string{"all"}
+		}
+		fmt.Fprintf(w, "  clients:          %s\n", strings.Join(clients, ", "))
 		fmt.Fprintf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
 		fmt.Fprintf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
 	}
@@ -300,7 +350,13 @@ func newAuditCmd(*globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show the audit log of migration flag changes",
-		Args:  cobra.NoArgs,
+		Long: `Fetches GET /admin/audit: every change of the migration flags, newest first,
+with who, when, the action (init, set, rollback, reload, refused), whether the
+usage guard was forced, what changed (global phase, per-client phases, rollout,
+exemptions, sunset), the guard's figures and the reason.
+
+  TOKENSHIFT_ADMIN_PASSWORD=... tokenshift audit --email ops@example.com --limit 20`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client(cmd.Context())
 			if err != nil {
@@ -313,35 +369,7 @@ func newAuditCmd(*globalFlags) *cobra.Command {
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), raw)
 			}
-			var a struct {
-				Entries []struct {
-					At     string `json:"at"`
-					Actor  string `json:"actor"`
-					Action string `json:"action"`
-					Reason string `json:"reason"`
-					Forced bool   `json:"forced"`
-					From   *struct {
-						Phase string `json:"phase"`
-					} `json:"from"`
-					To struct {
-						Version int64  `json:"version"`
-						Phase   string `json:"phase"`
-					} `json:"to"`
-				} `json:"entries"`
-			}
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "WHEN\tWHO\tACTION\tFROM\tTO\tVERSION\tFORCED\tREASON")
-			for _, e := range a.Entries {
-				from := "-"
-				if e.From != nil && e.From.Phase != "" {
-					from = e.From.Phase
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", e.At, e.Actor, e.Action, from, e.To.Phase, e.To.Version, e.Forced, e.Reason)
-			}
-			return tw.Flush()
+			return printAudit(cmd.OutOrStdout(), raw)
 		},
 	}
 	o.register(cmd)

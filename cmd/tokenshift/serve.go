@@ -30,6 +30,7 @@ import (
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	v := viper.New()
+	var bind func(*viper.Viper) *viper.Viper
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tokenshift HTTP service",
@@ -41,6 +42,11 @@ the clients web, spa and mobile, in phase dual, on :8080.
 Point it at Redis to share sessions, tokens, flags and usage between instances:
   TOKENSHIFT_STORAGE_REDIS_URL=redis://127.0.0.1:6379/0 tokenshift serve
 
+With --config, the file is watched: when its migration section changes, the
+flags are reloaded (in-memory store only; with Redis the stored state is the
+truth and the file only seeds it, so use "tokenshift phase set" instead). A file
+that does not load or validate is logged and the current flags stay.
+
 SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 (server.shutdown_timeout), flushes usage counters and closes the store.`,
 		Args: cobra.NoArgs,
@@ -51,13 +57,20 @@ SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()))
+			// A reload reads everything again into a fresh Viper with the same
+			// flags bound, so flags and env still win over the file.
+			reload := func() (*config.Config, error) { return g.loadConfig(bind(viper.New())) }
+			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()), reload)
 		},
 	}
 	cmd.Flags().String("addr", "", "listen address, overrides server.addr (env TOKENSHIFT_SERVER_ADDR)")
 	cmd.Flags().String("phase", "", "initial migration phase, overrides migration.phase (env TOKENSHIFT_MIGRATION_PHASE)")
-	_ = v.BindPFlag("server.addr", cmd.Flags().Lookup("addr"))
-	_ = v.BindPFlag("migration.phase", cmd.Flags().Lookup("phase"))
+	bind = func(v *viper.Viper) *viper.Viper {
+		_ = v.BindPFlag("server.addr", cmd.Flags().Lookup("addr"))
+		_ = v.BindPFlag("migration.phase", cmd.Flags().Lookup("phase"))
+		return v
+	}
+	bind(v)
 	return cmd
 }
 
@@ -74,7 +87,7 @@ type app struct {
 	tokens   *token.Service
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
 	a, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -86,6 +99,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go func() { a.usage.Run(bg); close(usageDone) }()
 	go a.flags.Run(bg)
 	go a.watchPhase(bg)
+	if cfg.File != "" && reload != nil {
+		if err := a.watchConfig(bg, reload); err != nil {
+			// Serving matters more than following the file: say so loudly.
+			log.Error("cannot watch the config file; changes to it need a restart", "file", cfg.File, "err", err)
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App.Listen(cfg.Server.Addr) }()
@@ -214,8 +233,9 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
-		Mount:   mountAdmin(a),
-		Version: version,
+		ShadowCheck: cfg.Migration.ShadowCheck,
+		Mount:       mountAdmin(a),
+		Version:     version,
 	})
 	if err != nil {
 		st.Close()

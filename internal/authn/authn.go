@@ -75,11 +75,14 @@ type Config struct {
 	// when the phase still allows exchanging it for tokens (POST /auth/exchange).
 	AllowRetiredSession bool
 
-	// Shadow verifies every credential present even when one already decided,
-	// and counts disagreements through OnShadowMismatch (phases dual and
-	// prefer-jwt). Off by default.
+	// Shadow compares the credentials of a request that carries several (all
+	// are verified anyway) and reports each disagreement to OnShadowMismatch:
+	// different users, one expired, revoked or invalid, different clients.
+	// Only in phases dual and prefer-jwt, and only reported, never enforced
+	// (two valid credentials of different users are refused either way).
+	// Off by default. OnShadowMismatch runs on the request path: keep it cheap.
 	Shadow           bool
-	OnShadowMismatch func(c *fiber.Ctx, kind string)
+	OnShadowMismatch func(c *fiber.Ctx, m ShadowMismatch)
 
 	// ErrorHandler turns an authentication failure (an *auth.Error) into a
 	// response. Default: the error is returned to Fiber's error handler.

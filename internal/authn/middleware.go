@@ -96,6 +96,8 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		}
 	}
 
+	cfg.shadowCheck(c, results)
+
 	// An explicit bearer header that fails is an error even if a cookie would
 	// have worked: the client chose that credential (RFC 6750 section 3.1).
 	if results[0].scheme == auth.SchemeBearer && results[0].err != nil {
@@ -116,19 +118,9 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 			cfg.record(auth.SchemeNone, nil, auth.OutcomeConflict)
 			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeCredentialConflict, "the request carries valid credentials of two different users; send one"))
 		}
-		if cfg.Shadow && cfg.OnShadowMismatch != nil && r.p.ClientID != chosen.p.ClientID {
-			cfg.OnShadowMismatch(c, "client")
-		}
 	}
 	if chosen == nil {
 		return cfg.reject(c, results[0])
-	}
-	if cfg.Shadow && cfg.OnShadowMismatch != nil {
-		for i := range results {
-			if results[i].err != nil {
-				cfg.OnShadowMismatch(c, auth.OutcomeOf(results[i].err).String())
-			}
-		}
 	}
 
 	p := chosen.p

@@ -109,7 +109,9 @@ type MigrationConfig struct {
 	RolloutSeed   string            `mapstructure:"rollout_seed"`
 	ExemptClients []string          `mapstructure:"exempt_clients"`
 	Sunset        string            `mapstructure:"sunset"`
+	DeprecatedAt  string            `mapstructure:"deprecated_at"`
 	DocsURL       string            `mapstructure:"docs_url"`
+	ShadowCheck   bool              `mapstructure:"shadow_check"`
 }
 
 type UsageConfig struct {

@@ -14,12 +14,14 @@ package httpapi
 //	GET  /.well-known/jwks.json  public signing keys
 //	GET  /livez, /readyz         liveness, readiness (store reachable)
 //	GET  /metrics                Prometheus
+//	GET  /docs/migration         guide for client developers (target of Link rel="deprecation")
 func (s *Server) routes() {
 	a := s.App
 	a.Get("/livez", s.livez)
 	a.Get("/readyz", s.readyz)
 	a.Get("/metrics", s.metrics)
 	a.Get("/.well-known/jwks.json", s.jwks)
+	a.Get("/docs/migration", s.migrationDocs)
 
 	g := a.Group("/auth", noStore)
 	g.Post("/login", s.login)

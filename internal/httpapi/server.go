@@ -27,6 +27,8 @@ type UsageRecorder interface {
 	authn.Recorder
 	Login(clientID, outcome string)
 	Issued(kind string)
+	// ShadowMismatch counts a disagreement found by the shadow check.
+	ShadowMismatch(clientID, kind string)
 	MetricsHandler() http.Handler
 }
 
@@ -64,6 +66,11 @@ type Options struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	TrustedProxies []string
+
+	// ShadowCheck compares the credentials of requests that carry several,
+	// in phases dual and prefer-jwt, and counts and logs disagreements
+	// (migration.shadow_check).
+	ShadowCheck bool
 
 	// MaxCredentialLife is the longest any credential lives (refresh TTL or
 	// session absolute timeout, whichever is longer).
@@ -147,6 +154,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		CSRF:          csrf,
 		SessionCookie: o.Cookies.SessionCookie(),
 		AccessCookie:  o.Cookies.AccessCookie(),
+	}
+	if o.ShadowCheck {
+		base.Shadow, base.OnShadowMismatch = true, s.shadowMismatch
 	}
 	s.Authn = authn.New(base)
 	opt := base

@@ -29,10 +29,11 @@ type metrics struct {
 	backlogFull prometheus.Counter
 	backlog     prometheus.Gauge
 	lastFlush   prometheus.Gauge
+	shadow      *shadowCounters // see shadow.go
 }
 
 func newMetrics(r *Recorder) (*metrics, error) {
-	m := &metrics{private: prometheus.NewRegistry()}
+	m := &metrics{private: prometheus.NewRegistry(), shadow: newShadowCounters(len(r.labels))}
 	loginVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenshift_logins_total",
 		Help: "Login attempts by client and outcome.",
@@ -70,7 +71,7 @@ func newMetrics(r *Recorder) (*metrics, error) {
 		Help: "Unix time of the last successful usage flush.",
 	})
 	collectors := []prometheus.Collector{
-		&requestCollector{r: r},
+		&requestCollector{r: r}, &shadowCollector{r: r},
 		loginVec, issuedVec, m.phase, m.flushErrors, m.backlogFull, m.backlog, m.lastFlush,
 	}
 	for _, reg := range []prometheus.Registerer{m.private, r.extRegistry} {
