@@ -20,6 +20,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -72,6 +73,9 @@ type app struct {
 	revoked  *token.Revocations
 	sessions *session.Manager
 	tokens   *token.Service
+	gateway  *gateway.Gateway
+	// gatewayErr is set when the gateway could not be built during mounting.
+	gatewayErr error
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -100,6 +104,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 	if err := a.server.App.ShutdownWithTimeout(cfg.Server.ShutdownTimeout); err != nil {
 		log.Warn("shutdown did not drain every connection", "error", err)
+	}
+	if a.gateway != nil {
+		a.gateway.Close()
 	}
 	// Usage's Run flushes its last deltas when its context ends; wait for it
 	// before the store closes so nothing counted is lost.
@@ -214,9 +221,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
-		Mount:   mountAdmin(a),
+		Mount:   mountAll(a),
 		Version: version,
 	})
+	if err == nil {
+		err = a.gatewayErr
+	}
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -82,6 +82,7 @@ type Server struct {
 	clients map[string]auth.Client
 	csrf    *CSRF
 	limiter *rateLimiter
+	authn   authn.Config
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -144,6 +145,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		SessionCookie: o.Cookies.SessionCookie(),
 		AccessCookie:  o.Cookies.AccessCookie(),
 	}
+	s.authn = base
 	s.Authn = authn.New(base)
 	opt := base
 	opt.Optional = true
@@ -162,6 +164,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	return s, nil
 }
+
+// AuthnConfig is the configuration of the standard authentication middleware,
+// for routes mounted outside this package that need a variant of it (the
+// gateway's forward-auth and reverse proxy): same verifiers, flags, usage
+// counting and CSRF protection.
+func (s *Server) AuthnConfig() authn.Config { return s.authn }
+
+// CSRF is the server's CSRF protection.
+func (s *Server) CSRF() *CSRF { return s.csrf }
 
 // CSRFToken returns the CSRF token for a login (used by the admin dashboard).
 func (s *Server) CSRFToken(sid string) string { return s.csrf.Token(sid) }
