@@ -169,7 +169,9 @@ func (g *Gateway) outgoing(c *fiber.Ctx, r *route, p *auth.Principal) (*http.Req
 	if r.PreserveHost {
 		out.Host = string(c.Request().Host())
 	}
-	if body := c.Body(); len(body) > 0 {
+	// The raw body: Fiber's c.Body() would decode a Content-Encoding, and
+	// the upstream must get the bytes that header describes.
+	if body := c.Request().Body(); len(body) > 0 {
 		// Copied: the transport may still be writing it after RoundTrip
 		// returns, when fasthttp has already reused the request buffer.
 		b := bytes.Clone(body)

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	"net/http"
@@ -234,6 +235,20 @@ func TestProxyBodiesAndMethods(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	if res := e.do(t, r); res.StatusCode != 201 || string(res.body) != `PUT:application/json:{"a":1}` {
 		t.Fatalf("echo: %d %q", res.StatusCode, res.body)
+	}
+	// An encoded body goes upstream as sent, with its Content-Encoding.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(strings.Repeat("compressible ", 100)))
+	_ = zw.Close()
+	r = bearer(httptest.NewRequest("POST", "/app/echo", bytes.NewReader(gz.Bytes())))
+	r.Header.Set("Content-Encoding", "gzip")
+	r.Header.Set("Content-Type", "text/plain")
+	if res := e.do(t, r); res.StatusCode != 201 {
+		t.Fatalf("gzip body: %d", res.StatusCode)
+	}
+	if got := up.last(t); got.body != gz.String() || got.header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("the upstream got %d bytes with Content-Encoding %q, want the %d gzip bytes", len(got.body), got.header.Get("Content-Encoding"), gz.Len())
 	}
 	res = e.do(t, bearer(httptest.NewRequest("HEAD", "/app/big", nil)))
 	if res.StatusCode != 200 || res.Header.Get("Content-Length") != "1048576" || len(res.body) != 0 {
