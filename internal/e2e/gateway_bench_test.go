@@ -63,9 +63,13 @@ server {
 	spa := ts.login(b, aliceEmail, alicePass, "spa")
 	access, _ := web.json(b)["access_token"].(string)
 	creds := map[string]func(*http.Request){
-		"session":    func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "ts_session", Value: web.cookie("ts_session").Value}) },
-		"bearer":     func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+access) },
-		"jwt_cookie": func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "ts_access", Value: spa.cookie("ts_access").Value}) },
+		"session": func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: "ts_session", Value: web.cookie("ts_session").Value})
+		},
+		"bearer": func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+access) },
+		"jwt_cookie": func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: "ts_access", Value: spa.cookie("ts_access").Value})
+		},
 	}
 	schemes := []string{"session", "bearer", "jwt_cookie"}
 
