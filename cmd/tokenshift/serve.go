@@ -42,6 +42,11 @@ the clients web, spa and mobile, in phase dual, on :8080.
 Point it at Redis to share sessions, tokens, flags and usage between instances:
   TOKENSHIFT_STORAGE_REDIS_URL=redis://127.0.0.1:6379/0 tokenshift serve
 
+To put tokenshift in front of an existing app, point nginx auth_request,
+Traefik forwardAuth or Envoy ext_authz at /auth/verify (forward_auth.*), or
+list proxy.routes in a --config file to have tokenshift proxy the app itself
+(see docs/integrations.md).
+
 SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 (server.shutdown_timeout), flushes usage counters and closes the store.`,
 		Args: cobra.NoArgs,

@@ -22,7 +22,8 @@ const benchConcurrency = 16
 
 // BenchmarkGateway measures requests per second on 127.0.0.1, in one run:
 // nginx serving the app directly (no authentication: the baseline), nginx
-// with the documented auth_request configuration asking tokenshift, and
+// with the documented auth_request configuration asking tokenshift (and, as
+// the mechanism's own ceiling, asking a check that answers 200 at once), and
 // tokenshift's own reverse proxy, for each credential scheme. Every request
 // must answer 200. Bound it with -benchtime, e.g.
 //
@@ -44,7 +45,10 @@ func BenchmarkGateway(b *testing.B) {
 	}
 	ts := start(b, "TOKENSHIFT_CONFIG="+cfg, "TOKENSHIFT_RATELIMIT_PER_IP=1000")
 
-	authPort, directPort := redistest.FreePort(b), redistest.FreePort(b)
+	authPort, directPort, noopPort := redistest.FreePort(b), redistest.FreePort(b), redistest.FreePort(b)
+	// direct: nginx serves the app with no authentication (the baseline).
+	// noop: the same auth_request mechanism asking the app itself, which
+	// answers 200 at once: the ceiling of any forward-auth service.
 	conf := authRequestConfig(b, ts.URL, app.URL, authPort) + fmt.Sprintf(`
 server {
     listen 127.0.0.1:%d;
@@ -54,10 +58,28 @@ server {
         proxy_set_header Connection "";
     }
 }
-`, directPort)
-	startNginx(b, conf, authPort, directPort)
+server {
+    listen 127.0.0.1:%d;
+    location = /_noop/verify {
+        internal;
+        proxy_pass http://legacy_app/ok;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+    location / {
+        auth_request /_noop/verify;
+        proxy_pass http://legacy_app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+}
+`, directPort, noopPort)
+	startNginx(b, conf, authPort, directPort, noopPort)
 	viaNginx := fmt.Sprintf("http://127.0.0.1:%d", authPort)
 	direct := fmt.Sprintf("http://127.0.0.1:%d", directPort)
+	noop := fmt.Sprintf("http://127.0.0.1:%d", noopPort)
 
 	web := ts.login(b, aliceEmail, alicePass, "web")
 	spa := ts.login(b, aliceEmail, alicePass, "spa")
@@ -86,6 +108,7 @@ server {
 		results = append(results, result{name, rps, p99})
 	}
 	run("nginx-direct", direct+"/app/hello", nil)
+	run("nginx-auth_request/noop-check", noop+"/app/hello", nil)
 	for _, s := range schemes {
 		run("nginx-auth_request/"+s, viaNginx+"/app/hello", creds[s])
 	}
