@@ -20,6 +20,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -46,6 +47,10 @@ With --config, the file is watched: when its migration section changes, the
 flags are reloaded (in-memory store only; with Redis the stored state is the
 truth and the file only seeds it, so use "tokenshift phase set" instead). A file
 that does not load or validate is logged and the current flags stay.
+To put tokenshift in front of an existing app, point nginx auth_request,
+Traefik forwardAuth or Envoy ext_authz at /auth/verify (forward_auth.*), or
+list proxy.routes in a --config file to have tokenshift proxy the app itself
+(see docs/integrations.md).
 
 SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 (server.shutdown_timeout), flushes usage counters and closes the store.`,
@@ -85,6 +90,9 @@ type app struct {
 	revoked  *token.Revocations
 	sessions *session.Manager
 	tokens   *token.Service
+	gateway  *gateway.Gateway
+	// gatewayErr is set when the gateway could not be built during mounting.
+	gatewayErr error
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
@@ -119,6 +127,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 	if err := a.server.App.ShutdownWithTimeout(cfg.Server.ShutdownTimeout); err != nil {
 		log.Warn("shutdown did not drain every connection", "error", err)
+	}
+	if a.gateway != nil {
+		a.gateway.Close()
 	}
 	// Usage's Run flushes its last deltas when its context ends; wait for it
 	// before the store closes so nothing counted is lost.
@@ -234,9 +245,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
 		ShadowCheck: cfg.Migration.ShadowCheck,
-		Mount:       mountAdmin(a),
+		Mount:       mountAll(a),
 		Version:     version,
 	})
+	if err == nil {
+		err = a.gatewayErr
+	}
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -62,6 +62,12 @@ type Config struct {
 	// CSRF checks cookie-authenticated unsafe requests; nil = no check.
 	CSRF CSRFChecker
 
+	// Method is the method the CSRF decision looks at. Default c.Method().
+	// Forward-auth replaces it: there the request tokenshift sees is the
+	// proxy's check (nginx's auth_request subrequest, Traefik's GET), and the
+	// method that matters is the original one the proxy forwards in a header.
+	Method func(c *fiber.Ctx) string
+
 	// SessionCookie and AccessCookie are the cookie names (with any __Host-
 	// prefix already applied). Default "ts_session" and "ts_access".
 	SessionCookie string

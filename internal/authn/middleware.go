@@ -143,7 +143,7 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		return cfg.ErrorHandler(c, auth.Errorf(auth.CodeInvalidToken, "access tokens are not accepted for this client in phase %s; use the session", dec.Phase))
 	}
 
-	if p.Scheme.IsCookie() && cfg.CSRF != nil && !isSafe(c.Method()) {
+	if p.Scheme.IsCookie() && cfg.CSRF != nil && !IsSafeMethod(cfg.method(c)) {
 		if err := cfg.CSRF.CheckCSRF(c, p); err != nil {
 			return cfg.ErrorHandler(c, err)
 		}
@@ -226,7 +226,17 @@ func retiredDetail(dec featureflags.Decision) string {
 	return "sessions are retired for this client (phase " + dec.Phase.String() + "): log in again to receive tokens"
 }
 
-func isSafe(method string) bool {
+func (cfg *Config) method(c *fiber.Ctx) string {
+	if cfg.Method != nil {
+		return cfg.Method(c)
+	}
+	return c.Method()
+}
+
+// IsSafeMethod reports whether method is safe in the sense of RFC 9110
+// section 9.2.1, so a cookie-authenticated request needs no CSRF check.
+// Method names are case-sensitive: "get" is not GET.
+func IsSafeMethod(method string) bool {
 	switch method {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions, fiber.MethodTrace:
 		return true

@@ -315,3 +315,35 @@ func FuzzParseBearer(f *testing.F) {
 		}
 	})
 }
+
+// TestMethodHookDecidesCSRF: with Method set (forward-auth), the CSRF decision
+// follows the method it returns, not the method of the request tokenshift
+// received.
+func TestMethodHookDecidesCSRF(t *testing.T) {
+	deny := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return auth.Errorf(auth.CodeCSRF, "no") })
+	fromHeader := func(c *fiber.Ctx) string { return c.Get("X-Original-Method") }
+	for _, tc := range []struct {
+		name, method, original string
+		wantStatus             int
+	}{
+		{name: "GET check of a POST", method: "GET", original: "POST", wantStatus: 403},
+		{name: "GET check of a DELETE", method: "GET", original: "DELETE", wantStatus: 403},
+		{name: "GET check of a GET", method: "GET", original: "GET", wantStatus: 200},
+		{name: "POST check of a HEAD", method: "POST", original: "HEAD", wantStatus: 200},
+		{name: "lower-case get is not GET", method: "GET", original: "get", wantStatus: 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newApp(Config{Sessions: fakeVerifier{"s-alice": alice}, Flags: dual, CSRF: deny, Method: fromHeader})
+			req := httptest.NewRequest(tc.method, "/me", nil)
+			req.Header.Set("Cookie", "ts_session=s-alice")
+			req.Header.Set("X-Original-Method", tc.original)
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+		})
+	}
+}

@@ -228,6 +228,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validateForwardAuth(bad)
+	c.validateProxy(bad)
+
 	if c.Production() {
 		if j.KeysDir == "" && j.Algorithm != "HS256" {
 			bad("jwt.keys_dir", j.KeysDir, "production needs real signing keys (generate them with `tokenshift keys generate`)")

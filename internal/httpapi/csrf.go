@@ -92,6 +92,12 @@ func (x *CSRF) CheckOrigin(c *fiber.Ctx) error {
 	return auth.Errorf(auth.CodeCSRF, "cross-site cookie-authenticated requests are refused")
 }
 
+// AllowedOrigin reports whether origin is one of the configured origins
+// (server.public_url and cors.allowed_origins).
+func (x *CSRF) AllowedOrigin(origin string) bool {
+	return x.origins[strings.TrimRight(strings.ToLower(origin), "/")]
+}
+
 func (x *CSRF) sameOrigin(c *fiber.Ctx, origin string) bool {
 	if origin == "null" {
 		return false

@@ -1,7 +1,9 @@
 package httpapi
 
 // routes is the whole HTTP surface of the core service. The admin API adds its
-// routes through Options.Mount (see internal/admin).
+// routes through Options.Mount (see internal/admin), and so does the gateway
+// (internal/gateway): ANY /auth/verify[/*] (forward-auth) and the proxy.routes
+// prefixes.
 //
 //	POST /auth/login             email+password (JSON or form) → session and/or tokens, per phase
 //	GET  /auth/me                the caller, whatever credential proved it

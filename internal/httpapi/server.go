@@ -92,6 +92,7 @@ type Server struct {
 	csrf    *CSRF
 	limiter *rateLimiter
 	ids     *requestIDs
+	authn   authn.Config
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -158,6 +159,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.ShadowCheck {
 		base.Shadow, base.OnShadowMismatch = true, s.shadowMismatch
 	}
+	s.authn = base
 	s.Authn = authn.New(base)
 	opt := base
 	opt.Optional = true
@@ -200,6 +202,15 @@ func notRouted(app *fiber.App) fiber.Handler {
 		return auth.Errorf(auth.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	}
 }
+
+// AuthnConfig is the configuration of the standard authentication middleware,
+// for routes mounted outside this package that need a variant of it (the
+// gateway's forward-auth and reverse proxy): same verifiers, flags, usage
+// counting and CSRF protection.
+func (s *Server) AuthnConfig() authn.Config { return s.authn }
+
+// CSRF is the server's CSRF protection.
+func (s *Server) CSRF() *CSRF { return s.csrf }
 
 // CSRFToken returns the CSRF token for a login (used by the admin dashboard).
 func (s *Server) CSRFToken(sid string) string { return s.csrf.Token(sid) }
