@@ -240,3 +240,35 @@ func TestOversizedCredentials(t *testing.T) {
 		})
 	}
 }
+
+// Every HTML answer carries a CSP without inline script that forbids framing,
+// plus nosniff and a Referrer-Policy; error answers are problem+json, never
+// HTML pages.
+func TestHTMLSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	html := 0
+	for _, p := range []string{"/admin/", "/admin/assets/index.html", "/admin/nope", "/admin/assets/nope.html", "/nope", "/auth/me", "/livez"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			r := in.do(t, req{method: method, path: p})
+			ct := r.header.Get("Content-Type")
+			if r.status >= 400 && method == "GET" && !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("%s %s: error %d as %q, want problem+json", method, p, r.status, ct)
+			}
+			if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Referrer-Policy") == "" {
+				t.Errorf("%s %s: missing nosniff or Referrer-Policy: %v", method, p, r.header)
+			}
+			if !strings.HasPrefix(ct, "text/html") {
+				continue
+			}
+			html++
+			csp := r.header.Get("Content-Security-Policy")
+			if csp == "" || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") {
+				t.Errorf("%s %s: CSP %q", method, p, csp)
+			}
+		}
+	}
+	if html == 0 {
+		t.Fatal("no HTML answer was checked: the dashboard page moved?")
+	}
+}
