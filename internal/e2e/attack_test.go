@@ -204,7 +204,7 @@ func TestAttackSuite(t *testing.T) {
 	t.Run("oversized token", func(t *testing.T) {
 		// The header buffer refuses it before any handler (docs/security.md);
 		// TestOversizedCredentials covers the sizes between.
-		expectProblem(t, in.do(t, req{path: "/auth/me", bearer: valid + strings.Repeat("A", 1<<20)}), 431, "invalid_request")
+		expectProblem(t, in.hugeHeader(t, "Authorization: Bearer "+valid+strings.Repeat("A", 1<<20)), 431, "invalid_request")
 	})
 	t.Run("access token as refresh token", func(t *testing.T) {
 		expectProblem(t, in.do(t, req{method: "POST", path: "/auth/refresh", json: map[string]string{"refresh_token": valid}}), 401, "invalid_token")
