@@ -97,13 +97,12 @@ func TestLogoutEverywherePropagation(t *testing.T) {
 	t.Logf("log out everywhere A→B over %d trials: p50 %v, p99 %v, max %v (bearer p50 %v p99 %v; cookie p50 %v p99 %v)",
 		trials, percentile(lat, 50), p99, lat[len(lat)-1],
 		percentile(bearerLat, 50), percentile(bearerLat, 99), percentile(cookieLat, 50), percentile(cookieLat, 99))
-	// DESIGN.md asks for 100 ms. On a shared, loaded 2-core machine the
-	// whole e2e suite runs beside this test, so the hard bound is 1 s; the
-	// measured p99 is in the log line above and in docs/security.md.
-	if p99 >= time.Second {
-		t.Fatalf("p99 propagation %v; want < 1s (target 100ms)", p99)
-	}
+	// DESIGN.md asks for 100 ms, and that is asserted: on the shared 2-core
+	// machine, with load averages of 14-17 (the whole suite and other
+	// builds running), eight runs measured p99 between 6 and 31 ms, single
+	// outliers up to 176 ms (the p99 of 100 trials needs two). The figures
+	// are in docs/security.md.
 	if p99 >= 100*time.Millisecond {
-		t.Logf("WARNING: p99 %v is above the 100 ms target on this run", p99)
+		t.Fatalf("p99 propagation %v; want < 100ms", p99)
 	}
 }
