@@ -53,6 +53,7 @@ func mountAll(a *app) func(*fiber.App, *httpapi.Server) {
 		admin(f, s)
 		gc := gatewayConfig(a.cfg)
 		gc.Authn, gc.CSRF, gc.Signer, gc.Logger = s.AuthnConfig(), s.CSRF(), a.tokens, a.log
+		gc.ClientIP = s.ClientIP
 		g, err := gateway.New(gc)
 		if err != nil {
 			// config.Validate checked every key New reads; reaching this is

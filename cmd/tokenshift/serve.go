@@ -179,7 +179,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	a.tokens, err = token.NewService(token.Config{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
 		RefreshTTL: cfg.JWT.RefreshTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
-		CacheSize: token.DefaultCacheSize,
+		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
 	}, ring, st, a.revoked)
 	if err != nil {
 		st.Close()
@@ -355,6 +355,16 @@ func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *s
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// registeredClientIDs lists the configured clients: access tokens naming any
+// other client_id are refused.
+func registeredClientIDs(cfg *config.Config) []string {
+	ids := make([]string, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
 
 func envOr(key, def string) string {

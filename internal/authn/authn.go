@@ -130,3 +130,17 @@ func Principal(c *fiber.Ctx) *auth.Principal {
 // SetPrincipal stores p as the request's principal (used by the middleware and
 // by tests of handlers).
 func SetPrincipal(c *fiber.Ctx, p *auth.Principal) { c.Locals(principalKey{}, p) }
+
+type foreignAnswerKey struct{}
+
+// MarkForeignAnswer records that the answer of this request is another
+// application's (the reverse proxy's upstream), so tokenshift's own page
+// policies (the HTML Content-Security-Policy and framing rules) leave it as
+// the application sent it.
+func MarkForeignAnswer(c *fiber.Ctx) { c.Locals(foreignAnswerKey{}, true) }
+
+// IsForeignAnswer reports whether MarkForeignAnswer was called.
+func IsForeignAnswer(c *fiber.Ctx) bool {
+	v, _ := c.Locals(foreignAnswerKey{}).(bool)
+	return v
+}

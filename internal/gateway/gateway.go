@@ -128,7 +128,7 @@ var ConfigDefault = Config{
 	ProblemHeader:   "X-Auth-Problem",
 	Timeout:         30 * time.Second,
 	ProxyCSRF:       CSRFToken,
-	ClientIP:        func(c *fiber.Ctx) string { return c.IP() },
+	ClientIP:        func(c *fiber.Ctx) string { return c.IP() }, // cmd sets httpapi.Server.ClientIP (trusted proxies)
 	Clock:           time.Now,
 }
 

@@ -225,6 +225,7 @@ func (g *Gateway) respond(c *fiber.Ctx, res *http.Response, cancel context.Cance
 	// break the Referer check of Django's CSRF protection, for one).
 	rh.Del(fiber.HeaderXContentTypeOptions)
 	rh.Del(fiber.HeaderReferrerPolicy)
+	authn.MarkForeignAnswer(c)
 	rh.SetNoDefaultContentType(true)
 	c.Status(res.StatusCode)
 	conn := connectionTokens(res.Header.Values("Connection"))

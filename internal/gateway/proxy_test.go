@@ -90,7 +90,7 @@ func TestProxyHeaders(t *testing.T) {
 	if sc := res.Header.Values("Set-Cookie"); len(sc) != 2 || !strings.Contains(strings.Join(sc, "|"), "Partitioned") {
 		t.Errorf("Set-Cookie = %q", sc)
 	}
-	for _, k := range []string{"X-Up-Hop", "Keep-Alive", "Proxy-Authenticate", "Referrer-Policy", "X-Content-Type-Options"} {
+	for _, k := range []string{"X-Up-Hop", "Keep-Alive", "Proxy-Authenticate", "Referrer-Policy", "X-Content-Type-Options", "Content-Security-Policy", "X-Frame-Options"} {
 		if v := res.Header.Get(k); v != "" {
 			t.Errorf("client received %s: %q", k, v)
 		}

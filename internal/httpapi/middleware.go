@@ -62,7 +62,7 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	}
 	if debug && c.Path() != "/livez" {
 		attrs := []any{"method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.IP(), "request_id", requestID(c)}
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", s.ClientIP(c), "request_id", requestID(c)}
 		if p := authn.Principal(c); p != nil {
 			attrs = append(attrs, "user_id", p.UserID, "client_id", p.ClientID, "scheme", p.Scheme.String(), "sid", p.SID)
 		}

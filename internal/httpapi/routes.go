@@ -7,9 +7,10 @@ package httpapi
 //
 //	POST /auth/login             email+password (JSON or form) → session and/or tokens, per phase
 //	GET  /auth/me                the caller, whatever credential proved it
-//	GET  /auth/csrf              CSRF token of the current cookie session
+//	GET  /auth/csrf              CSRF token of the current cookie session; without one, a pre-session token for the login form
 //	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user
 //	POST /auth/refresh           rotate a refresh token
+//	POST /auth/revoke            RFC 7009: revoke one access token (its jti) or one refresh token (its login)
 //	POST /auth/exchange          session → token pair bound to the same sid
 //	GET  /auth/sessions          the caller's live logins
 //	DELETE /auth/sessions/:sid   end one of the caller's logins
@@ -28,9 +29,10 @@ func (s *Server) routes() {
 	g := a.Group("/auth", noStore)
 	g.Post("/login", s.login)
 	g.Get("/me", s.Authn, s.me)
-	g.Get("/csrf", s.Authn, s.csrfToken)
+	g.Get("/csrf", s.authnCSRF, s.csrfToken)
 	g.Post("/logout", s.AuthnOptional, s.logout)
 	g.Post("/refresh", s.refresh)
+	g.Post("/revoke", s.revoke)
 	g.Post("/exchange", s.AuthnExchange, s.exchange)
 	g.Get("/sessions", s.Authn, s.mySessions)
 	g.Delete("/sessions/:sid", s.Authn, s.revokeMySession)

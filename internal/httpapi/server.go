@@ -93,6 +93,9 @@ type Server struct {
 	limiter *rateLimiter
 	ids     *requestIDs
 	authn   authn.Config
+	proxies trustedProxies
+
+	authnCSRF fiber.Handler
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -114,6 +117,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := parseTrustedProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	corsAllowed, err := corsOrigins(o.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -121,6 +132,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		csrf:    csrf,
 		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
 		ids:     newRequestIDs(),
+		proxies: proxies,
 	}
 	for _, c := range o.Clients {
 		s.clients[c.ID] = c
@@ -129,6 +141,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, errors.New("httpapi: default client is not registered")
 	}
 
+	// Trusted proxies govern X-Forwarded-Host/-Proto (c.Hostname,
+	// c.Protocol). No ProxyHeader: c.IP() stays the TCP peer and the client
+	// address comes from ClientIP (clientip.go).
 	s.App = fiber.New(fiber.Config{
 		AppName:                 "tokenshift",
 		ErrorHandler:            errorHandler(o.Logger),
@@ -139,13 +154,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		DisableStartupMessage:   true,
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          o.TrustedProxies,
-		ProxyHeader:             fiber.HeaderXForwardedFor,
 		ReadBufferSize:          16 << 10,
 	})
 	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
 	}}))
 	s.App.Use(s.requestContext)
+	s.App.Use(htmlSecurityHeaders)
+	s.App.Use(newCORS(corsAllowed))
 
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
@@ -167,6 +183,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	ex := base
 	ex.AllowRetiredSession = true
 	s.AuthnExchange = authn.New(ex)
+	s.authnCSRF = s.csrfAuthn(base)
 
 	s.routes()
 	if o.Mount != nil {
