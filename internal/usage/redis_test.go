@@ -27,7 +27,14 @@ var mix = []event{
 	{auth.SchemeNone, "", auth.OutcomeInvalid},
 	{auth.SchemeBearer, "mobile", auth.OutcomeRevoked},
 	{auth.SchemeSession, "web", auth.OutcomeUnavailable},
+	{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeExpired},
+	{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeMissing},
+	{auth.SchemeJWTCookie, auth.ClientUnknown, auth.OutcomeInvalid},
+	{auth.SchemeBearer, "mobile", auth.OutcomeAccepted},
 }
+
+// The mix's length (17) must stay coprime with 150, 200 and 50 (see userOf),
+// so that every user of each range is sampled.
 
 // userOf gives each scheme its own, partly overlapping, range of users:
 // session 0..149, bearer 100..299, jwt_cookie 0..49.
