@@ -45,7 +45,7 @@ type Report struct {
 	// data it had acknowledged (restart from an older snapshot or empty,
 	// failover); counts before it may be incomplete. Omitted when never.
 	DataLostAt *time.Time `json:"data_lost_at,omitempty"`
-	Readiness Readiness  `json:"readiness"`
+	Readiness  Readiness  `json:"readiness"`
 }
 
 // SchemeUsage is one scheme's share of the accepted traffic.
