@@ -40,6 +40,9 @@ type opsClient struct {
 	http   *http.Client
 	bearer string
 	csrf   string
+	// ownLogin: the client logged in with email and password, so the login
+	// is its own to end (a --token belongs to whoever issued it).
+	ownLogin bool
 }
 
 // apiError is a problem+json answer from the server.
@@ -76,11 +79,26 @@ func (o *opsFlags) client(ctx context.Context) (*opsClient, error) {
 	if err := c.call(ctx, "POST", "/auth/login", map[string]string{"email": o.email, "password": pw}, &login); err != nil {
 		return nil, fmt.Errorf("login to %s: %w", c.base, err)
 	}
+	c.ownLogin = true
 	if at, _ := login["access_token"].(string); at != "" {
 		c.bearer = at
 	}
 	c.csrf, _ = login["csrf_token"].(string)
 	return c, nil
+}
+
+// logout ends the login the command made, so repeated commands do not pile up
+// sessions and token families on the server. It runs after the command's
+// result (or error) is known: a failure is only a warning.
+func (c *opsClient) logout(cmd *cobra.Command) {
+	if !c.ownLogin {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Second)
+	defer cancel()
+	if err := c.call(ctx, "POST", "/auth/logout", nil, nil); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "tokenshift: warning: logout from %s failed, the login stays until it expires: %v\n", c.base, err)
+	}
 }
 
 func (c *opsClient) call(ctx context.Context, method, path string, body, out any) error {
