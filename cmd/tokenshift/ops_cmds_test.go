@@ -37,8 +37,10 @@ type fakeAdmin struct {
 	mu      sync.Mutex
 	logins  int
 	logouts []string // how each logout authenticated
-	live    int      // logins not yet logged out
-	paths   []string
+	// loginClients: the client_id of each login ("" = none sent).
+	loginClients []string
+	live         int // logins not yet logged out
+	paths        []string
 }
 
 const (
@@ -90,6 +92,7 @@ func (f *fakeAdmin) serve(w http.ResponseWriter, r *http.Request) {
 			problem(401, "invalid_credentials")
 			return
 		}
+		f.loginClients = append(f.loginClients, body["client_id"])
 		f.logins++
 		f.live++
 		answer := map[string]any{"csrf_token": fakeCSRF}
@@ -302,6 +305,33 @@ func TestOpsCommandsLogOut(t *testing.T) {
 			}
 			if strings.Contains(stderr, "warning") {
 				t.Errorf("stderr: %s", stderr)
+			}
+		})
+	}
+}
+
+// The operator's own requests can be kept off the apps' figures by logging
+// in with a client of their own.
+func TestOpsLoginClient(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{name: "server default", args: []string{"usage", "--email", "ops@example.com"}, want: ""},
+		{name: "flag", args: []string{"usage", "--email", "ops@example.com", "--login-client", "ops-cli"}, want: "ops-cli"},
+		{name: "env", args: []string{"usage", "--email", "ops@example.com"}, env: "ops-env", want: "ops-env"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TOKENSHIFT_ADMIN_CLIENT", tt.env)
+			f := newFakeAdmin(t)
+			if _, stderr, err := runCLI(t, f, tt.args...); err != nil {
+				t.Fatalf("%v\n%s", err, stderr)
+			}
+			if len(f.loginClients) != 1 || f.loginClients[0] != tt.want {
+				t.Errorf("login client_id = %q, want %q", f.loginClients, tt.want)
 			}
 		})
 	}

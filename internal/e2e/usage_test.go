@@ -3,8 +3,11 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"maps"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -414,4 +417,62 @@ func (m metricsText) count(name string) int {
 func (m metricsText) value(series string) (float64, bool) {
 	v, ok := m[series]
 	return v, ok
+}
+
+// The real `tokenshift usage` command against a real instance: the table
+// carries the figures, and each run logs out the login it made, so repeated
+// runs leave no sessions behind.
+func TestUsageCLI(t *testing.T) {
+	t.Parallel()
+	in := start(t, "TOKENSHIFT_CONFIG="+usageConfig(t))
+	cr := loginCreds(t, in)
+	ops := in.login(t, opsEmail, opsPass, opsClientID).json(t)
+	token, opsID := ops["access_token"].(string), ops["user_id"].(string)
+	tl := traffic(t, []*instance{in}, map[*cred]int{&cr.webSession: 3, &cr.mobileBearer: 4, &cr.none: 2}, 0, healthy, nil)
+	waitExact(t, in, token, "window=1h", tl.snapshot(), time.Now(), 5*time.Second)
+
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"usage", "--server", in.URL, "--email", opsEmail, "--login-client", opsClientID, "--window", "1h"}, args...)...)
+		cmd.Env = append(os.Environ(), "TOKENSHIFT_ADMIN_PASSWORD="+opsPass)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tokenshift usage %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for range 3 {
+		run()
+	}
+	out := run("--client", "web")
+	for _, want := range []string{
+		"Usage over 1h, client web",
+		"distinct users n/a",
+		"Readiness (client web): NOT READY",
+		// The command's own requests are on ops-cli, not on web.
+		"session share 100.00% (3 of 3 accepted requests), threshold 1.00%",
+		"window 1h does NOT cover the longest session lifetime (12h)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("`tokenshift usage --client web` lacks %q:\n%s", want, out)
+		}
+	}
+	all := run()
+	if !regexp.MustCompile(`Rejected by reason: .*missing=2`).MatchString(all) {
+		t.Errorf("`tokenshift usage` lacks the rejections by reason:\n%s", all)
+	}
+
+	r := in.do(t, req{path: "/admin/users/" + opsID + "/sessions", bearer: token})
+	if r.status != 200 {
+		t.Fatalf("list the operator's logins: %d %s", r.status, r.body)
+	}
+	var list struct {
+		Sessions []map[string]any `json:"sessions"`
+	}
+	if err := json.Unmarshal(r.body, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Sessions) != 1 {
+		t.Errorf("the operator has %d live logins after 5 CLI runs, want 1 (the test's own): %s", len(list.Sessions), r.body)
+	}
 }
