@@ -208,6 +208,16 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordUnauthenticated is the path of a request refused without a
+// principal (no credential: scheme none, client unknown, outcome missing).
+func BenchmarkRecordUnauthenticated(b *testing.B) {
+	r := mustNew(b, testOptions(newClock(base), nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Record(auth.SchemeNone, auth.ClientUnknown, "", auth.OutcomeMissing)
+	}
+}
+
 // BenchmarkRecordParallel is BenchmarkRecord from GOMAXPROCS goroutines (run
 // with -cpu 1,2).
 func BenchmarkRecordParallel(b *testing.B) {
