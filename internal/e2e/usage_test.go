@@ -185,26 +185,52 @@ func waitReady(t *testing.T, in *instance) {
 }
 
 // An instance stopped with SIGTERM delivers its last deltas: with a flush
-// interval of a minute only the shutdown flush can have sent them.
+// interval of a minute only the shutdown flush can have sent them. When Redis
+// stalls during the shutdown, the flush keeps trying for what is left of
+// server.shutdown_timeout, and the process still exits within it.
 func TestUsageShutdownFlushDeliversLastDeltas(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 2, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=1m")
-	a, b := c.ins[0], c.ins[1]
-	cr := loginCreds(t, a)
-	token := opsToken(t, b)
-	plan := map[*cred]int{&cr.webSession: 7, &cr.webBearer: 3, &cr.spaCookie: 5, &cr.mobileBearer: 6, &cr.badBearer: 2, &cr.none: 1}
-	tl := traffic(t, []*instance{a}, plan, 0, healthy, nil)
+	tests := []struct {
+		name string
+		// stall: Redis refuses writes for this long from just before SIGTERM.
+		stall time.Duration
+	}{
+		{name: "Redis up"},
+		{name: "Redis stalls during the shutdown", stall: 2500 * time.Millisecond},
+	}
+	const budget = 6 * time.Second
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCluster(t, 2, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=1m", "TOKENSHIFT_SERVER_SHUTDOWN_TIMEOUT="+budget.String())
+			a, b := c.ins[0], c.ins[1]
+			cr := loginCreds(t, a)
+			token := opsToken(t, b)
+			plan := map[*cred]int{&cr.webSession: 7, &cr.webBearer: 3, &cr.spaCookie: 5, &cr.mobileBearer: 6, &cr.badBearer: 2, &cr.none: 1}
+			tl := traffic(t, []*instance{a}, plan, 0, healthy, nil)
 
-	if diff := mismatches(readReport(t, b, token, "window=1h"), nil); len(diff) != 0 {
-		t.Fatalf("traffic reached Redis before the shutdown, so this test cannot tell the shutdown flush from a periodic one:\n  %s", strings.Join(diff, "\n  "))
+			if diff := mismatches(readReport(t, b, token, "window=1h"), nil); len(diff) != 0 {
+				t.Fatalf("traffic reached Redis before the shutdown, so this test cannot tell the shutdown flush from a periodic one:\n  %s", strings.Join(diff, "\n  "))
+			}
+			if tt.stall > 0 {
+				direct := redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
+				t.Cleanup(func() { _ = direct.Close() })
+				if err := direct.Do(context.Background(), "CLIENT", "PAUSE", tt.stall.Milliseconds(), "WRITE").Err(); err != nil {
+					t.Fatalf("CLIENT PAUSE: %v", err)
+				}
+			}
+			began := time.Now()
+			a.stop()
+			took := time.Since(began)
+			t.Logf("instance stopped %v after SIGTERM (shutdown_timeout %v)", took.Round(time.Millisecond), budget)
+			if took > budget+2*time.Second {
+				t.Errorf("shutdown took %v, beyond server.shutdown_timeout %v", took, budget)
+			}
+			if strings.Contains(a.logs.String(), "final flush failed") {
+				t.Errorf("the final flush failed:\n%s", a.logs.String())
+			}
+			waitExact(t, b, token, "window=1h", tl.snapshot(), time.Now(), 2*time.Second)
+		})
 	}
-	began := time.Now()
-	a.stop()
-	t.Logf("instance stopped %v after SIGTERM", time.Since(began).Round(time.Millisecond))
-	if strings.Contains(a.logs.String(), "final flush failed") {
-		t.Errorf("the final flush failed:\n%s", a.logs.String())
-	}
-	waitExact(t, b, token, "window=1h", tl.snapshot(), time.Now(), 0)
 }
 
 // The readiness verdict over HTTP, from real traffic: below the threshold,

@@ -41,18 +41,32 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
-// Close delivers the last deltas before the process exits, within ctx's
-// deadline. What cannot be delivered is lost with the process; the error log
-// says how many batches, and the error wraps auth.ErrUnavailable.
+// closeRetryDelay spaces the final flush's attempts.
+const closeRetryDelay = 100 * time.Millisecond
+
+// Close delivers the last deltas before the process exits. It retries until
+// ctx's deadline (what is left of the shutdown budget), so a Redis blip during
+// shutdown costs nothing. What cannot be delivered is lost with the process;
+// the error log says how many batches, and the error wraps
+// auth.ErrUnavailable.
 func (r *Recorder) Close(ctx context.Context) error {
-	err := r.Flush(ctx)
-	if err != nil {
-		r.flushMu.Lock()
-		lost := len(r.pending)
-		r.flushMu.Unlock()
-		r.log.Error("usage: final flush failed; unflushed usage counts are lost", "batches", lost, "err", err)
+	for {
+		err := r.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(closeRetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			r.flushMu.Lock()
+			lost := len(r.pending)
+			r.flushMu.Unlock()
+			r.log.Error("usage: final flush failed; unflushed usage counts are lost", "batches", lost, "err", err)
+			return err
+		case <-t.C:
+		}
 	}
-	return err
 }
 
 func (r *Recorder) flushWithTimeout(ctx context.Context) {

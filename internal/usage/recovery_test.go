@@ -270,3 +270,36 @@ func hasReason(v Readiness, part string) bool {
 	}
 	return false
 }
+
+// Close keeps trying until its deadline: Redis coming back within the
+// shutdown budget still gets the last deltas.
+func TestCloseRetriesUntilItsDeadline(t *testing.T) {
+	srv := startRedis(t)
+	px := startProxy(t, srv.Addr())
+	clock := newClock(base)
+	r := mustNew(t, testOptions(clock, newRedisClient(t, px.Addr())))
+	ctx := context.Background()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatalf("first flush: %v", err)
+	}
+	want := record(r, 0, 31)
+	px.Cut()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Close(cctx) }()
+	time.Sleep(400 * time.Millisecond) // a few failed attempts
+	px.Open()
+	if err := <-done; err != nil {
+		t.Fatalf("Close after Redis came back: %v", err)
+	}
+	if v, err := gatherValue(r.metrics.private, "tokenshift_usage_flush_errors_total", nil); err != nil || v < 1 {
+		t.Errorf("flush errors = %v (%v): Close should have failed at least once while Redis was cut", v, err)
+	}
+	reader := mustNew(t, testOptions(clock, newRedisClient(t, srv.Addr())))
+	rep, err := reader.Report(ctx, time.Hour, "")
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	checkReport(t, "after Close", rep, want)
+}
