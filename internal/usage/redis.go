@@ -44,7 +44,9 @@ func seqKey(stream string) string { return keyPrefix + "seq:" + stream }
 // batch that would skip one, which could otherwise be applied late and then
 // mistaken for a duplicate. The marker is written in the same atomic script as
 // the counters, so a snapshot, a replica or an AOF replay holds both or
-// neither.
+// neither; and it is written first, so should the script fail half-way (out
+// of memory) a retry loses the rest of that one batch rather than counting
+// part of it twice.
 //
 // The sender also says which number it last saw acknowledged. A marker below
 // that (or missing) cannot come from a duplicate: Redis came back from an
