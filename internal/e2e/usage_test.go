@@ -141,15 +141,17 @@ func TestUsageExactThroughRedisOutage(t *testing.T) {
 				waitReady(t, in)
 			}
 
-			allowed := healthy
-			if !tt.snapshot {
-				// The sessions went with the data.
-				allowed = func(c cred, e event) bool {
-					if c.scheme == "session" {
-						return e == event{"session", "unknown", "invalid"}
-					}
-					return healthy(c, e)
+			allowed := func(c cred, e event) bool {
+				// A pooled connection that died with Redis can still fail
+				// one session lookup; it is counted like any answer.
+				if c.scheme == "session" && e == (event{"session", "unknown", "store_unavailable"}) {
+					return true
 				}
+				// After an empty restart the sessions went with the data.
+				if !tt.snapshot && c.scheme == "session" {
+					return e == event{"session", "unknown", "invalid"}
+				}
+				return healthy(c, e)
 			}
 			p3 := traffic(t, c.ins, plan, 0, allowed, nil)
 			ended := time.Now()
