@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 func init() {
@@ -26,15 +28,22 @@ func newUsageCmd(*globalFlags) *cobra.Command {
 		Use:   "usage",
 		Short: "Show who still uses sessions: requests per scheme and client, and the readiness verdict",
 		Long: `Fetches GET /admin/usage from a running tokenshift and prints it as tables (or
-JSON with --json). Needs an admin account:
+JSON with --json): requests and share per scheme, distinct users (HyperLogLog
+estimates, across all clients only: "n/a" with --client), per-client counts and
+last session use, rejections by reason, and the readiness verdict with its
+figures, globally and per client. Needs an admin account:
 
-  TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h`,
+  TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h
+
+With --email it logs in and logs out again when done (every operator command
+does), so repeated runs leave no sessions behind; a --token is used as given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			q := url.Values{"window": {window}}
 			if client != "" {
 				q.Set("client", client)
@@ -55,71 +64,199 @@ JSON with --json). Needs an admin account:
 	return cmd
 }
 
-func printUsage(w io.Writer, raw json.RawMessage) error {
-	var r struct {
-		Window  string `json:"window"`
-		Schemes map[string]struct {
+// usageReport is the part of GET /admin/usage the table shows (the JSON of
+// internal/usage.Report; decoded here so the CLI can talk to any version).
+type usageReport struct {
+	Window     string           `json:"window"`
+	From       string           `json:"from"`
+	To         string           `json:"to"`
+	ClientID   string           `json:"client_id"`
+	Requests   int64            `json:"requests"`
+	Rejected   int64            `json:"rejected"`
+	Users      *int64           `json:"users"`
+	UsersError float64          `json:"users_error"`
+	DataSince  *string          `json:"data_since"`
+	DataLostAt *string          `json:"data_lost_at"`
+	Readiness  readiness        `json:"readiness"`
+	Outcomes   map[string]int64 `json:"outcomes"`
+	Schemes    map[string]struct {
+		Requests int64   `json:"requests"`
+		Share    float64 `json:"share"`
+		Users    *int64  `json:"users"`
+		Rejected int64   `json:"rejected"`
+	} `json:"schemes"`
+	Clients []struct {
+		ClientID   string    `json:"client_id"`
+		Registered bool      `json:"registered"`
+		Requests   int64     `json:"requests"`
+		Rejected   int64     `json:"rejected"`
+		Readiness  readiness `json:"readiness"`
+		Schemes    map[string]struct {
 			Requests int64   `json:"requests"`
+			Rejected int64   `json:"rejected"`
 			Share    float64 `json:"share"`
-			Users    int64   `json:"users"`
+			LastSeen *string `json:"last_seen"`
 		} `json:"schemes"`
-		Clients []struct {
-			ClientID string `json:"client_id"`
-			Schemes  map[string]struct {
-				Requests int64  `json:"requests"`
-				LastSeen string `json:"last_seen"`
-			} `json:"schemes"`
-		} `json:"clients"`
-		Outcomes  map[string]int64 `json:"outcomes"`
-		Readiness struct {
-			Ready   bool     `json:"ready"`
-			Reasons []string `json:"reasons"`
-		} `json:"readiness"`
-	}
+	} `json:"clients"`
+}
+
+type readiness struct {
+	Ready                       bool     `json:"ready"`
+	Reasons                     []string `json:"reasons"`
+	Notes                       []string `json:"notes"`
+	SessionShare                float64  `json:"session_share"`
+	SessionRequests             int64    `json:"session_requests"`
+	TotalRequests               int64    `json:"total_requests"`
+	Threshold                   float64  `json:"threshold"`
+	Window                      string   `json:"window"`
+	SessionLifetime             string   `json:"session_lifetime"`
+	WindowCoversSessionLifetime bool     `json:"window_covers_session_lifetime"`
+	WindowObserved              bool     `json:"window_observed"`
+	ClientsUsingSessions        []struct {
+		ClientID string  `json:"client_id"`
+		Requests int64   `json:"requests"`
+		Share    float64 `json:"share"`
+		LastSeen *string `json:"last_seen"`
+	} `json:"clients_using_sessions"`
+}
+
+var reportSchemes = []string{"session", "bearer", "jwt_cookie"}
+
+func printUsage(w io.Writer, raw json.RawMessage) error {
+	var r usageReport
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("unexpected usage report: %w", err)
 	}
-	schemes := []string{"session", "bearer", "jwt_cookie"}
-	fmt.Fprintf(w, "Usage over %s\n\n", r.Window)
+	scope := "all clients"
+	if r.ClientID != "" {
+		scope = "client " + r.ClientID
+	}
+	fmt.Fprintf(w, "Usage over %s, %s (%s to %s)\n", r.Window, scope, r.From, r.To)
+	fmt.Fprintf(w, "Accepted %d, rejected %d; distinct users %s\n", r.Requests, r.Rejected, usersText(r.Users, r.UsersError))
+	if r.DataSince != nil {
+		fmt.Fprintf(w, "Data since %s\n", *r.DataSince)
+	}
+	if r.DataLostAt != nil {
+		fmt.Fprintf(w, "Redis lost usage data it had acknowledged (noticed at %s)\n", *r.DataLostAt)
+	}
+	fmt.Fprintln(w)
+
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)")
-	for _, s := range schemes {
+	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)\tREJECTED")
+	for _, s := range reportSchemes {
 		v := r.Schemes[s]
-		fmt.Fprintf(tw, "%s\t%d\t%.2f%%\t%d\n", s, v.Requests, v.Share*100, v.Users)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", s, v.Requests, pct(v.Share), intOrNA(v.Users), v.Rejected)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+
 	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tLAST SESSION USE")
+	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tREJECTED\tSESSION SHARE\tLAST SESSION USE\tREADY")
 	for _, c := range r.Clients {
-		last := c.Schemes["session"].LastSeen
-		if last == "" {
-			last = "-"
+		last := "-"
+		if l := c.Schemes["session"].LastSeen; l != nil {
+			last = *l
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests, c.Schemes["jwt_cookie"].Requests, last)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
+			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Readiness.SessionShare), last, yesNo(c.Readiness.Ready))
 	}
 	tw.Flush()
-	if len(r.Outcomes) > 0 {
-		keys := make([]string, 0, len(r.Outcomes))
-		for k := range r.Outcomes {
-			keys = append(keys, k)
+
+	fmt.Fprintf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
+	fmt.Fprintf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
+
+	fmt.Fprintf(w, "\nReadiness (%s): %s\n", scope, verdictText(r.Readiness.Ready))
+	printReadiness(w, "  ", r.Readiness)
+	if r.ClientID == "" {
+		for _, c := range r.Clients {
+			fmt.Fprintf(w, "\nReadiness of %s: %s\n", c.ClientID, verdictText(c.Readiness.Ready))
+			printReadiness(w, "  ", c.Readiness)
 		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s=%d", k, r.Outcomes[k]))
-		}
-		fmt.Fprintf(w, "\nOutcomes: %s\n", strings.Join(parts, " "))
-	}
-	verdict := "NOT READY to retire sessions"
-	if r.Readiness.Ready {
-		verdict = "READY to retire sessions"
-	}
-	fmt.Fprintf(w, "\nReadiness: %s\n", verdict)
-	for _, reason := range r.Readiness.Reasons {
-		fmt.Fprintf(w, "  - %s\n", reason)
 	}
 	return nil
+}
+
+// printReadiness shows the figures behind a verdict, then what blocks it.
+func printReadiness(w io.Writer, indent string, v readiness) {
+	fmt.Fprintf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
+		indent, pct(v.SessionShare), v.SessionRequests, v.TotalRequests, pct(v.Threshold))
+	covers := "covers"
+	if !v.WindowCoversSessionLifetime {
+		covers = "does NOT cover"
+	}
+	fmt.Fprintf(w, "%swindow %s %s the longest session lifetime (%s)\n", indent, v.Window, covers, v.SessionLifetime)
+	if !v.WindowObserved {
+		fmt.Fprintf(w, "%susage data does not cover the whole window\n", indent)
+	}
+	for _, c := range v.ClientsUsingSessions {
+		last := "never"
+		if c.LastSeen != nil {
+			last = *c.LastSeen
+		}
+		fmt.Fprintf(w, "%sstill using sessions: %s, %d requests (%s of its traffic), last %s\n", indent, c.ClientID, c.Requests, pct(c.Share), last)
+	}
+	for _, reason := range v.Reasons {
+		fmt.Fprintf(w, "%s- %s\n", indent, reason)
+	}
+	for _, note := range v.Notes {
+		fmt.Fprintf(w, "%snote: %s\n", indent, note)
+	}
+}
+
+// rejectedByReason lists every rejection outcome in the server's order, then
+// any this CLI does not know (a newer server), sorted.
+func rejectedByReason(outcomes map[string]int64) string {
+	var parts []string
+	seen := map[string]bool{"accepted": true}
+	for o := range auth.NumOutcomes {
+		name := o.String()
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		parts = append(parts, fmt.Sprintf("%s=%d", name, outcomes[name]))
+	}
+	var extra []string
+	for name := range outcomes {
+		if !seen[name] {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		parts = append(parts, fmt.Sprintf("%s=%d", name, outcomes[name]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func usersText(users *int64, stdErr float64) string {
+	if users == nil {
+		return "n/a (counted across all clients only)"
+	}
+	return fmt.Sprintf("≈ %d (HyperLogLog, standard error %s)", *users, pct(stdErr))
+}
+
+func intOrNA(n *int64) string {
+	if n == nil {
+		return "n/a"
+	}
+	return strconv.FormatInt(*n, 10)
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func verdictText(ready bool) string {
+	if ready {
+		return "READY to retire sessions"
+	}
+	return "NOT READY to retire sessions"
 }
 
 func newPhaseCmd(*globalFlags) *cobra.Command {
@@ -143,6 +280,7 @@ share (override with --force and a --reason).`,
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &raw); err != nil {
 				return err
@@ -188,6 +326,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var cur struct {
 				Version       int64                        `json:"version"`
 				Clients       map[string]map[string]string `json:"clients"`
@@ -266,6 +405,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
 				return err
@@ -362,6 +502,7 @@ exemptions, sunset), the guard's figures and the reason.
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/audit?limit="+strconv.Itoa(limit), nil, &raw); err != nil {
 				return err
@@ -393,6 +534,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/users/"+url.PathEscape(args[0])+"/sessions", nil, &raw); err != nil {
 				return err
@@ -436,6 +578,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			path := "/admin/users/" + url.PathEscape(args[0]) + "/sessions"
 			if !all {
 				path += "/" + url.PathEscape(args[1])

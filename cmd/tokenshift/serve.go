@@ -52,8 +52,9 @@ Traefik forwardAuth or Envoy ext_authz at /auth/verify (forward_auth.*), or
 list proxy.routes in a --config file to have tokenshift proxy the app itself
 (see docs/integrations.md).
 
-SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
-(server.shutdown_timeout), flushes usage counters and closes the store.`,
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish,
+flushes usage counters and closes the store, all within server.shutdown_timeout
+(the last flush keeps a third of it, at most 5s, for itself).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig(v)
@@ -124,23 +125,37 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
-	if err := a.server.App.ShutdownWithTimeout(cfg.Server.ShutdownTimeout); err != nil {
+	// server.shutdown_timeout bounds the whole shutdown: draining gets it
+	// minus a reserve, and the last usage flush gets whatever is left (at
+	// least the reserve), so requests counted while draining are delivered.
+	deadline := time.Now().Add(cfg.Server.ShutdownTimeout)
+	drain := cfg.Server.ShutdownTimeout - flushReserve(cfg.Server.ShutdownTimeout)
+	log.Info("shutting down: draining in-flight requests", "timeout", drain)
+	if err := a.server.App.ShutdownWithTimeout(drain); err != nil {
 		log.Warn("shutdown did not drain every connection", "error", err)
 	}
 	if a.gateway != nil {
 		a.gateway.Close()
 	}
-	// Usage's Run flushes its last deltas when its context ends; wait for it
-	// before the store closes so nothing counted is lost.
+	// Stop the periodic flush (an interrupted one leaves its batch pending),
+	// then deliver everything left before the store closes.
 	cancelBG()
 	select {
 	case <-usageDone:
-	case <-time.After(cfg.Server.ShutdownTimeout):
-		log.Warn("usage flush did not finish before the shutdown timeout")
+		fctx, cancelFlush := context.WithDeadline(context.Background(), deadline)
+		_ = a.usage.Close(fctx) // a failure is logged with what was lost
+		cancelFlush()
+	case <-time.After(time.Until(deadline)):
+		log.Error("usage: the periodic flush did not stop before the shutdown timeout; unflushed usage counts are lost")
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// flushReserve is the part of the shutdown budget kept for the last usage
+// flush: a third, at most 5s.
+func flushReserve(budget time.Duration) time.Duration {
+	return min(budget/3, 5*time.Second)
 }
 
 func storeKind(cfg *config.Config) string {
@@ -295,8 +310,10 @@ func (a *app) watchPhase(ctx context.Context) {
 	}
 }
 
-// publishPhase sets the tokenshift_phase gauge for every registered client.
+// publishPhase sets the tokenshift_phase gauge: the global phase (client
+// "*") and every registered client's effective phase.
 func (a *app) publishPhase(st featureflags.State) {
+	a.usage.SetPhase("", st.Phase.String())
 	for _, c := range a.cfg.Clients {
 		a.usage.SetPhase(c.ID, st.EffectivePhase(c.ID).String())
 	}

@@ -56,7 +56,9 @@ type Config struct {
 	// and nothing is deprecated (phase dual).
 	Flags Decider
 
-	// Usage receives one event per request that carried a credential; nil = off.
+	// Usage receives one event per request: its credential's outcome, or
+	// OutcomeMissing when a required credential is absent (Optional requests
+	// without one are not counted); nil = off.
 	Usage Recorder
 
 	// CSRF checks cookie-authenticated unsafe requests; nil = no check.

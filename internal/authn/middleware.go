@@ -35,6 +35,9 @@ func New(config ...Config) fiber.Handler {
 			if cfg.Optional {
 				return c.Next()
 			}
+			// Counted, so operators see clients that stopped sending any
+			// credential (a cookie no longer set, a dropped header).
+			cfg.record(auth.SchemeNone, nil, auth.OutcomeMissing)
 			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthBearer)
 			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeUnauthenticated, "authentication required: send a session cookie or an Authorization: Bearer access token"))
 		}
