@@ -546,9 +546,8 @@ func (r *Rotator) rotateLocked(ctx context.Context, req RotateRequest) (Rotation
 		if err := r.rs.announce(ctx, next.Version); err != nil {
 			r.log.Warn("key rotation: announcing failed; other instances see it at their next re-read", "err", err)
 		}
-		r.log.Warn("signing key rotation started", "by", audit.Actor, "kid", audit.KID, "from", audit.From,
-			"signs_at", audit.SignsAt, "old_key_retires_at", audit.RetireAt, "cancelled", audit.Cancelled,
-			"forced", audit.Forced, "reason", audit.Reason, "version", audit.Version)
+		// The caller (the admin API) logs the audit line with the operator.
+		r.log.Info("key rotation: new plan stored", "kid", audit.KID, "from", audit.From, "signs_at", audit.SignsAt, "version", audit.Version)
 		return audit, nil
 	}
 }
