@@ -13,15 +13,26 @@ import (
 func newKeysCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Signing key management",
+		Short: "Signing keys: generate key files, list and rotate keys without downtime",
+		Long: `Signing keys live in jwt.keys_dir (one PKCS#8 PEM file per key, <kid>.pem), the
+same files on every instance. Which key signs is decided by the key rotation
+state shared through the store:
+
+  tokenshift keys generate --dir /etc/tokenshift/keys         # write a key file
+  tokenshift keys rotate --dir /etc/tokenshift/keys --generate --reason "yearly"
+  tokenshift keys list                                         # states and problems
+
+generate works on files only; rotate and list talk to the admin API of a running
+tokenshift (see "tokenshift keys rotate --help").`,
 	}
 	var dir, kid, alg string
 	gen := &cobra.Command{
 		Use:   "generate",
 		Short: "Write a new private signing key (PKCS#8 PEM) into the keys directory",
 		Long: `Writes <dir>/<kid>.pem with mode 0600. The file name (without .pem) is the key id
-(kid) and the key type gives the algorithm. The last kid in sort order signs unless
-jwt.signing_kid says otherwise, so date-based kids rotate naturally.
+(kid) and the key type gives the algorithm. A new file does not sign by itself:
+once tokenshift runs, only "tokenshift keys rotate" makes a key sign (on the
+very first start, jwt.signing_kid or else the last kid in sort order signs).
 
   tokenshift keys generate --dir /etc/tokenshift/keys --alg EdDSA`,
 		Args: cobra.NoArgs,
@@ -29,20 +40,27 @@ jwt.signing_kid says otherwise, so date-based kids rotate naturally.
 			if dir == "" {
 				return usageError{errors.New("--dir is required")}
 			}
-			if kid == "" {
-				kid = time.Now().UTC().Format("20060102T150405Z")
-			}
-			path, err := token.GenerateKeyFile(dir, kid, alg)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (kid %s, %s)\n", path, kid, alg)
-			return nil
+			_, err := generateKey(cmd, dir, kid, alg)
+			return err
 		},
 	}
 	gen.Flags().StringVar(&dir, "dir", "", "directory of signing keys (jwt.keys_dir)")
 	gen.Flags().StringVar(&kid, "kid", "", "key id; default: the current UTC time, so newer keys sort last")
 	gen.Flags().StringVar(&alg, "alg", "EdDSA", "EdDSA, ES256, RS256 or HS256")
-	cmd.AddCommand(gen)
+	cmd.AddCommand(gen, newKeysRotateCmd(), newKeysListCmd())
 	return cmd
+}
+
+// generateKey writes a key file (kid "" = the current UTC time, so newer
+// keys sort last) and reports it; it returns the kid.
+func generateKey(cmd *cobra.Command, dir, kid, alg string) (string, error) {
+	if kid == "" {
+		kid = time.Now().UTC().Format("20060102T150405Z")
+	}
+	path, err := token.GenerateKeyFile(dir, kid, alg)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (kid %s, %s)\n", path, kid, alg)
+	return kid, nil
 }

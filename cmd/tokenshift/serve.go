@@ -94,6 +94,7 @@ type app struct {
 	gateway  *gateway.Gateway
 	// gatewayErr is set when the gateway could not be built during mounting.
 	gatewayErr error
+	keys       *token.Rotator // nil with the ephemeral development key
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
@@ -180,11 +181,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		log.Warn("using the in-memory store: sessions, tokens and usage live in this process only")
 	}
 
-	ring, err := loadKeys(cfg, log)
+	ring, rot, err := loadKeys(ctx, cfg, st, log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	a.keys = rot
 
 	a.revoked = token.NewRevocations(st, time.Now, log)
 	if err := a.revoked.Start(ctx); err != nil {
@@ -199,6 +201,9 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	if a.keys != nil {
+		a.keys.Start(ctx, a.tokens.SetRing)
 	}
 	policy := session.LimitEvictOldest
 	if cfg.Session.OnLimit == "refuse" {
@@ -260,6 +265,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
 		ShadowCheck: cfg.Migration.ShadowCheck,
+		// A verifier's cached JWKS must not outlive the publish delay, or it
+		// could miss a key that started signing meanwhile.
+		JWKSMaxAge:  min(5*time.Minute, cfg.JWT.Rotation.PublishDelay),
+		ReadyChecks: a.readyChecks(),
 		Mount:       mountAll(a),
 		Version:     version,
 	})
@@ -287,6 +296,7 @@ func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 			MaxWindow:      a.cfg.Usage.Retention,
 			OnFlagsChanged: a.publishPhase,
 			Sessions:       s,
+			Keys:           a.keyManager(),
 		})
 		h.Mount(f)
 	}
@@ -319,23 +329,60 @@ func (a *app) publishPhase(st featureflags.State) {
 	}
 }
 
-func loadKeys(cfg *config.Config, log *slog.Logger) (*token.KeyRing, error) {
+// loadKeys reads jwt.keys_dir and the shared key rotation state (seeding it
+// on first start), or makes the ephemeral development key (no rotator then).
+func loadKeys(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*token.KeyRing, *token.Rotator, error) {
 	if cfg.JWT.KeysDir != "" {
-		ring, err := token.LoadKeyRing(cfg.JWT.KeysDir, cfg.JWT.SigningKID)
+		r := cfg.JWT.Rotation
+		rot, err := token.NewRotator(st, token.RotatorConfig{
+			Dir: cfg.JWT.KeysDir, SigningKID: cfg.JWT.SigningKID,
+			PublishDelay: r.PublishDelay, ReloadInterval: r.ReloadInterval, RetireAfter: r.RetireAfter,
+			AccessTTL: cfg.JWT.AccessTTL, Leeway: cfg.JWT.Leeway, Algorithms: r.Algorithms,
+			Clock: time.Now, Logger: log,
+		})
 		if err != nil {
-			return nil, usageError{fmt.Errorf("jwt.keys_dir: %w", err)}
+			return nil, nil, usageError{fmt.Errorf("jwt.rotation: %w", err)}
 		}
-		return ring, nil
+		ring, err := rot.Load(ctx)
+		if err != nil {
+			if errors.Is(err, auth.ErrUnavailable) {
+				return nil, nil, fmt.Errorf("key rotation state: %w", err)
+			}
+			return nil, nil, usageError{fmt.Errorf("jwt.keys_dir: %w", err)}
+		}
+		return ring, rot, nil
 	}
 	if cfg.Production() {
-		return nil, usageError{errors.New("jwt.keys_dir: production needs real signing keys")}
+		return nil, nil, usageError{errors.New("jwt.keys_dir: production needs real signing keys")}
 	}
 	ring, err := token.NewEphemeralKeyRing(cfg.JWT.Algorithm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Warn("!!! USING AN EPHEMERAL DEVELOPMENT SIGNING KEY: every token dies with this process and other instances cannot verify it; set jwt.keys_dir (tokenshift keys generate) for anything but local development !!!", "kid", ring.SigningKID(), "alg", cfg.JWT.Algorithm)
-	return ring, nil
+	return ring, nil, nil
+}
+
+// keyManager serves /admin/keys: the rotator, or the fixed ephemeral key.
+func (a *app) keyManager() admin.KeyManager {
+	if a.keys != nil {
+		return a.keys
+	}
+	return token.StaticKeys{Ring: a.tokens.Ring, Clock: time.Now}
+}
+
+// readyChecks makes /readyz fail while this instance lacks a key the
+// rotation needs, so a load balancer stops sending it logins.
+func (a *app) readyChecks() []httpapi.ReadyCheck {
+	if a.keys == nil {
+		return nil
+	}
+	return []httpapi.ReadyCheck{func(context.Context) error {
+		if err := a.keys.Ready(); err != nil {
+			return auth.Wrap(err, auth.CodeKeysMissing, err.Error())
+		}
+		return nil
+	}}
 }
 
 func loadUsers(cfg *config.Config, log *slog.Logger) (*user.Verifier, error) {

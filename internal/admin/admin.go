@@ -39,6 +39,8 @@ type Options struct {
 	OnFlagsChanged func(featureflags.State)
 	// Sessions adds the session-control routes when set.
 	Sessions SessionControl
+	// Keys adds the signing-key routes (list, rotate) when set.
+	Keys KeyManager
 }
 
 // Handlers serves the admin routes.
@@ -70,6 +72,9 @@ func (h *Handlers) Mount(app *fiber.App) {
 	api.Get("/audit", h.audit)
 	if h.o.Sessions != nil {
 		h.mountSessions(api)
+	}
+	if h.o.Keys != nil {
+		h.mountKeys(api)
 	}
 }
 

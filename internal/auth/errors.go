@@ -34,6 +34,12 @@ const (
 	CodeUpstreamUnavailable  Code = "upstream_unavailable"
 	CodeUpstreamTimeout      Code = "upstream_timeout"
 	CodeInternal             Code = "internal"
+
+	// Key rotation (admin API and readiness).
+	CodeUnknownKey             Code = "unknown_key"
+	CodeKeyAlgorithmNotAllowed Code = "key_algorithm_not_allowed"
+	CodeRotationInProgress     Code = "rotation_in_progress"
+	CodeKeysMissing            Code = "keys_missing"
 )
 
 // Error is a domain error with a stable code and a message safe to show the

@@ -83,16 +83,25 @@ type SessionConfig struct {
 }
 
 type JWTConfig struct {
-	Issuer            string        `mapstructure:"issuer"`
-	Audience          string        `mapstructure:"audience"`
-	Algorithm         string        `mapstructure:"algorithm"`
-	KeysDir           string        `mapstructure:"keys_dir"`
-	SigningKID        string        `mapstructure:"signing_kid"`
-	AccessTTL         time.Duration `mapstructure:"access_ttl"`
-	RefreshTTL        time.Duration `mapstructure:"refresh_ttl"`
-	Leeway            time.Duration `mapstructure:"leeway"`
-	AccessCookieName  string        `mapstructure:"access_cookie_name"`
-	RefreshCookieName string        `mapstructure:"refresh_cookie_name"`
+	Issuer            string         `mapstructure:"issuer"`
+	Audience          string         `mapstructure:"audience"`
+	Algorithm         string         `mapstructure:"algorithm"`
+	KeysDir           string         `mapstructure:"keys_dir"`
+	SigningKID        string         `mapstructure:"signing_kid"`
+	AccessTTL         time.Duration  `mapstructure:"access_ttl"`
+	RefreshTTL        time.Duration  `mapstructure:"refresh_ttl"`
+	Leeway            time.Duration  `mapstructure:"leeway"`
+	AccessCookieName  string         `mapstructure:"access_cookie_name"`
+	RefreshCookieName string         `mapstructure:"refresh_cookie_name"`
+	Rotation          RotationConfig `mapstructure:"rotation"`
+}
+
+// RotationConfig is jwt.rotation: how signing keys are rotated at run time.
+type RotationConfig struct {
+	PublishDelay   time.Duration `mapstructure:"publish_delay"`
+	RetireAfter    time.Duration `mapstructure:"retire_after"`
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	Algorithms     []string      `mapstructure:"algorithms"`
 }
 
 type UsersConfig struct {

@@ -61,6 +61,35 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+func TestRotationKeys(t *testing.T) {
+	t.Setenv("TOKENSHIFT_JWT_ROTATION_PUBLISH_DELAY", "1s")
+	t.Setenv("TOKENSHIFT_JWT_ROTATION_RELOAD_INTERVAL", "200ms")
+	t.Setenv("TOKENSHIFT_JWT_ROTATION_ALGORITHMS", "EdDSA,ES256")
+	t.Setenv("TOKENSHIFT_JWT_ACCESS_TTL", "3s")
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.JWT.Rotation
+	if r.PublishDelay != time.Second || r.ReloadInterval != 200*time.Millisecond || r.RetireAfter != 0 || len(r.Algorithms) != 2 || r.Algorithms[1] != "ES256" {
+		t.Fatalf("rotation from env: %+v", r)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a 3s access ttl is fine in development: %v", err)
+	}
+}
+
+func TestRotationDefaults(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.JWT.Rotation
+	if r.PublishDelay != 5*time.Minute || r.ReloadInterval != 5*time.Second || r.RetireAfter != 0 || len(r.Algorithms) != 0 {
+		t.Fatalf("rotation defaults: %+v", r)
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil); err == nil {
 		t.Fatal("want an error for a missing config file")
@@ -96,6 +125,19 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "cors null", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, wantKey: "cors.allowed_origins", wantVal: "null"},
 		{name: "trusted proxy", mutate: func(c *Config) { c.Server.TrustedProxies = []string{"everyone"} }, wantKey: "server.trusted_proxies", wantVal: "everyone"},
 		{name: "share", mutate: func(c *Config) { c.Guard.MaxSessionShare = 5 }, wantKey: "guard.max_session_share"},
+		{name: "publish delay", mutate: func(c *Config) { c.JWT.Rotation.PublishDelay = 10 * time.Millisecond }, wantKey: "jwt.rotation.publish_delay", wantVal: "10ms"},
+		{name: "reload interval", mutate: func(c *Config) { c.JWT.Rotation.ReloadInterval = time.Hour }, wantKey: "jwt.rotation.reload_interval", wantVal: "1h0m0s"},
+		{name: "retire after shorter than tokens", mutate: func(c *Config) { c.JWT.Rotation.RetireAfter = time.Minute }, wantKey: "jwt.rotation.retire_after", wantVal: "1m0s"},
+		{name: "rotation algorithm", mutate: func(c *Config) { c.JWT.Rotation.Algorithms = []string{"EdDSA", "none"} }, wantKey: "jwt.rotation.algorithms", wantVal: "none"},
+		{name: "access ttl too short", mutate: func(c *Config) { c.JWT.AccessTTL = 500 * time.Millisecond }, wantKey: "jwt.access_ttl", wantVal: "500ms"},
+		{name: "seconds-long access ttl in production", mutate: func(c *Config) {
+			c.Env = "production"
+			c.JWT.KeysDir = "/k"
+			c.Session.CookieSecure = true
+			c.Users.File = "/u.yaml"
+			c.Server.PublicURL = "https://a.example"
+			c.JWT.AccessTTL = 3 * time.Second
+		}, wantKey: "jwt.access_ttl", wantVal: "3s"},
 		{name: "production keys", mutate: func(c *Config) {
 			c.Env = "production"
 			c.Session.CookieSecure = true

@@ -124,14 +124,35 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"EdDSA", "ES256", "RS256", "HS256"}, j.Algorithm) {
 		bad("jwt.algorithm", j.Algorithm, "must be EdDSA, ES256, RS256 or HS256")
 	}
-	if j.AccessTTL < time.Minute || j.AccessTTL > 24*time.Hour {
-		bad("jwt.access_ttl", j.AccessTTL, "must be between 1m and 24h")
+	// Seconds-long tokens are only for development and tests (rotation and
+	// expiry can then be watched end to end in seconds).
+	minAccess := time.Second
+	if c.Production() {
+		minAccess = time.Minute
+	}
+	if j.AccessTTL < minAccess || j.AccessTTL > 24*time.Hour {
+		bad("jwt.access_ttl", j.AccessTTL, "must be between 1m and 24h (down to 1s in development)")
 	}
 	if j.RefreshTTL < j.AccessTTL || j.RefreshTTL > 90*24*time.Hour {
 		bad("jwt.refresh_ttl", j.RefreshTTL, "must be at least jwt.access_ttl and at most 2160h")
 	}
 	if j.Leeway < 0 || j.Leeway > time.Minute {
 		bad("jwt.leeway", j.Leeway, "must be between 0 and 1m")
+	}
+	rot := j.Rotation
+	if rot.PublishDelay < time.Second || rot.PublishDelay > 24*time.Hour {
+		bad("jwt.rotation.publish_delay", rot.PublishDelay, "must be between 1s and 24h")
+	}
+	if rot.ReloadInterval < 100*time.Millisecond || rot.ReloadInterval > time.Minute {
+		bad("jwt.rotation.reload_interval", rot.ReloadInterval, "must be between 100ms and 1m")
+	}
+	if minRetire := j.AccessTTL + j.Leeway; rot.RetireAfter != 0 && (rot.RetireAfter < minRetire || rot.RetireAfter > 30*24*time.Hour) {
+		bad("jwt.rotation.retire_after", rot.RetireAfter, "must be 0 (= jwt.access_ttl + jwt.leeway) or between %s (jwt.access_ttl + jwt.leeway) and 720h", minRetire)
+	}
+	for _, a := range rot.Algorithms {
+		if !slices.Contains([]string{"EdDSA", "ES256", "RS256", "HS256"}, a) {
+			bad("jwt.rotation.algorithms", a, "must list only EdDSA, ES256, RS256 or HS256")
+		}
 	}
 	for key, name := range map[string]string{"jwt.access_cookie_name": j.AccessCookieName, "jwt.refresh_cookie_name": j.RefreshCookieName} {
 		if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`).MatchString(name) || strings.HasPrefix(name, "__") {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,12 +23,29 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is not reachable")
 	}
+	for _, check := range s.opts.ReadyChecks {
+		if err := check(ctx); err != nil {
+			return err
+		}
+	}
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
+// ReadyCheck reports why this instance should not get traffic; nil when ready.
+type ReadyCheck func(ctx context.Context) error
+
+// defaultJWKSMaxAge is how long verifiers may cache the JWKS when no key
+// rotation bounds it.
+const defaultJWKSMaxAge = 5 * time.Minute
+
 func (s *Server) jwks(c *fiber.Ctx) error {
+	maxAge := s.opts.JWKSMaxAge
+	if maxAge <= 0 {
+		maxAge = defaultJWKSMaxAge
+	}
 	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
-	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	// Whole seconds rounded down, so a cached copy never outlives the bound.
+	c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
 	return c.Send(s.opts.Tokens.Ring().JWKS())
 }
 

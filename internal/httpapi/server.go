@@ -76,6 +76,13 @@ type Options struct {
 	// session absolute timeout, whichever is longer).
 	MaxCredentialLife time.Duration
 
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS, in whole seconds;
+	// key rotation keeps it at most its publish delay. 0 means 5m.
+	JWKSMaxAge time.Duration
+	// ReadyChecks run after the store ping on /readyz; the first error (an
+	// *auth.Error for a precise code) makes the instance not ready.
+	ReadyChecks []ReadyCheck
+
 	// Mount adds further routes (the admin API) after the core ones.
 	Mount func(app *fiber.App, s *Server)
 	// Version is reported by /livez.

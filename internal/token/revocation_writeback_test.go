@@ -30,7 +30,7 @@ func TestRevocationsWrittenBackAfterRedisRestartsEmpty(t *testing.T) {
 	must(a.RevokeSID(ctx, "sid-short", now.Add(time.Minute)))
 	clock.Advance(2 * time.Minute) // sid-short is over
 
-	srv.Restart()
+	srv.RestartEmpty()
 	probe := newRedisStore(t, srv.URL())
 	if all, err := probe.HGetAll(ctx, revKeySID); err != nil || len(all) != 0 {
 		t.Fatalf("the restarted Redis is not empty: %v %v", all, err)
@@ -74,7 +74,7 @@ func TestRevocationsWriteBackAfterFailedStore(t *testing.T) {
 	if err := a.RevokeSID(ctx, "sid-while-down", time.Now().Add(time.Hour)); err == nil {
 		t.Fatal("RevokeSID with Redis down reported success")
 	}
-	srv.Restart()
+	srv.RestartEmpty()
 	probe := newRedisStore(t, srv.URL())
 	if !waitUntil(20*time.Second, func() bool {
 		all, err := probe.HGetAll(ctx, revKeySID)
