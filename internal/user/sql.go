@@ -72,6 +72,21 @@ var _ Store = (*SQLStore)(nil)
 // gives an error wrapping auth.ErrUnavailable (the caller may retry); anything
 // that retrying cannot fix gives one wrapping ErrSQLConfig.
 func OpenSQL(ctx context.Context, o SQLOptions) (*SQLStore, error) {
+	s, err := NewSQL(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Probe(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewSQL validates o and opens the pool without contacting the database, so a
+// service can start while the database is down (logins answer 503 until it is
+// back; Probe tells when).
+func NewSQL(o SQLOptions) (*SQLStore, error) {
 	o, connector, err := o.prepare()
 	if err != nil {
 		return nil, err
@@ -80,13 +95,15 @@ func OpenSQL(ctx context.Context, o SQLOptions) (*SQLStore, error) {
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
-	s := &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}
+	return &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}, nil
+}
 
-	if err := s.probe(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return s, nil
+// CheckSQLOptions validates o without opening anything: driver, DSN syntax,
+// the query's bind parameters, pool numbers. Its errors name the field and
+// never quote the DSN.
+func CheckSQLOptions(o SQLOptions) error {
+	_, _, err := o.prepare()
+	return err
 }
 
 // prepare fills defaults, rejects bad options with a message that names the
@@ -128,8 +145,8 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 
 	switch o.Driver {
 	case "pgx":
-		if !strings.Contains(q, "$1") || strings.Contains(q, "$2") {
-			return bad("pgx query must use exactly one bind parameter, $1")
+		if err := checkPgQuery(q); err != nil {
+			return bad("query: %v (pgx passes the login as $1 and nothing else)", err)
 		}
 		cfg, err := pgx.ParseConfig(o.DSN)
 		if err != nil {
@@ -137,8 +154,8 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 		}
 		return o, pgxConnector{cfg: cfg}, nil
 	case "mysql":
-		if strings.Count(q, "?") != 1 {
-			return bad("mysql query must use exactly one bind parameter, ?")
+		if err := checkMySQLQuery(q); err != nil {
+			return bad("query: %v (mysql passes the login as the one ? and nothing else)", err)
 		}
 		cfg, err := mysql.ParseDSN(o.DSN)
 		if err != nil {
@@ -156,9 +173,11 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 	}
 }
 
-// probe runs the query once for a login nobody has, so a wrong column list or
-// a query that does not parse stops start-up instead of every later login.
-func (s *SQLStore) probe(ctx context.Context) error {
+// Probe checks the database answers and runs the query once (for the empty
+// login), so a wrong column list or a query that does not parse stops
+// start-up instead of every later login. auth.ErrUnavailable: the database
+// cannot be reached; ErrSQLConfig: it answered, and the setup is wrong.
+func (s *SQLStore) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.db.PingContext(ctx); err != nil {
