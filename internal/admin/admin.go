@@ -39,6 +39,8 @@ type Options struct {
 	OnFlagsChanged func(featureflags.State)
 	// Sessions adds the session-control routes when set.
 	Sessions SessionControl
+	// Accounts adds suspension routes when set.
+	Accounts AccountControl
 }
 
 // Handlers serves the admin routes.
@@ -70,6 +72,9 @@ func (h *Handlers) Mount(app *fiber.App) {
 	api.Get("/audit", h.audit)
 	if h.o.Sessions != nil {
 		h.mountSessions(api)
+	}
+	if h.o.Accounts != nil {
+		h.mountUsers(api)
 	}
 }
 

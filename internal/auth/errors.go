@@ -31,9 +31,17 @@ const (
 	CodeGuardRefused         Code = "guard_refused"
 	CodeStoreUnavailable     Code = "store_unavailable"
 	CodeUserStoreUnavailable Code = "user_store_unavailable"
-	CodeUpstreamUnavailable  Code = "upstream_unavailable"
-	CodeUpstreamTimeout      Code = "upstream_timeout"
-	CodeInternal             Code = "internal"
+	// CodeLoginBusy: every password-verification slot stayed busy; retry.
+	CodeLoginBusy Code = "login_busy"
+	// CodeAccountSuspended: the right password for an account an operator
+	// suspended.
+	CodeAccountSuspended Code = "account_suspended"
+	// CodePasswordChangeDisabled: passwords are changed in the legacy app,
+	// not here (users.allow_password_change).
+	CodePasswordChangeDisabled Code = "password_change_disabled"
+	CodeUpstreamUnavailable    Code = "upstream_unavailable"
+	CodeUpstreamTimeout        Code = "upstream_timeout"
+	CodeInternal               Code = "internal"
 )
 
 // Error is a domain error with a stable code and a message safe to show the

@@ -132,8 +132,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 			}
 			return auth.Errorf(auth.CodeInvalidCredentials, "email or password is wrong")
 		}
-		s.opts.Usage.Login(client.ID, "error")
-		return auth.Wrap(err, auth.CodeUserStoreUnavailable, "login is unavailable: the user store cannot be reached")
+		return s.verifyError(c, client.ID, err)
 	}
 	if err := s.limiter.succeed(ctx, req.Email); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")

@@ -9,6 +9,7 @@ package httpapi
 //	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user
 //	POST /auth/refresh           rotate a refresh token
 //	POST /auth/exchange          session → token pair bound to the same sid
+//	POST /auth/password          change the caller's password; revokes every login of the user
 //	GET  /auth/sessions          the caller's live logins
 //	DELETE /auth/sessions/:sid   end one of the caller's logins
 //	GET  /.well-known/jwks.json  public signing keys
@@ -28,6 +29,7 @@ func (s *Server) routes() {
 	g.Post("/logout", s.AuthnOptional, s.logout)
 	g.Post("/refresh", s.refresh)
 	g.Post("/exchange", s.AuthnExchange, s.exchange)
+	g.Post("/password", s.Authn, s.changePassword)
 	g.Get("/sessions", s.Authn, s.mySessions)
 	g.Delete("/sessions/:sid", s.Authn, s.revokeMySession)
 }

@@ -21,6 +21,16 @@ import (
 // database. Unlike auth.ErrUnavailable, retrying will not help.
 var ErrSQLConfig = errors.New("sql user store misconfigured")
 
+// SQLOptionError is an ErrSQLConfig about one option: Field is its name in
+// users.sql (dsn, query, driver, ...). Reason never quotes the DSN.
+type SQLOptionError struct {
+	Field  string
+	Reason string
+}
+
+func (e *SQLOptionError) Error() string { return ErrSQLConfig.Error() + ": " + e.Reason }
+func (e *SQLOptionError) Unwrap() error { return ErrSQLConfig }
+
 // SQLOptions configures a user store that reads the legacy application's own
 // users table.
 type SQLOptions struct {
@@ -110,22 +120,22 @@ func CheckSQLOptions(o SQLOptions) error {
 // field, and builds the driver's connector. Errors never quote the DSN, which
 // usually holds a password.
 func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
-	bad := func(format string, args ...any) (SQLOptions, driver.Connector, error) {
-		return o, nil, fmt.Errorf("%w: "+format, append([]any{ErrSQLConfig}, args...)...)
+	bad := func(field, format string, args ...any) (SQLOptions, driver.Connector, error) {
+		return o, nil, &SQLOptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if o.DSN == "" {
-		return bad("DSN is empty")
+		return bad("dsn", "DSN is empty")
 	}
 	q := strings.TrimSpace(o.Query)
 	if q == "" {
-		return bad("query is empty")
+		return bad("query", "query is empty")
 	}
 	o.Query = q
 	if o.RolesSeparator == "" {
 		o.RolesSeparator = ","
 	}
 	if o.MaxOpenConns < 0 || o.MaxIdleConns < 0 || o.ConnMaxLifetime < 0 || o.QueryTimeout < 0 {
-		return bad("pool sizes, lifetime and timeout cannot be negative")
+		return bad("max_open_conns", "pool sizes, lifetime and timeout cannot be negative")
 	}
 	if o.MaxOpenConns == 0 {
 		o.MaxOpenConns = DefaultSQLMaxOpenConns
@@ -134,7 +144,7 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 		o.MaxIdleConns = min(DefaultSQLMaxIdleConns, o.MaxOpenConns)
 	}
 	if o.MaxIdleConns > o.MaxOpenConns {
-		return bad("max idle connections (%d) above max open connections (%d)", o.MaxIdleConns, o.MaxOpenConns)
+		return bad("max_idle_conns", "max idle connections (%d) above max open connections (%d)", o.MaxIdleConns, o.MaxOpenConns)
 	}
 	if o.ConnMaxLifetime == 0 {
 		o.ConnMaxLifetime = DefaultSQLConnMaxLifetime
@@ -146,30 +156,30 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 	switch o.Driver {
 	case "pgx":
 		if err := checkPgQuery(q); err != nil {
-			return bad("query: %v (pgx passes the login as $1 and nothing else)", err)
+			return bad("query", "%v (pgx passes the login as $1 and nothing else)", err)
 		}
 		cfg, err := pgx.ParseConfig(o.DSN)
 		if err != nil {
-			return bad("DSN is not a valid PostgreSQL connection string")
+			return bad("dsn", "DSN is not a valid PostgreSQL connection string")
 		}
 		return o, pgxConnector{cfg: cfg}, nil
 	case "mysql":
 		if err := checkMySQLQuery(q); err != nil {
-			return bad("query: %v (mysql passes the login as the one ? and nothing else)", err)
+			return bad("query", "%v (mysql passes the login as the one ? and nothing else)", err)
 		}
 		cfg, err := mysql.ParseDSN(o.DSN)
 		if err != nil {
-			return bad("DSN is not a valid MySQL connection string")
+			return bad("dsn", "DSN is not a valid MySQL connection string")
 		}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
-			return bad("mysql connector: %v", err)
+			return bad("dsn", "mysql connector: %v", err)
 		}
 		return o, c, nil
 	case "":
-		return bad(`driver is empty: want "pgx" or "mysql"`)
+		return bad("driver", `driver is empty: want "pgx" or "mysql"`)
 	default:
-		return bad(`unknown driver %q: want "pgx" or "mysql"`, o.Driver)
+		return bad("driver", `unknown driver %q: want "pgx" or "mysql"`, o.Driver)
 	}
 }
 

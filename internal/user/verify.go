@@ -22,6 +22,10 @@ var ErrBusy = errors.New("too many password verifications in progress")
 // someone who does not know the password.
 var ErrSuspended = errors.New("account suspended")
 
+// ErrOverlay wraps a failure to read tokenshift's own account state (the
+// shared store), as opposed to the user store.
+var ErrOverlay = errors.New("account state unavailable")
+
 // MaxLoginBytes bounds a login name (an email address is at most 320).
 const MaxLoginBytes = 320
 
@@ -226,7 +230,7 @@ func (v *Verifier) Verify(ctx context.Context, login, password string) (*User, e
 	var acct AccountState
 	if v.overlay != nil {
 		if acct, err = v.overlay.Get(ctx, u.ID); err != nil {
-			return nil, fmt.Errorf("account state: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrOverlay, err)
 		}
 	}
 	encoded := u.PasswordHash
