@@ -112,4 +112,3 @@ func (h *Handlers) unsuspend(c *fiber.Ctx) error {
 	h.log.Warn("operator lifted a suspension", "by", p.Email, "by_user_id", p.UserID, "user_id", id)
 	return c.JSON(a)
 }
-

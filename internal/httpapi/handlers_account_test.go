@@ -285,4 +285,3 @@ func TestAccountCodesHaveStatuses(t *testing.T) {
 		}
 	}
 }
-
