@@ -31,6 +31,13 @@ const (
 	CodeGuardRefused         Code = "guard_refused"
 	CodeStoreUnavailable     Code = "store_unavailable"
 	CodeUserStoreUnavailable Code = "user_store_unavailable"
+	CodeUpstreamUnavailable  Code = "upstream_unavailable"
+	CodeUpstreamTimeout      Code = "upstream_timeout"
+	CodeInternal             Code = "internal"
+)
+
+// Codes of password verification and account control.
+const (
 	// CodeLoginBusy: every password-verification slot stayed busy; retry.
 	CodeLoginBusy Code = "login_busy"
 	// CodeAccountSuspended: the right password for an account an operator
@@ -39,9 +46,6 @@ const (
 	// CodePasswordChangeDisabled: passwords are changed in the legacy app,
 	// not here (users.allow_password_change).
 	CodePasswordChangeDisabled Code = "password_change_disabled"
-	CodeUpstreamUnavailable    Code = "upstream_unavailable"
-	CodeUpstreamTimeout        Code = "upstream_timeout"
-	CodeInternal               Code = "internal"
 )
 
 // Error is a domain error with a stable code and a message safe to show the
