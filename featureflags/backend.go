@@ -12,17 +12,20 @@ const (
 	ActionSet      = "set"      // an operator's change through Apply
 	ActionRollback = "rollback" // back to the previous state
 	ActionReload   = "reload"   // the configuration file changed (static source)
+	ActionRefused  = "refused"  // the guard refused a change; nothing changed
 )
 
 // AuditEntry records one change of state: who, when, from what, to what, why.
 type AuditEntry struct {
 	At     time.Time `json:"at"`
 	Actor  string    `json:"actor"`
-	Action string    `json:"action"` // set|rollback|init|reload
+	Action string    `json:"action"` // set|rollback|init|reload|refused
 	From   State     `json:"from"`   // zero (null in JSON) for init
-	To     State     `json:"to"`
-	Reason string    `json:"reason"`
-	Forced bool      `json:"forced"`
+	// To is the state written; for a refused change, the state that was
+	// asked for, at the unchanged version.
+	To     State  `json:"to"`
+	Reason string `json:"reason"`
+	Forced bool   `json:"forced"`
 	// Figures are the usage figures the guard read, when it was consulted;
 	// on a forced change they show what the operator overrode.
 	Figures *GuardFigures `json:"figures,omitempty"`
@@ -54,6 +57,9 @@ type Backend interface {
 	// it returns to (ErrNoHistory when there is none). Stale rollbacks thus
 	// walk further back instead of undoing the rollback.
 	CompareAndSwap(ctx context.Context, expectVersion int64, next State, entry AuditEntry) error
+	// AppendAudit adds an entry that goes with no change of state (a change
+	// the guard refused), capped like the entries CompareAndSwap writes.
+	AppendAudit(ctx context.Context, entry AuditEntry) error
 	// History returns up to n earlier states a rollback can return to, newest
 	// first (n <= 0: all that are kept).
 	History(ctx context.Context, n int) ([]State, error)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // rolloutBuckets is the resolution of the sticky rollout: 0.01 % steps.
@@ -15,8 +16,11 @@ type prepared struct {
 	limit       uint64 // users whose bucket is below limit are in the rollout
 	seedHash    uint64 // FNV-1a state after the seed and separator
 	deprecation string
-	sunset      string
-	link        string
+	// clientDeprecation overrides deprecation for clients whose sessions
+	// became deprecated at another time than the global phase's.
+	clientDeprecation map[string]string
+	sunset            string
+	link              string
 }
 
 // prepare precomputes the header strings and the rollout limit. It is called
@@ -24,7 +28,20 @@ type prepared struct {
 func (s *State) prepare() {
 	p := &prepared{limit: rolloutLimit(s.Rollout), seedHash: seedState(s.RolloutSeed)}
 	p.deprecation, p.sunset, p.link = s.headerValues()
+	for id, t := range s.ClientsDeprecatedAt {
+		if v := deprecationValue(t); v != p.deprecation {
+			if p.clientDeprecation == nil {
+				p.clientDeprecation = make(map[string]string, len(s.ClientsDeprecatedAt))
+			}
+			p.clientDeprecation[id] = v
+		}
+	}
 	s.prep = p
+}
+
+// deprecationValue is an RFC 9745 Deprecation value: @ and Unix seconds.
+func deprecationValue(t time.Time) string {
+	return "@" + strconv.FormatInt(t.Unix(), 10)
 }
 
 // rolloutLimit rounds rather than truncates so that 0.29 % means 29 buckets
@@ -44,11 +61,11 @@ func rolloutLimit(percent float64) uint64 {
 func (s *State) headerValues() (deprecation, sunset, link string) {
 	switch {
 	case s.DeprecatedAt != nil:
-		deprecation = "@" + strconv.FormatInt(s.DeprecatedAt.Unix(), 10)
+		deprecation = deprecationValue(*s.DeprecatedAt)
 	case !s.UpdatedAt.IsZero():
 		// A state built by hand, not through the Manager (which always stamps
 		// DeprecatedAt): the last change is the best estimate of when it began.
-		deprecation = "@" + strconv.FormatInt(s.UpdatedAt.Unix(), 10)
+		deprecation = deprecationValue(s.UpdatedAt)
 	}
 	if s.Sunset != nil {
 		sunset = s.Sunset.UTC().Format(http.TimeFormat)
@@ -98,8 +115,14 @@ func (s *State) Decide(clientID, userID string) Decision {
 	if d.Deprecate {
 		if p := s.prep; p != nil {
 			d.DeprecationHeader, d.SunsetHeader, d.LinkHeader = p.deprecation, p.sunset, p.link
+			if v, ok := p.clientDeprecation[clientID]; ok {
+				d.DeprecationHeader = v
+			}
 		} else {
 			d.DeprecationHeader, d.SunsetHeader, d.LinkHeader = s.headerValues()
+			if t, ok := s.ClientsDeprecatedAt[clientID]; ok {
+				d.DeprecationHeader = deprecationValue(t)
+			}
 		}
 	}
 	return d

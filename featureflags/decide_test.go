@@ -200,19 +200,73 @@ func TestBucketSeparatesSeedAndUser(t *testing.T) {
 	}
 }
 
-func TestDecideAllocatesNothing(t *testing.T) {
-	s := State{Phase: PhaseRetiring, Rollout: 50, RolloutSeed: "seed", ExemptClients: []string{"kiosk"},
-		Clients: map[string]ClientRule{"mobile": {Phase: PhaseJWTOnly}}, DocsURL: "https://d.test/x", UpdatedAt: time.Unix(1e9, 0)}
-	f, err := NewFlags(s)
-	if err != nil {
-		t.Fatal(err)
+// decideCases are the hot-path situations, one per phase and rollout edge,
+// on a realistic state: overrides, an exempt list, a sunset, a docs link and
+// per-client deprecation dates (so the per-client lookup is exercised).
+func decideCases(tb testing.TB) []struct {
+	name, client, user string
+	flags              *Flags
+	want               Phase
+} {
+	tb.Helper()
+	const seed = "2026-migration"
+	in := findUser(tb, seed, func(b uint64) bool { return b < 3750 })   // in a 37.5 % rollout
+	out := findUser(tb, seed, func(b uint64) bool { return b >= 3750 }) // outside it
+	dep := time.Unix(1_750_000_000, 0).UTC()
+	spaDep := dep.Add(72 * time.Hour)
+	sunset := time.Unix(1_790_000_000, 0).UTC()
+	state := func(global Phase, rollout float64) *Flags {
+		s := State{Phase: global, Rollout: rollout, RolloutSeed: seed, Sunset: &sunset,
+			Clients:       map[string]ClientRule{"mobile": {Phase: PhaseJWTOnly}, "partner": {Phase: PhaseDual}},
+			ExemptClients: []string{"kiosk", "partner"}, DocsURL: "https://docs.example.com/jwt"}
+		if global >= PhasePreferJWT {
+			s.DeprecatedAt = &dep
+			s.ClientsDeprecatedAt = map[string]time.Time{"web": dep, "spa": spaDep, "kiosk": dep, "mobile": dep}
+		}
+		f, err := NewFlags(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return f
 	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		_ = f.Decide("web", "user-12345")
-		_ = f.Decide("mobile", "user-12345")
-	})
-	if allocs != 0 {
-		t.Errorf("Flags.Decide allocates %v times per call, want 0", allocs)
+	return []struct {
+		name, client, user string
+		flags              *Flags
+		want               Phase
+	}{
+		{name: "legacy", client: "web", user: in, flags: state(PhaseLegacy, 0), want: PhaseLegacy},
+		{name: "dual", client: "web", user: in, flags: state(PhaseDual, 0), want: PhaseDual},
+		{name: "prefer-jwt with headers", client: "spa", user: in, flags: state(PhasePreferJWT, 0), want: PhasePreferJWT},
+		{name: "retiring 37.5% user in", client: "web", user: in, flags: state(PhaseRetiring, 37.5), want: PhaseRetiring},
+		{name: "retiring 37.5% user out (headers)", client: "web", user: out, flags: state(PhaseRetiring, 37.5), want: PhaseRetiring},
+		{name: "retiring 0%", client: "web", user: in, flags: state(PhaseRetiring, 0), want: PhaseRetiring},
+		{name: "retiring 100%", client: "web", user: out, flags: state(PhaseRetiring, 100), want: PhaseRetiring},
+		{name: "retiring exempt client", client: "kiosk", user: in, flags: state(PhaseRetiring, 100), want: PhaseRetiring},
+		{name: "jwt-only", client: "web", user: in, flags: state(PhaseJWTOnly, 0), want: PhaseJWTOnly},
+		{name: "override jwt-only under dual", client: "mobile", user: in, flags: state(PhaseDual, 0), want: PhaseJWTOnly},
+	}
+}
+
+func TestDecideAllocatesNothing(t *testing.T) {
+	for _, tc := range decideCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := tc.flags.Decide(tc.client, tc.user); d.Phase != tc.want {
+				t.Fatalf("phase = %v, want %v", d.Phase, tc.want)
+			}
+			allocs := testing.AllocsPerRun(1000, func() { sink = tc.flags.Decide(tc.client, tc.user) })
+			if allocs != 0 {
+				t.Errorf("Flags.Decide allocates %v times per call, want 0", allocs)
+			}
+		})
+	}
+	// The cases must exercise what they claim: headers, including a
+	// per-client date, and both sides of the rollout.
+	cases := decideCases(t)
+	if d := cases[2].flags.Decide("spa", "u"); d.DeprecationHeader != "@1750259200" || d.SunsetHeader == "" || d.LinkHeader == "" {
+		t.Errorf("prefer-jwt case lacks its headers: %+v", d)
+	}
+	if in, out := cases[3].flags.Decide("web", cases[3].user), cases[4].flags.Decide("web", cases[4].user); in.AcceptSession || !out.AcceptSession || !out.Deprecate {
+		t.Errorf("rollout cases do not split: in %+v, out %+v", in, out)
 	}
 }
 
@@ -225,18 +279,16 @@ func TestZeroFlagsFailsClosed(t *testing.T) {
 
 var sink Decision
 
+// BenchmarkDecide runs every hot-path case. Target: under 100 ns and no
+// allocation on each.
 func BenchmarkDecide(b *testing.B) {
-	dep := time.Unix(1_750_000_000, 0)
-	s := State{Phase: PhaseDual, Rollout: 37.5, RolloutSeed: "2026-migration", DeprecatedAt: &dep,
-		Clients:       map[string]ClientRule{"web": {Phase: PhaseRetiring}, "mobile": {Phase: PhaseJWTOnly}, "spa": {Phase: PhasePreferJWT}},
-		ExemptClients: []string{"kiosk", "partner"}, DocsURL: "https://docs.example.com/jwt"}
-	f, err := NewFlags(s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		sink = f.Decide("web", "8f14e45f-ceea-467a-9b36-0a1c7fd8e3a1")
+	for _, tc := range decideCases(b) {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sink = tc.flags.Decide(tc.client, tc.user)
+			}
+		})
 	}
 }
 

@@ -22,9 +22,13 @@
 // does not cancel the end of the migration.
 //
 // The headers are precomputed when a State is installed: Deprecation is an
-// RFC 9745 structured date (@unix-seconds) taken from DeprecatedAt, which the
-// Manager stamps when a change first puts a client in prefer-jwt or later,
-// unless the operator set it; Sunset is the RFC 8594 HTTP-date of State.Sunset,
+// RFC 9745 structured date (@unix-seconds) of when this client's sessions
+// became deprecated (State.ClientsDeprecatedAt, else State.DeprecatedAt).
+// The Manager keeps those dates: set when the global phase or a client's
+// effective phase enters prefer-jwt or later, kept while it stays there,
+// cleared when it goes back below prefer-jwt (so a later move forward
+// announces the new date), never after the sunset; a date the caller sets
+// explicitly is kept. Sunset is the RFC 8594 HTTP-date of State.Sunset,
 // omitted when unset; Link points at DocsURL with rel="deprecation".
 //
 // # Rollout
@@ -57,17 +61,29 @@
 //     within a second, and a periodic re-read (RedisOptions.PollInterval,
 //     default 5 s) covers announcements lost while a connection was down.
 //   - Static (Options.Backend nil, or NewMemoryBackend): the state lives in
-//     this process and comes from the configuration file. When the file
-//     changes the binary calls Manager.ReloadStatic, which installs the new
-//     settings (audited as "reload") if they differ from the last file read.
-//     Operators may still Apply and Rollback, but only on this instance and
-//     only until the next reload or restart. Use it for a single instance.
+//     this process and comes from the configuration. Manager.ReloadStatic
+//     installs new settings (audited as "reload") if they differ from the
+//     last ones read. The tokenshift binary calls it when the --config file
+//     changes (serve watches the file; a file that does not load or validate
+//     is logged and the current state kept). Operators may still Apply and
+//     Rollback, but only on this instance and only until the next reload or
+//     restart; the state is seeded again at every start, so a configured
+//     deprecation date (migration.deprecated_at) is what keeps the
+//     Deprecation header stable across restarts. Use it for a single
+//     instance.
+//
+// With a shared backend the binary does not reload the file: it logs that
+// the file's migration settings are ignored and that changes go through the
+// admin API or the CLI (ReloadStatic returns ErrNotStatic).
 //
 // # Versions and compare-and-swap
 //
 // Every state carries a Version. A Change names the version it was made from
 // (Change.Expect); if another operator changed the state in between, Apply
-// fails with ErrVersionConflict instead of silently overwriting them. The
+// fails with a *VersionConflictError (ErrVersionConflict) instead of
+// silently overwriting them. A partial update (Change.Edit) is applied to
+// the stored state at that version, never to this instance's snapshot, so a
+// lagging instance cannot revert fields another operator just set. The
 // backend checks the version and writes state, history and audit in one
 // atomic step.
 //
@@ -81,6 +97,8 @@
 // refuses with a *GuardError carrying the figures (errors.Is ErrGuardRefused).
 // Change.Force with a Reason overrides it and is marked Forced in the audit;
 // when the figures cannot be read, a guarded change is refused unless forced.
+// Refusals are audited as well (action "refused", with the figures), so the
+// log holds every attempt, not only the changes that happened.
 // Rollback is never guarded: going back must always be possible. Rollback
 // restores the previous state exactly under a new version, and successive
 // rollbacks walk further back rather than undoing each other.

@@ -47,3 +47,18 @@ func (e *GuardError) Error() string {
 
 // Is makes errors.Is(err, ErrGuardRefused) true.
 func (e *GuardError) Is(target error) bool { return target == ErrGuardRefused }
+
+// VersionConflictError is the refusal of a change made from a version that is
+// no longer current. errors.Is(err, ErrVersionConflict) matches it.
+type VersionConflictError struct {
+	// Expected is the version the change was made from; Current is the
+	// stored one, which the caller should reload.
+	Expected, Current int64
+}
+
+func (e *VersionConflictError) Error() string {
+	return fmt.Sprintf("featureflags: version conflict: the change was made from version %d, current is %d", e.Expected, e.Current)
+}
+
+// Is makes errors.Is(err, ErrVersionConflict) true.
+func (e *VersionConflictError) Is(target error) bool { return target == ErrVersionConflict }

@@ -153,3 +153,44 @@ func ExampleManager_ReloadStatic() {
 	// Output:
 	// 2 prefer-jwt
 }
+
+// A partial update names the version it was read at and edits the stored
+// state: fields it leaves alone keep the stored values, even when this
+// instance's snapshot has not caught up with another instance's change yet.
+func ExampleChange_edit() {
+	ctx := context.Background()
+	m, err := featureflags.NewManager(ctx, featureflags.Options{
+		Initial:      featureflags.State{Phase: featureflags.PhaseDual},
+		KnownClients: []string{"web", "kiosk"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	read := m.Flags().Current().Version // what the operator saw
+	st, err := m.Apply(ctx, featureflags.Change{
+		Expect: read,
+		Actor:  "ops@example.com",
+		Reason: "announce the sunset",
+		Edit: func(s *featureflags.State) error {
+			s.Phase = featureflags.PhasePreferJWT
+			s.ExemptClients = append(s.ExemptClients, "kiosk")
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(st.Version, st.Phase, st.ExemptClients)
+
+	// The same edit again, from the version read before: refused.
+	_, err = m.Apply(ctx, featureflags.Change{Expect: read, Actor: "bob", Edit: func(*featureflags.State) error { return nil }})
+	var conflict *featureflags.VersionConflictError
+	if errors.As(err, &conflict) {
+		fmt.Println("conflict: current version is", conflict.Current)
+	}
+	// Output:
+	// 2 prefer-jwt [kiosk]
+	// conflict: current version is 2
+}

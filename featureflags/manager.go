@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,13 @@ type Change struct {
 	// Next is the complete new state. Its Version and Updated* fields are
 	// ignored: the Manager sets them.
 	Next State
+	// Edit, when set, replaces Next: Apply reads the stored state, checks
+	// that its version is Expect, and lets Edit change a copy of it. Partial
+	// updates (the admin API's PUT) use it, so that the fields they do not
+	// touch come from the stored version the caller named, never from this
+	// instance's snapshot, which may lag behind another instance's change.
+	// An error from Edit is returned as is and changes nothing.
+	Edit func(s *State) error
 	// Actor (required) and Reason go to the audit log.
 	Actor, Reason string
 	// Force overrides the usage guard; it requires a Reason.
@@ -153,7 +161,7 @@ func (m *Manager) seed(ctx context.Context, base State, actor, reason string) (S
 	next.Version = base.Version + 1
 	next.UpdatedAt = m.now()
 	next.UpdatedBy = actor
-	stampDeprecation(nil, &next, next.UpdatedAt)
+	stampDeprecation(nil, &next, next.UpdatedAt, m.known)
 	entry := AuditEntry{At: next.UpdatedAt, Actor: actor, Action: ActionInit, To: next, Reason: reason}
 	if err := m.backend.CompareAndSwap(ctx, 0, next, entry); err != nil {
 		return State{}, err
@@ -213,9 +221,11 @@ func (m *Manager) refresh(ctx context.Context) {
 }
 
 // Apply validates c, consults the guard, writes the new state if c.Expect is
-// still the current version, audits it and installs it. Errors: ErrInvalidState,
-// ErrVersionConflict, *GuardError (ErrGuardRefused), ErrGuardUnavailable,
-// ErrUnavailable.
+// still the current version, audits it and installs it. A change the guard
+// refuses is audited too (action "refused", with the figures), so the log
+// shows what was attempted and why it did not happen. Errors: ErrInvalidState,
+// *VersionConflictError (ErrVersionConflict), *GuardError (ErrGuardRefused),
+// ErrGuardUnavailable, ErrUnavailable, or whatever c.Edit returns.
 func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 	actor, reason, err := checkActor(c.Actor, c.Reason)
 	if err != nil {
@@ -224,9 +234,11 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 	if c.Force && reason == "" {
 		return State{}, fmt.Errorf("%w: reason: a forced change must say why", ErrInvalidState)
 	}
-	next := c.Next.Clone()
-	if err := next.Validate(m.known); err != nil {
-		return State{}, err
+	if c.Edit == nil {
+		// Refuse a malformed state before any I/O.
+		if err := c.Next.Validate(m.known); err != nil {
+			return State{}, err
+		}
 	}
 	cur, ok, err := m.backend.Load(ctx)
 	if err != nil {
@@ -236,18 +248,29 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 		cur = State{}
 	}
 	if c.Expect != cur.Version {
-		return State{}, fmt.Errorf("%w: the change was made from version %d, current is %d", ErrVersionConflict, c.Expect, cur.Version)
+		return State{}, &VersionConflictError{Expected: c.Expect, Current: cur.Version}
 	}
+	next := c.Next.Clone()
+	if c.Edit != nil {
+		next = cur.Clone()
+		if err := c.Edit(&next); err != nil {
+			return State{}, err
+		}
+		if err := next.Validate(m.known); err != nil {
+			return State{}, err
+		}
+	}
+	now := m.now()
 	figures, err := m.checkGuard(ctx, &cur, &next, c.Force)
 	if err != nil {
+		m.auditRefusal(ctx, cur, next, AuditEntry{At: now, Actor: actor, Reason: reason, Figures: figures}, err)
 		return State{}, err
 	}
 
-	now := m.now()
 	next.Version = cur.Version + 1
 	next.UpdatedAt = now
 	next.UpdatedBy = actor
-	stampDeprecation(&cur, &next, now)
+	stampDeprecation(&cur, &next, now, m.known)
 	entry := AuditEntry{At: now, Actor: actor, Action: ActionSet, From: cur, To: next, Reason: reason, Forced: c.Force, Figures: figures}
 
 	m.mu.Lock()
@@ -260,6 +283,27 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 	m.flags.store(next)
 	m.log.Info("featureflags: flag state set", "version", next.Version, "by", actor, "forced", c.Force)
 	return next.Clone(), nil
+}
+
+// auditRefusal writes what the guard refused: To is the state that was asked
+// for, at the unchanged version. A failure to write it is logged, not
+// returned: the operator must still see the refusal itself.
+func (m *Manager) auditRefusal(ctx context.Context, cur, next State, entry AuditEntry, refusal error) {
+	next.Version = cur.Version
+	next.UpdatedAt = entry.At
+	next.UpdatedBy = entry.Actor
+	entry.Action = ActionRefused
+	entry.From, entry.To = cur, next
+	if entry.Reason == "" {
+		entry.Reason = "(none given)"
+	}
+	if errors.Is(refusal, ErrGuardUnavailable) {
+		entry.Reason += "; refused: the usage figures could not be read"
+	}
+	if err := m.backend.AppendAudit(ctx, entry); err != nil {
+		m.log.Warn("featureflags: could not audit a refused change", "err", err)
+	}
+	m.log.Warn("featureflags: change refused by the usage guard", "version", cur.Version, "by", entry.Actor, "err", refusal)
 }
 
 // Rollback returns to the state before the current one, exactly, under a new
@@ -341,20 +385,82 @@ func (s *State) deprecatesSessions() bool {
 	return false
 }
 
-// stampDeprecation records when sessions became deprecated, for the
-// Deprecation header, unless the operator configured the date: kept from cur
-// while sessions stay deprecated, now when next is the change that begins it.
-// It is never later than the sunset, which RFC 9745 forbids.
-func stampDeprecation(cur, next *State, now time.Time) {
-	if next.DeprecatedAt != nil || !next.deprecatesSessions() {
-		return
+// stampDeprecation maintains the deprecation dates of next, the state about
+// to replace cur (nil when next is the first state), for the Deprecation
+// header (RFC 9745), globally and for each client in known or overridden:
+//   - a date is set when the phase (the global one, or a client's effective
+//     one) enters prefer-jwt or later, and kept while it stays there, so the
+//     header keeps naming the day sessions were first announced as going;
+//   - it is cleared when the phase goes back below prefer-jwt, so moving
+//     forward again later announces the new date, not a stale one;
+//   - a date in next that differs from cur's was set on purpose (by the
+//     configuration, migration.deprecated_at, or a caller of Apply) and is
+//     kept while it applies.
+//
+// The first state gives every client the global date, so a configured
+// migration.deprecated_at keeps the header stable across restarts of an
+// instance whose state lives in memory. No date is later than the sunset,
+// which RFC 9745 forbids.
+func stampDeprecation(cur, next *State, now time.Time, known []string) {
+	now = now.Truncate(time.Second)
+	var curGlobal *time.Time
+	wasGlobal := false
+	if cur != nil {
+		curGlobal, wasGlobal = cur.DeprecatedAt, cur.Phase >= PhasePreferJWT
 	}
-	t := now.Truncate(time.Second)
-	if cur != nil && cur.DeprecatedAt != nil && cur.deprecatesSessions() {
-		t = *cur.DeprecatedAt
+	next.DeprecatedAt = deprecationDate(wasGlobal, curGlobal, next.Phase >= PhasePreferJWT, next.DeprecatedAt, now, next.Sunset)
+
+	ids := slices.Clone(known)
+	for id := range next.Clients {
+		ids = append(ids, id)
 	}
-	if next.Sunset != nil && t.After(*next.Sunset) {
-		t = *next.Sunset
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	dates := make(map[string]time.Time, len(ids))
+	for _, id := range ids {
+		var curDate, nextDate *time.Time
+		was := false
+		if cur != nil {
+			was = cur.EffectivePhase(id) >= PhasePreferJWT
+			curDate = cur.DeprecatedAt
+			if t, ok := cur.ClientsDeprecatedAt[id]; ok {
+				curDate = &t
+			}
+		}
+		if t, ok := next.ClientsDeprecatedAt[id]; ok {
+			nextDate = &t
+		}
+		fallback := now
+		if cur == nil && next.DeprecatedAt != nil {
+			fallback = *next.DeprecatedAt
+		}
+		if t := deprecationDate(was, curDate, next.EffectivePhase(id) >= PhasePreferJWT, nextDate, fallback, next.Sunset); t != nil {
+			dates[id] = *t
+		}
 	}
-	next.DeprecatedAt = &t
+	next.ClientsDeprecatedAt = nil
+	if len(dates) > 0 {
+		next.ClientsDeprecatedAt = dates
+	}
+}
+
+// deprecationDate is one date of stampDeprecation: was/is say whether sessions
+// were and will be deprecated, curDate and nextDate are the dates in the old
+// and new state, fallback is the date of a deprecation that begins now.
+func deprecationDate(was bool, curDate *time.Time, is bool, nextDate *time.Time, fallback time.Time, sunset *time.Time) *time.Time {
+	var t time.Time
+	switch {
+	case !is:
+		return nil
+	case nextDate != nil && (curDate == nil || !nextDate.Equal(*curDate)):
+		t = *nextDate
+	case was && curDate != nil:
+		t = *curDate
+	default:
+		t = fallback
+	}
+	if sunset != nil && t.After(*sunset) {
+		t = *sunset
+	}
+	return &t
 }

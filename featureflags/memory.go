@@ -62,7 +62,7 @@ func (b *memoryBackend) CompareAndSwap(_ context.Context, expect int64, next Sta
 		cur = s.Version
 	}
 	if cur != expect {
-		return fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, expect, cur)
+		return &VersionConflictError{Expected: expect, Current: cur}
 	}
 	switch {
 	case entry.Action == ActionRollback:
@@ -81,6 +81,17 @@ func (b *memoryBackend) CompareAndSwap(_ context.Context, expect int64, next Sta
 		default: // a notification is already pending; one is enough
 		}
 	}
+	return nil
+}
+
+func (b *memoryBackend) AppendAudit(_ context.Context, entry AuditEntry) error {
+	raw, err := json.Marshal(entry)
+	if err != nil {
+		return fmt.Errorf("featureflags: encode audit entry: %w", err)
+	}
+	b.mu.Lock()
+	b.audit = capList(append([][]byte{raw}, b.audit...), defaultAuditLimit)
+	b.mu.Unlock()
 	return nil
 }
 

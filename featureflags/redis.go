@@ -145,7 +145,7 @@ func (b *redisBackend) CompareAndSwap(ctx context.Context, expect int64, next St
 	switch {
 	case len(reply) >= 1 && reply[0] == 1:
 	case len(reply) == 2 && reply[0] == 0:
-		return fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, expect, reply[1])
+		return &VersionConflictError{Expected: expect, Current: reply[1]}
 	case len(reply) >= 1 && reply[0] == -1:
 		return ErrNoHistory
 	default:
@@ -158,6 +158,24 @@ func (b *redisBackend) CompareAndSwap(ctx context.Context, expect int64, next St
 			b.opts.Logger.Warn("featureflags: announcing a change failed; other instances will see it at their next poll",
 				"version", next.Version, "err", err)
 		}
+	}
+	return nil
+}
+
+// AppendAudit pushes and trims in one MULTI: the keys share a hash slot, so
+// this works on Redis Cluster too.
+func (b *redisBackend) AppendAudit(ctx context.Context, entry AuditEntry) error {
+	raw, err := json.Marshal(entry)
+	if err != nil {
+		return fmt.Errorf("featureflags: encode audit entry: %w", err)
+	}
+	_, err = b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, b.log, raw)
+		p.LTrim(ctx, b.log, 0, int64(b.opts.AuditLimit)-1)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("featureflags: append audit entry in redis: %w: %w", ErrUnavailable, err)
 	}
 	return nil
 }

@@ -25,11 +25,19 @@ type State struct {
 	Rollout       float64               `json:"rollout"` // percent 0..100, used in retiring
 	RolloutSeed   string                `json:"rollout_seed"`
 	ExemptClients []string              `json:"exempt_clients"`
-	Sunset        *time.Time            `json:"sunset,omitempty"`
-	DeprecatedAt  *time.Time            `json:"deprecated_at,omitempty"`
-	DocsURL       string                `json:"docs_url,omitempty"`
-	UpdatedAt     time.Time             `json:"updated_at"`
-	UpdatedBy     string                `json:"updated_by,omitempty"`
+	// Sunset is always present in JSON, null when unset: the admin API
+	// promises the field, and a missing key reads like an old server.
+	Sunset *time.Time `json:"sunset"`
+	// DeprecatedAt is when the global phase entered prefer-jwt or later; nil
+	// while it is below. ClientsDeprecatedAt holds the same date per client
+	// (by effective phase), so a client moved later announces its own date.
+	// The Manager maintains both (see stampDeprecation); a date set by hand
+	// that differs from the stored one is kept.
+	DeprecatedAt        *time.Time           `json:"deprecated_at,omitempty"`
+	ClientsDeprecatedAt map[string]time.Time `json:"clients_deprecated_at,omitempty"`
+	DocsURL             string               `json:"docs_url,omitempty"`
+	UpdatedAt           time.Time            `json:"updated_at"`
+	UpdatedBy           string               `json:"updated_by,omitempty"`
 
 	// prep holds what Decide needs precomputed (header strings, the rollout
 	// limit in buckets) so that deciding allocates nothing. nil until prepare.
@@ -74,6 +82,15 @@ func (s *State) Clone() State {
 		t := *s.DeprecatedAt
 		c.DeprecatedAt = &t
 	}
+	// nil rather than empty, as JSON decoding gives for an omitted field, so
+	// a clone compares equal to the same state after a trip through a backend.
+	c.ClientsDeprecatedAt = nil
+	if len(s.ClientsDeprecatedAt) > 0 {
+		c.ClientsDeprecatedAt = make(map[string]time.Time, len(s.ClientsDeprecatedAt))
+		for id, t := range s.ClientsDeprecatedAt {
+			c.ClientsDeprecatedAt[id] = t
+		}
+	}
 	return c
 }
 
@@ -97,6 +114,14 @@ func (s *State) EqualSettings(o *State) bool {
 	slices.Sort(b)
 	if !slices.Equal(slices.Compact(a), slices.Compact(b)) {
 		return false
+	}
+	if len(s.ClientsDeprecatedAt) != len(o.ClientsDeprecatedAt) {
+		return false
+	}
+	for id, t := range s.ClientsDeprecatedAt {
+		if ot, ok := o.ClientsDeprecatedAt[id]; !ok || !ot.Equal(t) {
+			return false
+		}
 	}
 	return equalTime(s.Sunset, o.Sunset) && equalTime(s.DeprecatedAt, o.DeprecatedAt)
 }
@@ -166,6 +191,17 @@ func (s *State) Validate(knownClients []string) error {
 	if s.Sunset != nil && s.DeprecatedAt != nil && s.Sunset.Before(*s.DeprecatedAt) {
 		bad("sunset", s.Sunset.UTC().Format(time.RFC3339), "is before deprecated_at "+s.DeprecatedAt.UTC().Format(time.RFC3339)+" (RFC 9745 §3)")
 	}
+	// Keys are not checked against the registry: the Manager prunes dates of
+	// clients that are gone, and a stored state must stay loadable.
+	for _, id := range sortedKeys(s.ClientsDeprecatedAt) {
+		field := fmt.Sprintf("clients_deprecated_at[%q]", id)
+		switch t := s.ClientsDeprecatedAt[id]; {
+		case id == "" || len(id) > maxClientLen:
+			bad("clients_deprecated_at", fmt.Sprintf("%q", id), fmt.Sprintf("is not a client id (1 to %d characters)", maxClientLen))
+		case t.IsZero():
+			bad(field, "0001-01-01T00:00:00Z", "is the zero time; omit it instead")
+		}
+	}
 	if s.DocsURL != "" {
 		if err := checkDocsURL(s.DocsURL); err != nil {
 			bad("docs_url", fmt.Sprintf("%q", truncate(s.DocsURL, 100)), err.Error())
@@ -209,7 +245,7 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-func sortedKeys(m map[string]ClientRule) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

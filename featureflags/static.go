@@ -36,7 +36,7 @@ func (m *Manager) ReloadStatic(s State) error {
 	next.Version = cur.Version + 1
 	next.UpdatedAt = now
 	next.UpdatedBy = "config"
-	stampDeprecation(&cur, &next, now)
+	stampDeprecation(&cur, &next, now, m.known)
 	entry := AuditEntry{At: now, Actor: "config", Action: ActionReload, From: cur, To: next, Reason: "configuration file changed"}
 	if err := m.backend.CompareAndSwap(ctx, cur.Version, next, entry); err != nil {
 		return err

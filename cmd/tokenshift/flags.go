@@ -43,6 +43,13 @@ func initialState(cfg *config.Config) (featureflags.State, error) {
 		}
 		s.Sunset = &t
 	}
+	if m.DeprecatedAt != "" {
+		t, err := time.Parse(time.RFC3339, m.DeprecatedAt)
+		if err != nil {
+			return featureflags.State{}, err
+		}
+		s.DeprecatedAt = &t
+	}
 	return s, nil
 }
 
@@ -62,7 +69,8 @@ func buildFlags(ctx context.Context, cfg *config.Config, st store.Store, clients
 		if err != nil {
 			return featureflags.GuardFigures{}, err
 		}
-		f := featureflags.GuardFigures{Window: window.String(), SessionRequests: sess, TotalRequests: total, MaxShare: cfg.Guard.MaxSessionShare, Clients: ids}
+		// Window is left empty: the Manager writes it as "24h", not Go's "24h0m0s".
+		f := featureflags.GuardFigures{SessionRequests: sess, TotalRequests: total, MaxShare: cfg.Guard.MaxSessionShare, Clients: ids}
 		if total > 0 {
 			f.SessionShare = float64(sess) / float64(total)
 		}

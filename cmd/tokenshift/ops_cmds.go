@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 func init() {
@@ -25,15 +28,22 @@ func newUsageCmd(*globalFlags) *cobra.Command {
 		Use:   "usage",
 		Short: "Show who still uses sessions: requests per scheme and client, and the readiness verdict",
 		Long: `Fetches GET /admin/usage from a running tokenshift and prints it as tables (or
-JSON with --json). Needs an admin account:
+JSON with --json): requests and share per scheme, distinct users (HyperLogLog
+estimates, across all clients only: "n/a" with --client), per-client counts and
+last session use, rejections by reason, and the readiness verdict with its
+figures, globally and per client. Needs an admin account:
 
-  TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h`,
+  TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h
+
+With --email it logs in and logs out again when done (every operator command
+does), so repeated runs leave no sessions behind; a --token is used as given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			q := url.Values{"window": {window}}
 			if client != "" {
 				q.Set("client", client)
@@ -54,71 +64,199 @@ JSON with --json). Needs an admin account:
 	return cmd
 }
 
-func printUsage(w io.Writer, raw json.RawMessage) error {
-	var r struct {
-		Window  string `json:"window"`
-		Schemes map[string]struct {
+// usageReport is the part of GET /admin/usage the table shows (the JSON of
+// internal/usage.Report; decoded here so the CLI can talk to any version).
+type usageReport struct {
+	Window     string           `json:"window"`
+	From       string           `json:"from"`
+	To         string           `json:"to"`
+	ClientID   string           `json:"client_id"`
+	Requests   int64            `json:"requests"`
+	Rejected   int64            `json:"rejected"`
+	Users      *int64           `json:"users"`
+	UsersError float64          `json:"users_error"`
+	DataSince  *string          `json:"data_since"`
+	DataLostAt *string          `json:"data_lost_at"`
+	Readiness  readiness        `json:"readiness"`
+	Outcomes   map[string]int64 `json:"outcomes"`
+	Schemes    map[string]struct {
+		Requests int64   `json:"requests"`
+		Share    float64 `json:"share"`
+		Users    *int64  `json:"users"`
+		Rejected int64   `json:"rejected"`
+	} `json:"schemes"`
+	Clients []struct {
+		ClientID   string    `json:"client_id"`
+		Registered bool      `json:"registered"`
+		Requests   int64     `json:"requests"`
+		Rejected   int64     `json:"rejected"`
+		Readiness  readiness `json:"readiness"`
+		Schemes    map[string]struct {
 			Requests int64   `json:"requests"`
+			Rejected int64   `json:"rejected"`
 			Share    float64 `json:"share"`
-			Users    int64   `json:"users"`
+			LastSeen *string `json:"last_seen"`
 		} `json:"schemes"`
-		Clients []struct {
-			ClientID string `json:"client_id"`
-			Schemes  map[string]struct {
-				Requests int64  `json:"requests"`
-				LastSeen string `json:"last_seen"`
-			} `json:"schemes"`
-		} `json:"clients"`
-		Outcomes  map[string]int64 `json:"outcomes"`
-		Readiness struct {
-			Ready   bool     `json:"ready"`
-			Reasons []string `json:"reasons"`
-		} `json:"readiness"`
-	}
+	} `json:"clients"`
+}
+
+type readiness struct {
+	Ready                       bool     `json:"ready"`
+	Reasons                     []string `json:"reasons"`
+	Notes                       []string `json:"notes"`
+	SessionShare                float64  `json:"session_share"`
+	SessionRequests             int64    `json:"session_requests"`
+	TotalRequests               int64    `json:"total_requests"`
+	Threshold                   float64  `json:"threshold"`
+	Window                      string   `json:"window"`
+	SessionLifetime             string   `json:"session_lifetime"`
+	WindowCoversSessionLifetime bool     `json:"window_covers_session_lifetime"`
+	WindowObserved              bool     `json:"window_observed"`
+	ClientsUsingSessions        []struct {
+		ClientID string  `json:"client_id"`
+		Requests int64   `json:"requests"`
+		Share    float64 `json:"share"`
+		LastSeen *string `json:"last_seen"`
+	} `json:"clients_using_sessions"`
+}
+
+var reportSchemes = []string{"session", "bearer", "jwt_cookie"}
+
+func printUsage(w io.Writer, raw json.RawMessage) error {
+	var r usageReport
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("unexpected usage report: %w", err)
 	}
-	schemes := []string{"session", "bearer", "jwt_cookie"}
-	fmt.Fprintf(w, "Usage over %s\n\n", r.Window)
+	scope := "all clients"
+	if r.ClientID != "" {
+		scope = "client " + r.ClientID
+	}
+	fmt.Fprintf(w, "Usage over %s, %s (%s to %s)\n", r.Window, scope, r.From, r.To)
+	fmt.Fprintf(w, "Accepted %d, rejected %d; distinct users %s\n", r.Requests, r.Rejected, usersText(r.Users, r.UsersError))
+	if r.DataSince != nil {
+		fmt.Fprintf(w, "Data since %s\n", *r.DataSince)
+	}
+	if r.DataLostAt != nil {
+		fmt.Fprintf(w, "Redis lost usage data it had acknowledged (noticed at %s)\n", *r.DataLostAt)
+	}
+	fmt.Fprintln(w)
+
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)")
-	for _, s := range schemes {
+	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)\tREJECTED")
+	for _, s := range reportSchemes {
 		v := r.Schemes[s]
-		fmt.Fprintf(tw, "%s\t%d\t%.2f%%\t%d\n", s, v.Requests, v.Share*100, v.Users)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", s, v.Requests, pct(v.Share), intOrNA(v.Users), v.Rejected)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+
 	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tLAST SESSION USE")
+	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tREJECTED\tSESSION SHARE\tLAST SESSION USE\tREADY")
 	for _, c := range r.Clients {
-		last := c.Schemes["session"].LastSeen
-		if last == "" {
-			last = "-"
+		last := "-"
+		if l := c.Schemes["session"].LastSeen; l != nil {
+			last = *l
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests, c.Schemes["jwt_cookie"].Requests, last)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
+			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Readiness.SessionShare), last, yesNo(c.Readiness.Ready))
 	}
 	tw.Flush()
-	if len(r.Outcomes) > 0 {
-		keys := make([]string, 0, len(r.Outcomes))
-		for k := range r.Outcomes {
-			keys = append(keys, k)
+
+	fmt.Fprintf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
+	fmt.Fprintf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
+
+	fmt.Fprintf(w, "\nReadiness (%s): %s\n", scope, verdictText(r.Readiness.Ready))
+	printReadiness(w, "  ", r.Readiness)
+	if r.ClientID == "" {
+		for _, c := range r.Clients {
+			fmt.Fprintf(w, "\nReadiness of %s: %s\n", c.ClientID, verdictText(c.Readiness.Ready))
+			printReadiness(w, "  ", c.Readiness)
 		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s=%d", k, r.Outcomes[k]))
-		}
-		fmt.Fprintf(w, "\nOutcomes: %s\n", strings.Join(parts, " "))
-	}
-	verdict := "NOT READY to retire sessions"
-	if r.Readiness.Ready {
-		verdict = "READY to retire sessions"
-	}
-	fmt.Fprintf(w, "\nReadiness: %s\n", verdict)
-	for _, reason := range r.Readiness.Reasons {
-		fmt.Fprintf(w, "  - %s\n", reason)
 	}
 	return nil
+}
+
+// printReadiness shows the figures behind a verdict, then what blocks it.
+func printReadiness(w io.Writer, indent string, v readiness) {
+	fmt.Fprintf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
+		indent, pct(v.SessionShare), v.SessionRequests, v.TotalRequests, pct(v.Threshold))
+	covers := "covers"
+	if !v.WindowCoversSessionLifetime {
+		covers = "does NOT cover"
+	}
+	fmt.Fprintf(w, "%swindow %s %s the longest session lifetime (%s)\n", indent, v.Window, covers, v.SessionLifetime)
+	if !v.WindowObserved {
+		fmt.Fprintf(w, "%susage data does not cover the whole window\n", indent)
+	}
+	for _, c := range v.ClientsUsingSessions {
+		last := "never"
+		if c.LastSeen != nil {
+			last = *c.LastSeen
+		}
+		fmt.Fprintf(w, "%sstill using sessions: %s, %d requests (%s of its traffic), last %s\n", indent, c.ClientID, c.Requests, pct(c.Share), last)
+	}
+	for _, reason := range v.Reasons {
+		fmt.Fprintf(w, "%s- %s\n", indent, reason)
+	}
+	for _, note := range v.Notes {
+		fmt.Fprintf(w, "%snote: %s\n", indent, note)
+	}
+}
+
+// rejectedByReason lists every rejection outcome in the server's order, then
+// any this CLI does not know (a newer server), sorted.
+func rejectedByReason(outcomes map[string]int64) string {
+	var parts []string
+	seen := map[string]bool{"accepted": true}
+	for o := range auth.NumOutcomes {
+		name := o.String()
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		parts = append(parts, fmt.Sprintf("%s=%d", name, outcomes[name]))
+	}
+	var extra []string
+	for name := range outcomes {
+		if !seen[name] {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		parts = append(parts, fmt.Sprintf("%s=%d", name, outcomes[name]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func usersText(users *int64, stdErr float64) string {
+	if users == nil {
+		return "n/a (counted across all clients only)"
+	}
+	return fmt.Sprintf("≈ %d (HyperLogLog, standard error %s)", *users, pct(stdErr))
+}
+
+func intOrNA(n *int64) string {
+	if n == nil {
+		return "n/a"
+	}
+	return strconv.FormatInt(*n, 10)
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func verdictText(ready bool) string {
+	if ready {
+		return "READY to retire sessions"
+	}
+	return "NOT READY to retire sessions"
 }
 
 func newPhaseCmd(*globalFlags) *cobra.Command {
@@ -142,6 +280,7 @@ share (override with --force and a --reason).`,
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &raw); err != nil {
 				return err
@@ -153,32 +292,53 @@ share (override with --force and a --reason).`,
 		},
 	}
 
-	var client, reason string
+	var client, reason, sunset string
 	var rollout float64
 	var force bool
+	var exemptAdd, exemptRemove []string
 	set := &cobra.Command{
-		Use:   "set PHASE",
-		Short: "Set the global phase, or one client's with --client",
-		Long: `Examples:
-  tokenshift phase set prefer-jwt --reason "announce deprecation"
+		Use:   "set [PHASE]",
+		Short: "Set the global phase, one client's with --client, the rollout, exemptions or the sunset",
+		Long: `Changes the migration flags through PUT /admin/flags, from the version just read:
+if someone else changes them in between, the change is refused (version_conflict)
+rather than overwriting theirs. PHASE may be left out when only flags change.
+
+Examples:
+  tokenshift phase set prefer-jwt --sunset 2027-06-30T00:00:00Z --reason "announce deprecation"
   tokenshift phase set jwt-only --client mobile --reason "app 5.0 is everywhere"
-  tokenshift phase set retiring --rollout 20 --reason "first 20% of users"
-  tokenshift phase set inherit --client mobile   # drop the client's override`,
-		Args: cobra.ExactArgs(1),
+  tokenshift phase set inherit --client mobile          # drop the client's override
+  tokenshift phase set retiring --rollout 5 --reason "first 5% of users"
+  tokenshift phase set --rollout 20 --reason "second wave"
+  tokenshift phase set --exempt-add kiosk --reason "kiosks cannot move before Q3"
+  tokenshift phase set --exempt-remove kiosk --reason "kiosk firmware 2.1 shipped"
+  tokenshift phase set --sunset none --reason "date withdrawn"
+  tokenshift phase set jwt-only --client web --force --reason "remaining sessions are bots, OPS-42"`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			changed := func(name string) bool { return cmd.Flags().Changed(name) }
+			if len(args) == 0 && !changed("rollout") && !changed("exempt-add") && !changed("exempt-remove") && !changed("sunset") {
+				return usageError{errors.New("nothing to change: give a PHASE, --rollout, --exempt-add, --exempt-remove or --sunset")}
+			}
+			if len(args) == 0 && client != "" {
+				return usageError{errors.New("--client needs a PHASE (or inherit)")}
+			}
 			c, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var cur struct {
-				Version int64                        `json:"version"`
-				Clients map[string]map[string]string `json:"clients"`
+				Version       int64                        `json:"version"`
+				Clients       map[string]map[string]string `json:"clients"`
+				ExemptClients []string                     `json:"exempt_clients"`
 			}
 			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &cur); err != nil {
 				return err
 			}
 			body := map[string]any{"version": cur.Version, "reason": reason, "force": force}
-			if client != "" {
+			switch {
+			case len(args) == 0:
+			case client != "":
 				if cur.Clients == nil {
 					cur.Clients = map[string]map[string]string{}
 				}
@@ -188,14 +348,31 @@ share (override with --force and a --reason).`,
 					cur.Clients[client] = map[string]string{"phase": args[0]}
 				}
 				body["clients"] = cur.Clients
-			} else {
-				if args[0] == "inherit" {
-					return usageError{errors.New("inherit needs --client")}
-				}
+			case args[0] == "inherit":
+				return usageError{errors.New("inherit needs --client")}
+			default:
 				body["phase"] = args[0]
 			}
-			if cmd.Flags().Changed("rollout") {
+			if changed("rollout") {
 				body["rollout"] = rollout
+			}
+			if changed("exempt-add") || changed("exempt-remove") {
+				exempt := slices.DeleteFunc(cur.ExemptClients, func(id string) bool { return slices.Contains(exemptRemove, id) })
+				for _, id := range exemptAdd {
+					if !slices.Contains(exempt, id) {
+						exempt = append(exempt, id)
+					}
+				}
+				if exempt == nil {
+					exempt = []string{}
+				}
+				body["exempt_clients"] = exempt
+			}
+			if changed("sunset") {
+				if sunset == "none" {
+					sunset = ""
+				}
+				body["sunset"] = sunset
 			}
 			var raw json.RawMessage
 			err = c.call(cmd.Context(), "PUT", "/admin/flags", body, &raw)
@@ -210,8 +387,11 @@ share (override with --force and a --reason).`,
 			return printFlags(cmd.OutOrStdout(), raw)
 		},
 	}
-	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override)")
+	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override; PHASE inherit drops it)")
 	set.Flags().Float64Var(&rollout, "rollout", 0, "percent of users (0-100) whose sessions retiring refuses")
+	set.Flags().StringSliceVar(&exemptAdd, "exempt-add", nil, "clients whose sessions retiring keeps (comma-separated)")
+	set.Flags().StringSliceVar(&exemptRemove, "exempt-remove", nil, "clients to take off the exempt list (comma-separated)")
+	set.Flags().StringVar(&sunset, "sunset", "", "RFC 3339 date announced in the Sunset header, or none to clear it")
 	set.Flags().StringVar(&reason, "reason", "", "why; written to the audit log (required with --force)")
 	set.Flags().BoolVar(&force, "force", false, "override the usage guard (needs --reason)")
 
@@ -225,6 +405,7 @@ share (override with --force and a --reason).`,
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
 				return err
@@ -244,8 +425,17 @@ func guardMessage(w io.Writer, ae *apiError) error {
 	if fig != nil {
 		share, _ := fig["session_share"].(float64)
 		max, _ := fig["max_share"].(float64)
-		fmt.Fprintf(w, "  window:           %v\n", fig["window"])
-		fmt.Fprintf(w, "  clients:          %v\n", fig["clients"])
+		window, _ := fig["window"].(string)
+		fmt.Fprintf(w, "  window:           %s\n", prettyWindow(window))
+		var clients []string
+		list, _ := fig["clients"].([]any)
+		for _, id := range list {
+			clients = append(clients, fmt.Sprint(id))
+		}
+		if len(clients) == 0 {
+			clients = []string{"all"}
+		}
+		fmt.Fprintf(w, "  clients:          %s\n", strings.Join(clients, ", "))
 		fmt.Fprintf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
 		fmt.Fprintf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
 	}
@@ -300,12 +490,19 @@ func newAuditCmd(*globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show the audit log of migration flag changes",
-		Args:  cobra.NoArgs,
+		Long: `Fetches GET /admin/audit: every change of the migration flags, newest first,
+with who, when, the action (init, set, rollback, reload, refused), whether the
+usage guard was forced, what changed (global phase, per-client phases, rollout,
+exemptions, sunset), the guard's figures and the reason.
+
+  TOKENSHIFT_ADMIN_PASSWORD=... tokenshift audit --email ops@example.com --limit 20`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/audit?limit="+strconv.Itoa(limit), nil, &raw); err != nil {
 				return err
@@ -313,35 +510,7 @@ func newAuditCmd(*globalFlags) *cobra.Command {
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), raw)
 			}
-			var a struct {
-				Entries []struct {
-					At     string `json:"at"`
-					Actor  string `json:"actor"`
-					Action string `json:"action"`
-					Reason string `json:"reason"`
-					Forced bool   `json:"forced"`
-					From   *struct {
-						Phase string `json:"phase"`
-					} `json:"from"`
-					To struct {
-						Version int64  `json:"version"`
-						Phase   string `json:"phase"`
-					} `json:"to"`
-				} `json:"entries"`
-			}
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "WHEN\tWHO\tACTION\tFROM\tTO\tVERSION\tFORCED\tREASON")
-			for _, e := range a.Entries {
-				from := "-"
-				if e.From != nil && e.From.Phase != "" {
-					from = e.From.Phase
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", e.At, e.Actor, e.Action, from, e.To.Phase, e.To.Version, e.Forced, e.Reason)
-			}
-			return tw.Flush()
+			return printAudit(cmd.OutOrStdout(), raw)
 		},
 	}
 	o.register(cmd)
@@ -365,6 +534,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			var raw json.RawMessage
 			if err := c.call(cmd.Context(), "GET", "/admin/users/"+url.PathEscape(args[0])+"/sessions", nil, &raw); err != nil {
 				return err
@@ -408,6 +578,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer c.logout(cmd)
 			path := "/admin/users/" + url.PathEscape(args[0]) + "/sessions"
 			if !all {
 				path += "/" + url.PathEscape(args[1])

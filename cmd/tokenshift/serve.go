@@ -20,6 +20,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -30,6 +31,7 @@ import (
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	v := viper.New()
+	var bind func(*viper.Viper) *viper.Viper
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tokenshift HTTP service",
@@ -41,8 +43,18 @@ the clients web, spa and mobile, in phase dual, on :8080.
 Point it at Redis to share sessions, tokens, flags and usage between instances:
   TOKENSHIFT_STORAGE_REDIS_URL=redis://127.0.0.1:6379/0 tokenshift serve
 
-SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
-(server.shutdown_timeout), flushes usage counters and closes the store.`,
+With --config, the file is watched: when its migration section changes, the
+flags are reloaded (in-memory store only; with Redis the stored state is the
+truth and the file only seeds it, so use "tokenshift phase set" instead). A file
+that does not load or validate is logged and the current flags stay.
+To put tokenshift in front of an existing app, point nginx auth_request,
+Traefik forwardAuth or Envoy ext_authz at /auth/verify (forward_auth.*), or
+list proxy.routes in a --config file to have tokenshift proxy the app itself
+(see docs/integrations.md).
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish,
+flushes usage counters and closes the store, all within server.shutdown_timeout
+(the last flush keeps a third of it, at most 5s, for itself).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig(v)
@@ -51,13 +63,20 @@ SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()))
+			// A reload reads everything again into a fresh Viper with the same
+			// flags bound, so flags and env still win over the file.
+			reload := func() (*config.Config, error) { return g.loadConfig(bind(viper.New())) }
+			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()), reload)
 		},
 	}
 	cmd.Flags().String("addr", "", "listen address, overrides server.addr (env TOKENSHIFT_SERVER_ADDR)")
 	cmd.Flags().String("phase", "", "initial migration phase, overrides migration.phase (env TOKENSHIFT_MIGRATION_PHASE)")
-	_ = v.BindPFlag("server.addr", cmd.Flags().Lookup("addr"))
-	_ = v.BindPFlag("migration.phase", cmd.Flags().Lookup("phase"))
+	bind = func(v *viper.Viper) *viper.Viper {
+		_ = v.BindPFlag("server.addr", cmd.Flags().Lookup("addr"))
+		_ = v.BindPFlag("migration.phase", cmd.Flags().Lookup("phase"))
+		return v
+	}
+	bind(v)
 	return cmd
 }
 
@@ -75,9 +94,12 @@ type app struct {
 	users    *user.Verifier
 	// closeUsers closes the user store's connections (SQL).
 	closeUsers func() error
+	gateway    *gateway.Gateway
+	// gatewayErr is set when the gateway could not be built during mounting.
+	gatewayErr error
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
 	a, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -90,6 +112,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go func() { a.usage.Run(bg); close(usageDone) }()
 	go a.flags.Run(bg)
 	go a.watchPhase(bg)
+	if cfg.File != "" && reload != nil {
+		if err := a.watchConfig(bg, reload); err != nil {
+			// Serving matters more than following the file: say so loudly.
+			log.Error("cannot watch the config file; changes to it need a restart", "file", cfg.File, "err", err)
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App.Listen(cfg.Server.Addr) }()
@@ -101,20 +129,37 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
-	if err := a.server.App.ShutdownWithTimeout(cfg.Server.ShutdownTimeout); err != nil {
+	// server.shutdown_timeout bounds the whole shutdown: draining gets it
+	// minus a reserve, and the last usage flush gets whatever is left (at
+	// least the reserve), so requests counted while draining are delivered.
+	deadline := time.Now().Add(cfg.Server.ShutdownTimeout)
+	drain := cfg.Server.ShutdownTimeout - flushReserve(cfg.Server.ShutdownTimeout)
+	log.Info("shutting down: draining in-flight requests", "timeout", drain)
+	if err := a.server.App.ShutdownWithTimeout(drain); err != nil {
 		log.Warn("shutdown did not drain every connection", "error", err)
 	}
-	// Usage's Run flushes its last deltas when its context ends; wait for it
-	// before the store closes so nothing counted is lost.
+	if a.gateway != nil {
+		a.gateway.Close()
+	}
+	// Stop the periodic flush (an interrupted one leaves its batch pending),
+	// then deliver everything left before the store closes.
 	cancelBG()
 	select {
 	case <-usageDone:
-	case <-time.After(cfg.Server.ShutdownTimeout):
-		log.Warn("usage flush did not finish before the shutdown timeout")
+		fctx, cancelFlush := context.WithDeadline(context.Background(), deadline)
+		_ = a.usage.Close(fctx) // a failure is logged with what was lost
+		cancelFlush()
+	case <-time.After(time.Until(deadline)):
+		log.Error("usage: the periodic flush did not stop before the shutdown timeout; unflushed usage counts are lost")
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// flushReserve is the part of the shutdown budget kept for the last usage
+// flush: a third, at most 5s.
+func flushReserve(budget time.Duration) time.Duration {
+	return min(budget/3, 5*time.Second)
 }
 
 func storeKind(cfg *config.Config) string {
@@ -153,7 +198,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	a.tokens, err = token.NewService(token.Config{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
 		RefreshTTL: cfg.JWT.RefreshTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
-		CacheSize: token.DefaultCacheSize,
+		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
 	}, ring, st, a.revoked)
 	if err != nil {
 		st.Close()
@@ -225,9 +270,13 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
 		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
-		Mount:   mountAdmin(a),
-		Version: version,
+		ShadowCheck: cfg.Migration.ShadowCheck,
+		Mount:       mountAll(a),
+		Version:     version,
 	})
+	if err == nil {
+		err = a.gatewayErr
+	}
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -273,8 +322,10 @@ func (a *app) watchPhase(ctx context.Context) {
 	}
 }
 
-// publishPhase sets the tokenshift_phase gauge for every registered client.
+// publishPhase sets the tokenshift_phase gauge: the global phase (client
+// "*") and every registered client's effective phase.
 func (a *app) publishPhase(st featureflags.State) {
+	a.usage.SetPhase("", st.Phase.String())
 	for _, c := range a.cfg.Clients {
 		a.usage.SetPhase(c.ID, st.EffectivePhase(c.ID).String())
 	}
@@ -314,6 +365,16 @@ func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *s
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// registeredClientIDs lists the configured clients: access tokens naming any
+// other client_id are refused.
+func registeredClientIDs(cfg *config.Config) []string {
+	ids := make([]string, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
 
 func envOr(key, def string) string {

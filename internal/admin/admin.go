@@ -123,7 +123,7 @@ func (h *Handlers) usage(c *fiber.Ctx) error {
 	}
 	client := c.Query("client")
 	if client != "" && !h.known(client) {
-		return auth.Errorf(auth.CodeInvalidRequest, "client %q is not registered", truncate(client, 64))
+		return auth.Errorf(auth.CodeInvalidRequest, "client %q is not registered (nor one of the labels other, unknown)", truncate(client, 64))
 	}
 	r, err := h.o.Usage(c.UserContext(), w, client)
 	if err != nil {
@@ -132,7 +132,12 @@ func (h *Handlers) usage(c *fiber.Ctx) error {
 	return c.JSON(r)
 }
 
+// known accepts registered client ids and the two labels usage counts under
+// besides them: other (unregistered ids) and unknown (no client established).
 func (h *Handlers) known(id string) bool {
+	if id == auth.ClientOther || id == auth.ClientUnknown {
+		return true
+	}
 	for _, c := range h.o.Clients {
 		if c.ID == id {
 			return true

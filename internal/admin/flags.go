@@ -64,39 +64,45 @@ func (h *Handlers) putFlags(c *fiber.Ctx) error {
 	if len(req.Reason) > 500 {
 		return auth.Errorf(auth.CodeInvalidRequest, "reason is longer than 500 characters")
 	}
-	next := h.o.Flags.Flags().Current().Clone()
-	if req.Phase != nil {
-		next.Phase = *req.Phase
-	}
-	if req.Clients != nil {
-		next.Clients = *req.Clients
-	}
-	if req.Rollout != nil {
-		next.Rollout = *req.Rollout
-	}
-	if req.RolloutSeed != nil {
-		next.RolloutSeed = *req.RolloutSeed
-	}
-	if req.ExemptClients != nil {
-		next.ExemptClients = *req.ExemptClients
-	}
-	if req.DocsURL != nil {
-		next.DocsURL = *req.DocsURL
-	}
-	if req.Sunset != nil {
-		if *req.Sunset == "" {
-			next.Sunset = nil
-		} else {
-			t, err := time.Parse(time.RFC3339, *req.Sunset)
-			if err != nil {
-				return auth.Errorf(auth.CodeInvalidRequest, "sunset %q must be an RFC 3339 time like 2027-06-30T00:00:00Z", truncate(*req.Sunset, 64))
-			}
-			next.Sunset = &t
+	var sunset *time.Time
+	if req.Sunset != nil && *req.Sunset != "" {
+		t, err := time.Parse(time.RFC3339, *req.Sunset)
+		if err != nil {
+			return auth.Errorf(auth.CodeInvalidRequest, "sunset %q must be an RFC 3339 time like 2027-06-30T00:00:00Z", truncate(*req.Sunset, 64))
 		}
+		sunset = &t
+	}
+	// The patch is applied to the stored state at the version the operator
+	// named, not to this instance's snapshot: the snapshot may lag behind a
+	// change made on another instance, whose fields would then be reverted
+	// without any version conflict.
+	edit := func(next *featureflags.State) error {
+		if req.Phase != nil {
+			next.Phase = *req.Phase
+		}
+		if req.Clients != nil {
+			next.Clients = *req.Clients
+		}
+		if req.Rollout != nil {
+			next.Rollout = *req.Rollout
+		}
+		if req.RolloutSeed != nil {
+			next.RolloutSeed = *req.RolloutSeed
+		}
+		if req.ExemptClients != nil {
+			next.ExemptClients = *req.ExemptClients
+		}
+		if req.DocsURL != nil {
+			next.DocsURL = *req.DocsURL
+		}
+		if req.Sunset != nil {
+			next.Sunset = sunset
+		}
+		return nil
 	}
 	p := authn.Principal(c)
 	st, err := h.o.Flags.Apply(c.UserContext(), featureflags.Change{
-		Expect: *req.Version, Next: next, Actor: p.Email, Reason: req.Reason, Force: req.Force,
+		Expect: *req.Version, Edit: edit, Actor: p.Email, Reason: req.Reason, Force: req.Force,
 	})
 	if err != nil {
 		return h.flagsError(err)
@@ -156,10 +162,16 @@ func (h *Handlers) flagsError(err error) error {
 			Message: "refused by the usage guard: the affected clients' session share is above the threshold; wait, or force with a reason",
 			Extra:   map[string]any{"figures": ge.Figures}}
 	case errors.Is(err, featureflags.ErrVersionConflict):
-		cur := h.o.Flags.Flags().Current()
+		// The stored version, from the back end's answer: this instance's
+		// snapshot may not have caught up yet.
+		current := h.o.Flags.Flags().Current().Version
+		var vc *featureflags.VersionConflictError
+		if errors.As(err, &vc) {
+			current = vc.Current
+		}
 		return &auth.Error{Code: auth.CodeVersionConflict, Err: err,
 			Message: "the flags changed since you read them; reload and retry",
-			Extra:   map[string]any{"current_version": cur.Version}}
+			Extra:   map[string]any{"current_version": current}}
 	case errors.Is(err, featureflags.ErrInvalidState), errors.Is(err, featureflags.ErrNoHistory):
 		return auth.Wrap(err, auth.CodeInvalidRequest, err.Error())
 	case errors.Is(err, featureflags.ErrGuardUnavailable), errors.Is(err, auth.ErrUnavailable):

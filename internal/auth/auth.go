@@ -73,11 +73,14 @@ const (
 	OutcomeConflict
 	// OutcomeUnavailable: the store could not be reached to verify.
 	OutcomeUnavailable
+	// OutcomeMissing: no credential at all on a request that needs one. It is
+	// counted under SchemeNone and ClientUnknown.
+	OutcomeMissing
 	// NumOutcomes bounds arrays indexed by Outcome.
 	NumOutcomes
 )
 
-var outcomeNames = [NumOutcomes]string{"accepted", "invalid", "expired", "revoked", "session_retired", "conflict", "store_unavailable"}
+var outcomeNames = [NumOutcomes]string{"accepted", "invalid", "expired", "revoked", "session_retired", "conflict", "store_unavailable", "missing"}
 
 func (o Outcome) String() string {
 	if o < NumOutcomes {

@@ -56,11 +56,19 @@ type Config struct {
 	// and nothing is deprecated (phase dual).
 	Flags Decider
 
-	// Usage receives one event per request that carried a credential; nil = off.
+	// Usage receives one event per request: its credential's outcome, or
+	// OutcomeMissing when a required credential is absent (Optional requests
+	// without one are not counted); nil = off.
 	Usage Recorder
 
 	// CSRF checks cookie-authenticated unsafe requests; nil = no check.
 	CSRF CSRFChecker
+
+	// Method is the method the CSRF decision looks at. Default c.Method().
+	// Forward-auth replaces it: there the request tokenshift sees is the
+	// proxy's check (nginx's auth_request subrequest, Traefik's GET), and the
+	// method that matters is the original one the proxy forwards in a header.
+	Method func(c *fiber.Ctx) string
 
 	// SessionCookie and AccessCookie are the cookie names (with any __Host-
 	// prefix already applied). Default "ts_session" and "ts_access".
@@ -75,11 +83,14 @@ type Config struct {
 	// when the phase still allows exchanging it for tokens (POST /auth/exchange).
 	AllowRetiredSession bool
 
-	// Shadow verifies every credential present even when one already decided,
-	// and counts disagreements through OnShadowMismatch (phases dual and
-	// prefer-jwt). Off by default.
+	// Shadow compares the credentials of a request that carries several (all
+	// are verified anyway) and reports each disagreement to OnShadowMismatch:
+	// different users, one expired, revoked or invalid, different clients.
+	// Only in phases dual and prefer-jwt, and only reported, never enforced
+	// (two valid credentials of different users are refused either way).
+	// Off by default. OnShadowMismatch runs on the request path: keep it cheap.
 	Shadow           bool
-	OnShadowMismatch func(c *fiber.Ctx, kind string)
+	OnShadowMismatch func(c *fiber.Ctx, m ShadowMismatch)
 
 	// ErrorHandler turns an authentication failure (an *auth.Error) into a
 	// response. Default: the error is returned to Fiber's error handler.
@@ -121,3 +132,17 @@ func Principal(c *fiber.Ctx) *auth.Principal {
 // SetPrincipal stores p as the request's principal (used by the middleware and
 // by tests of handlers).
 func SetPrincipal(c *fiber.Ctx, p *auth.Principal) { c.Locals(principalKey{}, p) }
+
+type foreignAnswerKey struct{}
+
+// MarkForeignAnswer records that the answer of this request is another
+// application's (the reverse proxy's upstream), so tokenshift's own page
+// policies (the HTML Content-Security-Policy and framing rules) leave it as
+// the application sent it.
+func MarkForeignAnswer(c *fiber.Ctx) { c.Locals(foreignAnswerKey{}, true) }
+
+// IsForeignAnswer reports whether MarkForeignAnswer was called.
+func IsForeignAnswer(c *fiber.Ctx) bool {
+	v, _ := c.Locals(foreignAnswerKey{}).(bool)
+	return v
+}

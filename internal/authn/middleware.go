@@ -35,6 +35,9 @@ func New(config ...Config) fiber.Handler {
 			if cfg.Optional {
 				return c.Next()
 			}
+			// Counted, so operators see clients that stopped sending any
+			// credential (a cookie no longer set, a dropped header).
+			cfg.record(auth.SchemeNone, nil, auth.OutcomeMissing)
 			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthBearer)
 			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeUnauthenticated, "authentication required: send a session cookie or an Authorization: Bearer access token"))
 		}
@@ -96,6 +99,8 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		}
 	}
 
+	cfg.shadowCheck(c, results)
+
 	// An explicit bearer header that fails is an error even if a cookie would
 	// have worked: the client chose that credential (RFC 6750 section 3.1).
 	if results[0].scheme == auth.SchemeBearer && results[0].err != nil {
@@ -116,19 +121,9 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 			cfg.record(auth.SchemeNone, nil, auth.OutcomeConflict)
 			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeCredentialConflict, "the request carries valid credentials of two different users; send one"))
 		}
-		if cfg.Shadow && cfg.OnShadowMismatch != nil && r.p.ClientID != chosen.p.ClientID {
-			cfg.OnShadowMismatch(c, "client")
-		}
 	}
 	if chosen == nil {
 		return cfg.reject(c, results[0])
-	}
-	if cfg.Shadow && cfg.OnShadowMismatch != nil {
-		for i := range results {
-			if results[i].err != nil {
-				cfg.OnShadowMismatch(c, auth.OutcomeOf(results[i].err).String())
-			}
-		}
 	}
 
 	p := chosen.p
@@ -151,7 +146,7 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		return cfg.ErrorHandler(c, auth.Errorf(auth.CodeInvalidToken, "access tokens are not accepted for this client in phase %s; use the session", dec.Phase))
 	}
 
-	if p.Scheme.IsCookie() && cfg.CSRF != nil && !isSafe(c.Method()) {
+	if p.Scheme.IsCookie() && cfg.CSRF != nil && !IsSafeMethod(cfg.method(c)) {
 		if err := cfg.CSRF.CheckCSRF(c, p); err != nil {
 			return cfg.ErrorHandler(c, err)
 		}
@@ -234,7 +229,17 @@ func retiredDetail(dec featureflags.Decision) string {
 	return "sessions are retired for this client (phase " + dec.Phase.String() + "): log in again to receive tokens"
 }
 
-func isSafe(method string) bool {
+func (cfg *Config) method(c *fiber.Ctx) string {
+	if cfg.Method != nil {
+		return cfg.Method(c)
+	}
+	return c.Method()
+}
+
+// IsSafeMethod reports whether method is safe in the sense of RFC 9110
+// section 9.2.1, so a cookie-authenticated request needs no CSRF check.
+// Method names are case-sensitive: "get" is not GET.
+func IsSafeMethod(method string) bool {
 	switch method {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions, fiber.MethodTrace:
 		return true

@@ -109,9 +109,12 @@ func TestMiddleware(t *testing.T) {
 		wantUser   string
 		wantWWW    string
 		wantEvent  *event
+		// wantNoEvent: the request must not be counted at all.
+		wantNoEvent bool
 	}{
-		{name: "no credential", flags: dual, wantStatus: 401, wantCode: auth.CodeUnauthenticated, wantWWW: "Bearer"},
-		{name: "no credential optional", flags: dual, optional: true, wantStatus: 200},
+		{name: "no credential", flags: dual, wantStatus: 401, wantCode: auth.CodeUnauthenticated, wantWWW: "Bearer",
+			wantEvent: &event{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeMissing}},
+		{name: "no credential optional", flags: dual, optional: true, wantStatus: 200, wantNoEvent: true},
 		{name: "session", flags: dual, session: "s-alice", wantStatus: 200, wantScheme: "session", wantUser: "u-alice",
 			wantEvent: &event{auth.SchemeSession, "web", auth.OutcomeAccepted}},
 		{name: "bearer", flags: dual, bearer: "Bearer t-alice", wantStatus: 200, wantScheme: "bearer", wantUser: "u-alice",
@@ -119,7 +122,8 @@ func TestMiddleware(t *testing.T) {
 		{name: "bearer scheme case-insensitive", flags: dual, bearer: "bEaReR t-alice", wantStatus: 200, wantScheme: "bearer"},
 		{name: "jwt cookie", flags: dual, jwtCookie: "t-alice", wantStatus: 200, wantScheme: "jwt_cookie",
 			wantEvent: &event{auth.SchemeJWTCookie, "web", auth.OutcomeAccepted}},
-		{name: "basic auth is not ours", flags: dual, bearer: "Basic YTpi", wantStatus: 401, wantCode: auth.CodeUnauthenticated},
+		{name: "basic auth is not ours", flags: dual, bearer: "Basic YTpi", wantStatus: 401, wantCode: auth.CodeUnauthenticated,
+			wantEvent: &event{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeMissing}},
 		{name: "bearer without token", flags: dual, bearer: "Bearer", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_request"`},
 		{name: "bearer with space in token", flags: dual, bearer: "Bearer a b", wantStatus: 401, wantCode: auth.CodeInvalidToken},
 		{name: "bearer garbage", flags: dual, bearer: "Bearer zzz", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_token"`,
@@ -190,6 +194,9 @@ func TestMiddleware(t *testing.T) {
 				if len(rec.events) != 1 || rec.events[0] != *tt.wantEvent {
 					t.Errorf("usage events = %+v, want exactly %+v", rec.events, *tt.wantEvent)
 				}
+			}
+			if tt.wantNoEvent && len(rec.events) != 0 {
+				t.Errorf("usage events = %+v, want none", rec.events)
 			}
 		})
 	}
@@ -314,4 +321,36 @@ func FuzzParseBearer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMethodHookDecidesCSRF: with Method set (forward-auth), the CSRF decision
+// follows the method it returns, not the method of the request tokenshift
+// received.
+func TestMethodHookDecidesCSRF(t *testing.T) {
+	deny := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return auth.Errorf(auth.CodeCSRF, "no") })
+	fromHeader := func(c *fiber.Ctx) string { return c.Get("X-Original-Method") }
+	for _, tc := range []struct {
+		name, method, original string
+		wantStatus             int
+	}{
+		{name: "GET check of a POST", method: "GET", original: "POST", wantStatus: 403},
+		{name: "GET check of a DELETE", method: "GET", original: "DELETE", wantStatus: 403},
+		{name: "GET check of a GET", method: "GET", original: "GET", wantStatus: 200},
+		{name: "POST check of a HEAD", method: "POST", original: "HEAD", wantStatus: 200},
+		{name: "lower-case get is not GET", method: "GET", original: "get", wantStatus: 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newApp(Config{Sessions: fakeVerifier{"s-alice": alice}, Flags: dual, CSRF: deny, Method: fromHeader})
+			req := httptest.NewRequest(tc.method, "/me", nil)
+			req.Header.Set("Cookie", "ts_session=s-alice")
+			req.Header.Set("X-Original-Method", tc.original)
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+		})
+	}
 }

@@ -36,6 +36,10 @@ type Config struct {
 	RateLimit     RateLimitConfig `mapstructure:"ratelimit"`
 	CORS          CORSConfig      `mapstructure:"cors"`
 
+	// The gateway: forward-auth and the reverse proxy (internal/gateway).
+	ForwardAuth ForwardAuthConfig `mapstructure:"forward_auth"`
+	Proxy       ProxyConfig       `mapstructure:"proxy"`
+
 	// File is the --config path that was merged, "" for embedded defaults only.
 	File string `mapstructure:"-"`
 }
@@ -162,7 +166,9 @@ type MigrationConfig struct {
 	RolloutSeed   string            `mapstructure:"rollout_seed"`
 	ExemptClients []string          `mapstructure:"exempt_clients"`
 	Sunset        string            `mapstructure:"sunset"`
+	DeprecatedAt  string            `mapstructure:"deprecated_at"`
 	DocsURL       string            `mapstructure:"docs_url"`
+	ShadowCheck   bool              `mapstructure:"shadow_check"`
 }
 
 type UsageConfig struct {
@@ -184,6 +190,41 @@ type RateLimitConfig struct {
 
 type CORSConfig struct {
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+// ForwardAuthConfig configures /auth/verify and the identity handed to
+// upstream apps (also by the reverse proxy).
+type ForwardAuthConfig struct {
+	Enabled       bool          `mapstructure:"enabled"`
+	UserHeader    string        `mapstructure:"user_header"`
+	EmailHeader   string        `mapstructure:"email_header"`
+	ClientHeader  string        `mapstructure:"client_header"`
+	SchemeHeader  string        `mapstructure:"scheme_header"`
+	RolesHeader   string        `mapstructure:"roles_header"`
+	Token         bool          `mapstructure:"token"`
+	TokenHeader   string        `mapstructure:"token_header"`
+	TokenAudience string        `mapstructure:"token_audience"`
+	TokenTTL      time.Duration `mapstructure:"token_ttl"`
+	CSRF          string        `mapstructure:"csrf"`
+	ProblemHeader string        `mapstructure:"problem_header"`
+}
+
+// ProxyConfig configures the reverse proxy.
+type ProxyConfig struct {
+	Timeout          time.Duration `mapstructure:"timeout"`
+	StripCredentials bool          `mapstructure:"strip_credentials"`
+	CSRF             string        `mapstructure:"csrf"`
+	Routes           []RouteConfig `mapstructure:"routes"`
+}
+
+// RouteConfig is one proxy.routes entry.
+type RouteConfig struct {
+	Prefix       string        `mapstructure:"prefix"`
+	Upstream     string        `mapstructure:"upstream"`
+	Auth         string        `mapstructure:"auth"`
+	Timeout      time.Duration `mapstructure:"timeout"`
+	StripPrefix  bool          `mapstructure:"strip_prefix"`
+	PreserveHost bool          `mapstructure:"preserve_host"`
 }
 
 // Production reports whether env is production.

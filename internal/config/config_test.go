@@ -88,6 +88,10 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "override of unknown client", mutate: func(c *Config) { c.Migration.Clients = map[string]string{"tv": "dual"} }, wantKey: "migration.clients.tv"},
 		{name: "rollout", mutate: func(c *Config) { c.Migration.Rollout = 101 }, wantKey: "migration.rollout"},
 		{name: "sunset", mutate: func(c *Config) { c.Migration.Sunset = "next year" }, wantKey: "migration.sunset", wantVal: "next year"},
+		{name: "deprecated_at", mutate: func(c *Config) { c.Migration.DeprecatedAt = "last week" }, wantKey: "migration.deprecated_at", wantVal: "last week"},
+		{name: "deprecated_at after sunset", mutate: func(c *Config) {
+			c.Migration.Sunset, c.Migration.DeprecatedAt = "2027-01-01T00:00:00Z", "2027-06-01T00:00:00Z"
+		}, wantKey: "migration.deprecated_at", wantVal: "2027-06-01T00:00:00Z"},
 		{name: "cors star", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }, wantKey: "cors.allowed_origins", wantVal: "*"},
 		{name: "cors null", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, wantKey: "cors.allowed_origins", wantVal: "null"},
 		{name: "trusted proxy", mutate: func(c *Config) { c.Server.TrustedProxies = []string{"everyone"} }, wantKey: "server.trusted_proxies", wantVal: "everyone"},

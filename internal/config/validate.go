@@ -188,6 +188,14 @@ func (c *Config) Validate() error {
 			bad("migration.sunset", m.Sunset, "must be an RFC 3339 time like 2027-06-30T00:00:00Z")
 		}
 	}
+	if m.DeprecatedAt != "" {
+		dep, err := time.Parse(time.RFC3339, m.DeprecatedAt)
+		if err != nil {
+			bad("migration.deprecated_at", m.DeprecatedAt, "must be an RFC 3339 time like 2026-09-01T00:00:00Z")
+		} else if sun, err := time.Parse(time.RFC3339, m.Sunset); err == nil && m.Sunset != "" && sun.Before(dep) {
+			bad("migration.deprecated_at", m.DeprecatedAt, "must not be after migration.sunset %s (RFC 9745)", m.Sunset)
+		}
+	}
 	if m.DocsURL != "" {
 		if u, err := url.Parse(m.DocsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || strings.ContainsAny(m.DocsURL, "<>\"\r\n ") {
 			bad("migration.docs_url", m.DocsURL, "must be an http(s) URL")
@@ -221,6 +229,9 @@ func (c *Config) Validate() error {
 			bad("cors.allowed_origins", o, "must be an explicit origin like https://app.example.com (never * or null)")
 		}
 	}
+
+	c.validateForwardAuth(bad)
+	c.validateProxy(bad)
 
 	if c.Production() {
 		if j.KeysDir == "" && j.Algorithm != "HS256" {

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,6 +156,8 @@ func TestAttackSuite(t *testing.T) {
 		{"kid path traversal to our key file", good(hdr(func(h map[string]any) { h["kid"] = "../" + filepath.Base(dir) + "/k1" }), claims(nil))},
 		{"kid injection", good(hdr(func(h map[string]any) { h["kid"] = "k1' OR '1'='1" }), claims(nil))},
 		{"jku to attacker", sign(t, hdr(func(h map[string]any) { h["jku"] = evil.URL + "/jwks.json"; h["kid"] = "evil" }), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
+		{"jku to attacker with our kid", sign(t, hdr(func(h map[string]any) { h["jku"] = evil.URL + "/jwks.json" }), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
+		{"x5u to attacker with an unknown kid", sign(t, hdr(func(h map[string]any) { h["x5u"] = evil.URL + "/cert.pem"; h["kid"] = "evil" }), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
 		{"x5u to attacker", sign(t, hdr(func(h map[string]any) { h["x5u"] = evil.URL + "/cert.pem" }), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
 		{"embedded jwk", sign(t, hdr(func(h map[string]any) { h["jwk"] = atkJWK }), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
 		{"ECDSA zero signature", sign(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "a-ec"}, claims(nil), nil, nil) + b64(make([]byte, 64))},
@@ -172,6 +176,11 @@ func TestAttackSuite(t *testing.T) {
 		{"non-JSON header", b64([]byte("{not json")) + "." + parts[1] + "." + parts[2]},
 		{"non-JSON claims", parts[0] + "." + b64([]byte("not json")) + "." + parts[2]},
 		{"refresh token as access token", refresh},
+		// A valid signature (a stolen key, a bug) still cannot mint tokens
+		// that outlive access_ttl, or name a client nobody registered.
+		{"lifetime of ten years", good(hdr(nil), claims(func(c map[string]any) { c["exp"] = now + 10*365*24*3600 }))},
+		{"lifetime beyond access_ttl plus leeway", good(hdr(nil), claims(func(c map[string]any) { c["iat"] = now - 1000; c["exp"] = now + 600 }))},
+		{"unregistered client_id", good(hdr(nil), claims(func(c map[string]any) { c["client_id"] = "evil-client" }))},
 		{"token signed by an unknown key", sign(t, hdr(nil), claims(nil), jwt.SigningMethodEdDSA, atkPriv)},
 	}
 	for _, tc := range cases {
@@ -193,18 +202,35 @@ func TestAttackSuite(t *testing.T) {
 	}
 
 	t.Run("oversized token", func(t *testing.T) {
-		r := in.do(t, req{path: "/auth/me", bearer: valid + strings.Repeat("A", 1<<20)})
-		if r.status != 431 && r.status != 401 {
-			t.Fatalf("1 MB bearer: status %d, want 431 or 401", r.status)
-		}
-		if !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
-			t.Fatalf("1 MB bearer: Content-Type %q body %.200s", r.header.Get("Content-Type"), r.body)
-		}
+		// The header buffer refuses it before any handler (docs/security.md);
+		// TestOversizedCredentials covers the sizes between.
+		expectProblem(t, in.hugeHeader(t, "Authorization: Bearer "+valid+strings.Repeat("A", 1<<20)), 431, "invalid_request")
 	})
 	t.Run("access token as refresh token", func(t *testing.T) {
 		expectProblem(t, in.do(t, req{method: "POST", path: "/auth/refresh", json: map[string]string{"refresh_token": valid}}), 401, "invalid_token")
 	})
-	t.Run("revoked jti after logout", func(t *testing.T) {
+	t.Run("revoked jti", func(t *testing.T) {
+		// Two access tokens of one login (sid): revoking one jti (RFC 7009)
+		// kills that token only.
+		lr := in.login(t, aliceEmail, alicePass, "mobile").json(t)
+		tok := lr["access_token"].(string)
+		rr := in.do(t, req{method: "POST", path: "/auth/refresh", json: map[string]string{"refresh_token": lr["refresh_token"].(string)}}).json(t)
+		sibling := rr["access_token"].(string)
+		if rr["sid"] != lr["sid"] {
+			t.Fatalf("refresh changed the sid: %v vs %v", rr["sid"], lr["sid"])
+		}
+		if r := in.do(t, req{method: "POST", path: "/auth/revoke", form: url.Values{"token": {tok}, "token_type_hint": {"access_token"}}}); r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.body)
+		}
+		expectProblem(t, in.do(t, req{path: "/auth/me", bearer: tok}), 401, "invalid_token")
+		if r := in.do(t, req{path: "/auth/me", bearer: sibling}); r.status != 200 {
+			t.Fatalf("another token of the same sid was revoked too: %d %s", r.status, r.body)
+		}
+		if r := in.do(t, req{method: "POST", path: "/auth/refresh", json: map[string]string{"refresh_token": rr["refresh_token"].(string)}}); r.status != 200 {
+			t.Fatalf("the login's refresh token died with one jti: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("revoked sid after logout", func(t *testing.T) {
 		tok := in.login(t, aliceEmail, alicePass, "mobile").json(t)["access_token"].(string)
 		if r := in.do(t, req{method: "POST", path: "/auth/logout", bearer: tok}); r.status != 204 {
 			t.Fatal(r.status)
@@ -223,6 +249,23 @@ func TestAttackSuite(t *testing.T) {
 		// The right password does not get through while limited.
 		expectProblem(t, in.do(t, req{method: "POST", path: "/auth/login", json: map[string]string{"email": opsEmail, "password": opsPass}}), 429, "rate_limited")
 	})
+	t.Run("brute force beyond the per-IP limit", func(t *testing.T) {
+		ipIn := start(t, "TOKENSHIFT_RATELIMIT_PER_IP=3", "TOKENSHIFT_RATELIMIT_PER_ACCOUNT=100")
+		for i := range 3 {
+			expectProblem(t, ipIn.do(t, req{method: "POST", path: "/auth/login", json: map[string]string{"email": fmt.Sprintf("spray%d@example.com", i), "password": "guess"}}), 401, "invalid_credentials")
+		}
+		last := ipIn.do(t, req{method: "POST", path: "/auth/login", json: map[string]string{"email": aliceEmail, "password": alicePass}})
+		expectProblem(t, last, 429, "rate_limited")
+		if last.header.Get("Retry-After") == "" {
+			t.Fatal("429 without Retry-After")
+		}
+	})
+	// Nothing above may have been a 500 or a panic.
+	for _, bad := range []string{"panic", "request failed"} {
+		if strings.Contains(in.logs.String(), bad) {
+			t.Fatalf("server log contains %q:\n%s", bad, in.logs.String())
+		}
+	}
 }
 
 func TestKeyRemovedFromRing(t *testing.T) {
@@ -278,35 +321,56 @@ func TestSessionAttacks(t *testing.T) {
 	})
 }
 
+// CSRF on cookie-authenticated unsafe requests, for both cookie schemes:
+// the session cookie (web) and the JWT access cookie (spa).
 func TestCSRFAttacks(t *testing.T) {
 	t.Parallel()
 	in := start(t)
-	victim := in.login(t, aliceEmail, alicePass, "web")
-	vc := victim.cookie("ts_session")
-	vtoken := victim.json(t)["csrf_token"].(string)
-	attacker := in.login(t, opsEmail, opsPass, "web").json(t)["csrf_token"].(string)
-	cases := []struct {
-		name    string
-		header  map[string]string
-		cookies []*http.Cookie
+	for _, scheme := range []struct {
+		name, client, cookie string
+		unsafe               []string // unsafe endpoints this cookie authenticates
 	}{
-		{name: "no token", cookies: []*http.Cookie{vc}},
-		{name: "another session's token", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": attacker}},
-		{name: "cookie injection (double submit)", cookies: []*http.Cookie{vc, {Name: "csrf_token", Value: "injected"}}, header: map[string]string{"X-CSRF-Token": "injected"}},
-		{name: "foreign origin with the right token", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": "https://evil.example"}},
-		{name: "null origin", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": "null"}},
-		{name: "cross-site fetch metadata", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Sec-Fetch-Site": "cross-site"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			expectProblem(t, in.do(t, req{method: "POST", path: "/auth/logout", cookies: tc.cookies, header: tc.header}), 403, "csrf_failed")
+		{name: "session", client: "web", cookie: "ts_session", unsafe: []string{"/auth/logout", "/auth/logout?all=true", "/auth/exchange"}},
+		{name: "jwt_cookie", client: "spa", cookie: "ts_access", unsafe: []string{"/auth/logout", "/auth/logout?all=true", "/auth/revoke"}},
+	} {
+		t.Run(scheme.name, func(t *testing.T) {
+			victim := in.login(t, aliceEmail, alicePass, scheme.client)
+			vc := victim.cookie(scheme.cookie)
+			if vc == nil {
+				t.Fatalf("no %s cookie: %+v", scheme.cookie, victim.cookies)
+			}
+			vtoken := victim.json(t)["csrf_token"].(string)
+			attacker := in.login(t, opsEmail, opsPass, scheme.client).json(t)["csrf_token"].(string)
+			if me := in.do(t, req{path: "/auth/me", cookies: []*http.Cookie{vc}}).json(t); me["scheme"] != scheme.name {
+				t.Fatalf("the victim's cookie authenticates as %v, want %s", me["scheme"], scheme.name)
+			}
+			cases := []struct {
+				name    string
+				header  map[string]string
+				cookies []*http.Cookie
+			}{
+				{name: "no token", cookies: []*http.Cookie{vc}},
+				{name: "another session's token", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": attacker}},
+				{name: "cookie injection (double submit)", cookies: []*http.Cookie{vc, {Name: "csrf_token", Value: "injected"}, {Name: "_csrf", Value: "injected"}}, header: map[string]string{"X-CSRF-Token": "injected"}},
+				{name: "foreign origin with the right token", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": "https://evil.example"}},
+				{name: "null origin", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": "null"}},
+				{name: "cross-site fetch metadata", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Sec-Fetch-Site": "cross-site"}},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					for _, path := range scheme.unsafe {
+						expectProblem(t, in.do(t, req{method: "POST", path: path, cookies: tc.cookies, header: tc.header}), 403, "csrf_failed")
+					}
+				})
+			}
+			// After all that the victim is still logged in, and the right token works.
+			if r := in.do(t, req{path: "/auth/me", cookies: []*http.Cookie{vc}}); r.status != 200 {
+				t.Fatalf("victim logged out by a CSRF attempt: %d", r.status)
+			}
+			if r := in.do(t, req{method: "POST", path: "/auth/logout", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": in.URL}}); r.status != 204 {
+				t.Fatalf("same-origin logout with the token: %d %s", r.status, r.body)
+			}
+			expectProblem(t, in.do(t, req{path: "/auth/me", cookies: []*http.Cookie{vc}}), 401, map[string]string{"session": "invalid_session", "jwt_cookie": "invalid_token"}[scheme.name])
 		})
-	}
-	// After all that the victim is still logged in, and the right token works.
-	if r := in.do(t, req{path: "/auth/me", cookies: []*http.Cookie{vc}}); r.status != 200 {
-		t.Fatalf("victim logged out by a CSRF attempt: %d", r.status)
-	}
-	if r := in.do(t, req{method: "POST", path: "/auth/logout", cookies: []*http.Cookie{vc}, header: map[string]string{"X-CSRF-Token": vtoken, "Origin": in.URL}}); r.status != 204 {
-		t.Fatalf("same-origin logout with the token: %d %s", r.status, r.body)
 	}
 }

@@ -126,18 +126,18 @@ func TestLogoutWithCookieNeedsCSRF(t *testing.T) {
 func TestFormLoginAndSPACookies(t *testing.T) {
 	t.Parallel()
 	in := start(t)
-	r := in.do(t, req{method: "POST", path: "/auth/login", form: url.Values{"email": {aliceEmail}, "password": {alicePass}}})
+	r := in.formLogin(t, url.Values{"email": {aliceEmail}, "password": {alicePass}})
 	if r.status != 200 || r.cookie("ts_session") == nil {
 		t.Fatalf("form login: %d %s", r.status, r.body)
 	}
 	if r.json(t)["client_id"] != "web" {
 		t.Errorf("form login without client_id should use the default client web: %s", r.body)
 	}
-	r = in.do(t, req{method: "POST", path: "/auth/login", form: url.Values{"email": {aliceEmail}, "password": {alicePass}, "return_to": {"/home"}}})
+	r = in.formLogin(t, url.Values{"email": {aliceEmail}, "password": {alicePass}, "return_to": {"/home"}})
 	if r.status != 303 || r.header.Get("Location") != "/home" {
 		t.Fatalf("form login with return_to: %d %v", r.status, r.header)
 	}
-	r = in.do(t, req{method: "POST", path: "/auth/login", form: url.Values{"email": {aliceEmail}, "password": {alicePass}, "return_to": {"//evil.example/x"}}})
+	r = in.formLogin(t, url.Values{"email": {aliceEmail}, "password": {alicePass}, "return_to": {"//evil.example/x"}})
 	if r.status != 200 {
 		t.Fatalf("open redirect must be ignored, got %d %v", r.status, r.header.Get("Location"))
 	}

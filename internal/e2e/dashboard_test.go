@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -144,6 +145,13 @@ func TestDashboard(t *testing.T) {
 	}
 	if got := effectivePhases(t, in, opsToken)["web"]; got != before["web"] {
 		t.Fatalf("a refused change moved web to %q", got)
+	}
+	// The refusal is audited, with its figures, and the page lists it.
+	p.waitFor("the audit table to list the refusal",
+		`document.querySelector('#audit tbody tr').textContent.includes('refused by the guard (session share')`, 10*time.Second)
+	audit := in.do(t, req{path: "/admin/audit?limit=1", bearer: opsToken}).json(t)
+	if e, _ := audit["entries"].([]any); len(e) != 1 || e[0].(map[string]any)["action"] != "refused" || e[0].(map[string]any)["figures"] == nil {
+		t.Errorf("the newest audit entry should be the refusal with figures: %v", audit)
 	}
 	p.screenshot("dashboard.png")
 
@@ -401,7 +409,11 @@ func (p *browserPage) screenshot(name string) {
 		p.t.Errorf("screenshot: %v", err)
 		return
 	}
+	// CI collects testdata/artifacts (or TOKENSHIFT_TEST_ARTIFACTS when set).
 	dir := filepath.Join("testdata", "artifacts")
+	if d := os.Getenv("TOKENSHIFT_TEST_ARTIFACTS"); d != "" {
+		dir = d
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		p.t.Errorf("screenshot: %v", err)
 		return
@@ -410,6 +422,10 @@ func (p *browserPage) screenshot(name string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Errorf("screenshot: %v", err)
 		return
+	}
+	// A blank or broken capture would be a useless artifact.
+	if len(png) < 10_000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		p.t.Errorf("screenshot %s is not a real PNG capture (%d bytes)", path, len(png))
 	}
 	abs, _ := filepath.Abs(path)
 	p.t.Logf("dashboard screenshot: %s", abs)

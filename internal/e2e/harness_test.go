@@ -62,7 +62,7 @@ func (s *syncBuffer) String() string {
 }
 
 type instance struct {
-	t    *testing.T
+	t    testing.TB
 	URL  string
 	env  []string
 	cmd  *exec.Cmd
@@ -71,7 +71,7 @@ type instance struct {
 }
 
 // start runs `tokenshift serve` with env on a free port and waits for /livez.
-func start(t *testing.T, env ...string) *instance {
+func start(t testing.TB, env ...string) *instance {
 	t.Helper()
 	port := redistest.FreePort(t)
 	in := &instance{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), env: append([]string{
@@ -167,7 +167,7 @@ type resp struct {
 	cookies []*http.Cookie
 }
 
-func (r *resp) json(t *testing.T) map[string]any {
+func (r *resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -190,7 +190,7 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-func (in *instance) do(t *testing.T, r req) *resp {
+func (in *instance) do(t testing.TB, r req) *resp {
 	t.Helper()
 	var body io.Reader
 	ctype := r.ctype
@@ -256,7 +256,7 @@ func expectProblem(t *testing.T, r *resp, status int, code string) {
 }
 
 // login logs in as email through client and returns the answer.
-func (in *instance) login(t *testing.T, email, password, clientID string) *resp {
+func (in *instance) login(t testing.TB, email, password, clientID string) *resp {
 	t.Helper()
 	r := in.do(t, req{method: "POST", path: "/auth/login", json: map[string]string{"email": email, "password": password, "client_id": clientID}})
 	if r.status != 200 {

@@ -63,7 +63,7 @@ type noRecording struct{ UsageRecorder }
 
 func (noRecording) Record(auth.Scheme, string, string, auth.Outcome) {}
 
-func withoutRecording() testServerOption {
+func withoutRecording() devOption {
 	return func(o *Options, _ *token.Config) { o.Usage = noRecording{o.Usage} }
 }
 
@@ -71,7 +71,7 @@ type meCase struct {
 	name   string
 	client string
 	scheme string // session | bearer | jwt_cookie
-	opts   []testServerOption
+	opts   []devOption
 }
 
 func BenchmarkAuthMe(b *testing.B) {
@@ -81,12 +81,12 @@ func BenchmarkAuthMe(b *testing.B) {
 	cases := []meCase{
 		{name: "session", client: "web", scheme: "session"},
 		{name: "bearer-EdDSA-cache-hit", client: "web", scheme: "bearer"},
-		{name: "bearer-EdDSA-cache-miss", client: "web", scheme: "bearer", opts: []testServerOption{withoutTokenCache()}},
+		{name: "bearer-EdDSA-cache-miss", client: "web", scheme: "bearer", opts: []devOption{withoutTokenCache()}},
 		{name: "jwt_cookie", client: "spa", scheme: "jwt_cookie"},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			s := newTestServer(b, tc.opts...)
+			s := newDevServer(b, tc.opts...)
 			runHandler(b, s.App.Handler(), s.meRequestAs(b, tc.client, tc.scheme))
 		})
 	}
@@ -101,11 +101,11 @@ func BenchmarkAuthMeRecording(b *testing.B) {
 	}{{"on", true}, {"off", false}} {
 		for _, scheme := range []string{"session", "bearer"} {
 			b.Run(scheme+"/recording-"+tc.name, func(b *testing.B) {
-				var opts []testServerOption
+				var opts []devOption
 				if !tc.record {
 					opts = append(opts, withoutRecording())
 				}
-				s := newTestServer(b, opts...)
+				s := newDevServer(b, opts...)
 				runHandler(b, s.App.Handler(), s.meRequestAs(b, "web", scheme))
 			})
 		}
@@ -114,7 +114,7 @@ func BenchmarkAuthMeRecording(b *testing.B) {
 
 // meRequestAs logs alice in through client and returns a GET /auth/me that
 // carries only the credential of scheme.
-func (s *testServer) meRequestAs(b *testing.B, client, scheme string) *fasthttp.RequestCtx {
+func (s *devServer) meRequestAs(b *testing.B, client, scheme string) *fasthttp.RequestCtx {
 	b.Helper()
 	a := s.loginJSON(b, "alice@example.com", "alice-dev-password", client)
 	body := a.json(b)

@@ -92,6 +92,12 @@ func (x *CSRF) CheckOrigin(c *fiber.Ctx) error {
 	return auth.Errorf(auth.CodeCSRF, "cross-site cookie-authenticated requests are refused")
 }
 
+// AllowedOrigin reports whether origin is one of the configured origins
+// (server.public_url and cors.allowed_origins).
+func (x *CSRF) AllowedOrigin(origin string) bool {
+	return x.origins[strings.TrimRight(strings.ToLower(origin), "/")]
+}
+
 func (x *CSRF) sameOrigin(c *fiber.Ctx, origin string) bool {
 	if origin == "null" {
 		return false
@@ -107,70 +113,89 @@ func (x *CSRF) sameOrigin(c *fiber.Ctx, origin string) bool {
 	return norm == strings.ToLower(c.Protocol()+"://"+c.Hostname())
 }
 
-// rateLimiter counts failed logins per account and per IP in the store, so all
-// instances share the budget. Any store error fails closed: the login is
-// refused with 503, never let through unlimited (Fiber v2's limiter ignores
-// storage errors, so it is not used here).
-type rateLimiter struct {
-	st         store.Store
-	perAccount int64
-	perIP      int64
-	window     time.Duration
-}
+// Login CSRF. Without a defence, a foreign page can post a login form with the
+// attacker's credentials and the victim's browser ends up logged into the
+// attacker's account. There is no session to bind a token to yet, so GET
+// /auth/csrf hands an anonymous caller a pre-session cookie (random, HttpOnly,
+// SameSite=Strict, short-lived) and a token that is HMAC(key, "login|"+cookie).
+// A foreign page can neither read the token nor set the cookie (__Host- in
+// production stops sibling subdomains from planting one).
 
-type limitState struct {
-	limited    bool
-	retryAfter time.Duration
-}
+// preSessionTTL bounds how long a login form stays usable without reloading.
+const preSessionTTL = 30 * time.Minute
 
-func (r *rateLimiter) keys(login, ip string) (string, string) {
-	h := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(login))))
-	return "ts:rl:acct:" + base64.RawURLEncoding.EncodeToString(h[:16]), "ts:rl:ip:" + ip
-}
+// preSessionCookieName is the base name; the __Host- prefix is added with
+// secure cookies.
+const preSessionCookieName = "ts_login_csrf"
 
-// check reports whether either budget is spent, without spending any.
-func (r *rateLimiter) check(ctx context.Context, login, ip string) (limitState, error) {
-	acct, ipk := r.keys(login, ip)
-	for _, k := range []struct {
-		key   string
-		limit int64
-	}{{acct, r.perAccount}, {ipk, r.perIP}} {
-		v, err := r.st.GetCtx(ctx, k.key)
-		if err != nil {
-			return limitState{}, err
-		}
-		n, _ := strconv.ParseInt(string(v), 10, 64)
-		if n >= k.limit {
-			// Reading the exact TTL would cost another round trip; the full
-			// window is a safe upper bound for Retry-After.
-			return limitState{limited: true, retryAfter: r.window}, nil
-		}
+// FieldCSRF is the form field a login form carries the pre-session token in.
+const FieldCSRF = "csrf_token"
+
+func (o CookieOptions) preSessionCookie() string { return o.hostPrefixed(preSessionCookieName) }
+
+// newPreSession makes a cookie value that carries its own expiry (so the
+// server, not only the browser, enforces the short life) and its token.
+func (x *CSRF) newPreSession(now time.Time) (value, token string, expires time.Time, err error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", time.Time{}, err
 	}
-	return limitState{}, nil
+	expires = now.Add(preSessionTTL).Truncate(time.Second)
+	value = base64.RawURLEncoding.EncodeToString(b[:]) + "." + strconv.FormatInt(expires.Unix(), 10)
+	return value, x.preSessionToken(value), expires, nil
 }
 
-// fail spends one unit of both budgets after a failed login.
-func (r *rateLimiter) fail(ctx context.Context, login, ip string) (limitState, error) {
-	acct, ipk := r.keys(login, ip)
-	na, ta, err := r.st.Incr(ctx, acct, r.window)
-	if err != nil {
-		return limitState{}, err
-	}
-	ni, ti, err := r.st.Incr(ctx, ipk, r.window)
-	if err != nil {
-		return limitState{}, err
-	}
-	switch {
-	case na > r.perAccount:
-		return limitState{limited: true, retryAfter: ta}, nil
-	case ni > r.perIP:
-		return limitState{limited: true, retryAfter: ti}, nil
-	}
-	return limitState{}, nil
+func (x *CSRF) preSessionToken(cookieValue string) string {
+	m := hmac.New(sha256.New, x.key)
+	m.Write([]byte("login|"))
+	m.Write([]byte(cookieValue))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// succeed clears the account budget after a correct password.
-func (r *rateLimiter) succeed(ctx context.Context, login string) error {
-	acct, _ := r.keys(login, "")
-	return r.st.DeleteCtx(ctx, acct)
+// preSessionExpiry reads the expiry a cookie value claims; ok is false for
+// anything not shaped like our values. The HMAC check makes the claim
+// trustworthy: a client cannot change it without invalidating the token.
+func preSessionExpiry(value string) (time.Time, bool) {
+	i := strings.LastIndexByte(value, '.')
+	if i != 32 || len(value) > 64 { // 24 bytes are 32 base64url characters
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(value[i+1:], 10, 64)
+	if err != nil || sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
+
+// checkPreSession verifies a login form's token against its pre-session cookie.
+func (x *CSRF) checkPreSession(cookieValue, token string, now time.Time) error {
+	if cookieValue == "" || token == "" {
+		return auth.Errorf(auth.CodeCSRF, "form logins need the %s field (or %s header) and the cookie from GET /auth/csrf", FieldCSRF, HeaderCSRF)
+	}
+	exp, ok := preSessionExpiry(cookieValue)
+	if !ok || !hmac.Equal([]byte(token), []byte(x.preSessionToken(cookieValue))) {
+		return auth.Errorf(auth.CodeCSRF, "the login CSRF token does not belong to this browser; reload the login form")
+	}
+	if !now.Before(exp) || exp.After(now.Add(preSessionTTL+time.Minute)) {
+		return auth.Errorf(auth.CodeCSRF, "the login form has expired; reload it")
+	}
+	return nil
+}
+
+// CheckLogin applies the login CSRF rules. A form-encoded body is what a
+// foreign page can send without a CORS preflight, so it needs both the
+// pre-session token and a same-origin request. A JSON body cannot be sent
+// cross-site without a preflight, which CORS refuses to unlisted origins, so
+// the origin check suffices.
+func (x *CSRF) CheckLogin(c *fiber.Ctx, isForm bool, formToken, cookieValue string, now time.Time) error {
+	if err := x.CheckOrigin(c); err != nil {
+		return err
+	}
+	if !isForm {
+		return nil
+	}
+	if formToken == "" {
+		formToken = c.Get(HeaderCSRF)
+	}
+	return x.checkPreSession(cookieValue, formToken, now)
 }

@@ -25,8 +25,17 @@ type AccountManager interface {
 
 // verifyError answers a failed password verification that is not a wrong
 // password: the user store or the shared store down or misconfigured, no free
-// hashing slot, a suspended account.
-func (s *Server) verifyError(c *fiber.Ctx, clientID string, err error) error {
+// hashing slot, a suspended account. It settles the rate-limit reservation:
+// an attempt that could not be judged is refunded (the client is not to
+// blame), a suspended account's right password counts as a success.
+func (s *Server) verifyError(c *fiber.Ctx, clientID string, err error, rsv reservation) error {
+	settle, how := s.limiter.refund, "refunding"
+	if errors.Is(err, user.ErrSuspended) {
+		settle, how = s.limiter.succeeded, "settling"
+	}
+	if serr := settle(c.UserContext(), rsv); serr != nil {
+		s.log.Warn(how+" the rate-limit reservation failed", "error", serr)
+	}
 	switch {
 	case errors.Is(err, user.ErrSuspended):
 		s.opts.Usage.Login(clientID, "suspended")
@@ -70,10 +79,17 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	case len(current) > user.MaxPasswordBytes || len(next) > user.MaxPasswordBytes:
 		return auth.Errorf(auth.CodeInvalidRequest, "passwords are at most %d bytes", user.MaxPasswordBytes)
 	}
+	// The policy first: a refused new password tests nothing and spends no
+	// rate-limit budget.
+	if err := user.CheckNewPassword(current, next); err != nil {
+		return auth.Wrap(err, auth.CodeInvalidRequest, err.Error())
+	}
 	p := authn.Principal(c)
 	ctx := c.UserContext()
-	ip := c.IP()
-	lim, err := s.limiter.check(ctx, p.Email, ip)
+	ip := s.ClientIP(c)
+	// Reserved before the current password is checked, as login does
+	// (ratelimit.go).
+	rsv, lim, err := s.limiter.reserve(ctx, p.Email, ip)
 	if err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "password change is unavailable: the rate limiter cannot be reached")
 	}
@@ -83,21 +99,19 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	err = s.opts.Accounts.ChangePassword(ctx, p.UserID, p.Email, current, next)
 	switch {
 	case err == nil:
+		if err := s.limiter.succeeded(ctx, rsv); err != nil {
+			s.log.Warn("password change: settling the rate-limit reservation failed", "error", err)
+		}
+	case errors.Is(err, user.ErrInvalidCredentials):
+		return auth.Errorf(auth.CodeInvalidCredentials, "the current password is wrong")
 	case errors.Is(err, user.ErrPasswordPolicy):
+		_ = s.limiter.refund(ctx, rsv)
 		return auth.Wrap(err, auth.CodeInvalidRequest, err.Error())
 	case errors.Is(err, user.ErrPasswordChangeDisabled):
+		_ = s.limiter.refund(ctx, rsv)
 		return auth.Wrap(err, auth.CodePasswordChangeDisabled, "passwords are not changed here; use the application's own password page")
-	case errors.Is(err, user.ErrInvalidCredentials):
-		lim, lerr := s.limiter.fail(ctx, p.Email, ip)
-		if lerr != nil {
-			return auth.Wrap(lerr, auth.CodeStoreUnavailable, "password change is unavailable: the rate limiter cannot be reached")
-		}
-		if lim.limited {
-			return s.rateLimited(c, lim)
-		}
-		return auth.Errorf(auth.CodeInvalidCredentials, "the current password is wrong")
 	default:
-		return s.verifyError(c, p.ClientID, err)
+		return s.verifyError(c, p.ClientID, err, rsv)
 	}
 	if err := s.revokeUser(ctx, p.UserID, "password-change"); err != nil {
 		s.log.Error("password changed but the user's logins could not all be revoked", "user_id", p.UserID, "error", err)

@@ -27,7 +27,7 @@ const (
 // withAccounts replaces the users with a Verifier that has the account
 // overlay on the server's store, password change allowed or not, and mounts
 // the admin API.
-func withAccounts(allowChange bool) testServerOption {
+func withAccounts(allowChange bool) devOption {
 	return func(o *Options, _ *token.Config) {
 		fs, err := user.ParseFile(configs.DevUsersYAML)
 		if err != nil {
@@ -49,7 +49,7 @@ func jsonBody(v any) string {
 	return string(b)
 }
 
-func (s *testServer) changePassword(tb testing.TB, cur, next string, c call) *answer {
+func (s *devServer) changePassword(tb testing.TB, cur, next string, c call) *answer {
 	tb.Helper()
 	c.method, c.path, c.ctype = "POST", "/auth/password", fiber.MIMEApplicationJSON
 	c.body = jsonBody(map[string]string{"current_password": cur, "new_password": next})
@@ -59,7 +59,7 @@ func (s *testServer) changePassword(tb testing.TB, cur, next string, c call) *an
 // A password change ends every login of the user, whatever its credential,
 // and only the new password opens a new one.
 func TestChangePasswordRevokesEverything(t *testing.T) {
-	s := newTestServer(t, withAccounts(true))
+	s := newDevServer(t, withAccounts(true))
 	web := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	webM := web.json(t)
 	cookie := map[string]string{"ts_session": web.cookie["ts_session"].Value}
@@ -90,7 +90,7 @@ func TestChangePasswordRevokesEverything(t *testing.T) {
 }
 
 func TestChangePasswordWithCookieNeedsCSRF(t *testing.T) {
-	s := newTestServer(t, withAccounts(true))
+	s := newDevServer(t, withAccounts(true))
 	web := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	cookie := map[string]string{"ts_session": web.cookie["ts_session"].Value}
 	expectProblem(t, s.changePassword(t, alicePassword, "alice-new-password", call{cookies: cookie}), 403, auth.CodeCSRF)
@@ -108,7 +108,7 @@ func TestChangePasswordWithCookieNeedsCSRF(t *testing.T) {
 }
 
 func TestChangePasswordRefusals(t *testing.T) {
-	s := newTestServer(t, withAccounts(true))
+	s := newDevServer(t, withAccounts(true))
 	bearer := s.loginJSON(t, aliceEmail, alicePassword, "mobile").json(t)["access_token"].(string)
 	tests := []struct {
 		name   string
@@ -155,12 +155,12 @@ func TestChangePasswordRefusals(t *testing.T) {
 }
 
 func TestChangePasswordDisabled(t *testing.T) {
-	for name, opts := range map[string][]testServerOption{
+	for name, opts := range map[string][]devOption{
 		"switched off":      {withAccounts(false)},
 		"no account module": nil,
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newTestServer(t, opts...)
+			s := newDevServer(t, opts...)
 			bearer := s.loginJSON(t, aliceEmail, alicePassword, "mobile").json(t)["access_token"].(string)
 			expectProblem(t, s.changePassword(t, alicePassword, "alice-new-password", call{bearer: bearer}), 403, auth.CodePasswordChangeDisabled)
 		})
@@ -168,7 +168,7 @@ func TestChangePasswordDisabled(t *testing.T) {
 }
 
 func TestSuspendAndUnsuspend(t *testing.T) {
-	s := newTestServer(t, withAccounts(true))
+	s := newDevServer(t, withAccounts(true))
 	ops := s.loginJSON(t, opsEmail, opsPassword, "mobile").json(t)["access_token"].(string)
 	web := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	cookie := map[string]string{"ts_session": web.cookie["ts_session"].Value}
@@ -221,10 +221,10 @@ func TestSuspendAndUnsuspend(t *testing.T) {
 	expectProblem(t, s.do(t, call{path: "/auth/me", bearer: alice["access_token"].(string)}), 401, auth.CodeInvalidToken)
 }
 
-// fakeUsers answers every Verify with err.
-type fakeUsers struct{ err error }
+// errUsers answers every Verify with err.
+type errUsers struct{ err error }
 
-func (f fakeUsers) Verify(context.Context, string, string) (*user.User, error) { return nil, f.err }
+func (f errUsers) Verify(context.Context, string, string) (*user.User, error) { return nil, f.err }
 
 // syncBuf is a log sink for concurrent writers.
 type syncBuf struct {
@@ -257,8 +257,8 @@ func TestLoginVerifyErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuf
-			s := newTestServer(t, func(o *Options, _ *token.Config) {
-				o.Users = fakeUsers{err: tc.err}
+			s := newDevServer(t, func(o *Options, _ *token.Config) {
+				o.Users = errUsers{err: tc.err}
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			})
 			a := s.do(t, call{method: "POST", path: "/auth/login", ctype: fiber.MIMEApplicationJSON, body: jsonBody(map[string]string{"email": aliceEmail, "password": "x"})})

@@ -86,7 +86,8 @@ type loginResponse struct {
 
 func (s *Server) login(c *fiber.Ctx) error {
 	var req loginRequest
-	isForm, err := parseForm(c, map[string]*string{"email": &req.Email, "password": &req.Password, "client_id": &req.ClientID, "return_to": &req.ReturnTo})
+	var csrfToken string
+	isForm, err := parseForm(c, map[string]*string{"email": &req.Email, "password": &req.Password, "client_id": &req.ClientID, "return_to": &req.ReturnTo, FieldCSRF: &csrfToken})
 	if err != nil {
 		return err
 	}
@@ -106,10 +107,16 @@ func (s *Server) login(c *fiber.Ctx) error {
 		s.opts.Usage.Login(auth.ClientOther, "unknown_client")
 		return auth.Errorf(auth.CodeUnknownClient, "client_id %q is not registered", truncate(req.ClientID, 64))
 	}
+	// Login CSRF (csrf.go): checked before any budget is spent.
+	if err := s.csrf.CheckLogin(c, isForm, csrfToken, c.Cookies(s.opts.Cookies.preSessionCookie()), s.opts.Clock()); err != nil {
+		s.opts.Usage.Login(client.ID, "csrf_failed")
+		return err
+	}
 	ctx := c.UserContext()
-	ip := c.IP()
+	ip := s.ClientIP(c)
 
-	lim, err := s.limiter.check(ctx, req.Email, ip)
+	// The attempt is reserved before the password is checked (ratelimit.go).
+	rsv, lim, err := s.limiter.reserve(ctx, req.Email, ip)
 	if err != nil {
 		s.opts.Usage.Login(client.ID, "error")
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the rate limiter cannot be reached")
@@ -123,18 +130,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err != nil {
 		if errors.Is(err, user.ErrInvalidCredentials) {
 			s.opts.Usage.Login(client.ID, "invalid_credentials")
-			lim, lerr := s.limiter.fail(ctx, req.Email, ip)
-			if lerr != nil {
-				return auth.Wrap(lerr, auth.CodeStoreUnavailable, "login is unavailable: the rate limiter cannot be reached")
-			}
-			if lim.limited {
-				return s.rateLimited(c, lim)
-			}
 			return auth.Errorf(auth.CodeInvalidCredentials, "email or password is wrong")
 		}
-		return s.verifyError(c, client.ID, err)
+		return s.verifyError(c, client.ID, err, rsv)
 	}
-	if err := s.limiter.succeed(ctx, req.Email); err != nil {
+	if err := s.limiter.succeeded(ctx, rsv); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
 	}
 
@@ -176,6 +176,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if resp.Session || resp.TokenTransport == string(auth.TransportCookie) {
 		resp.CSRFToken = s.csrf.Token(sess.SID)
 	}
+	s.clearPreSession(c)
 	s.opts.Usage.Login(client.ID, "success")
 	s.log.Info("login", "user_id", u.ID, "client_id", client.ID, "sid", sess.SID, "session", resp.Session, "tokens", dec.IssueTokens, "phase", dec.Phase.String(), "ip", ip)
 
@@ -244,6 +245,9 @@ func (s *Server) me(c *fiber.Ctx) error {
 
 func (s *Server) csrfToken(c *fiber.Ctx) error {
 	p := authn.Principal(c)
+	if p == nil {
+		return s.preSessionCSRF(c)
+	}
 	return c.JSON(fiber.Map{"csrf_token": s.csrf.Token(p.SID)})
 }
 
@@ -427,9 +431,19 @@ func (s *Server) storeError(err error) error {
 }
 
 // safeReturnTo accepts only a local absolute path: no scheme, no host, no
-// protocol-relative "//" or "/\" (open-redirect tricks).
+// protocol-relative "//" or "/\" (open-redirect tricks). Control characters
+// and backslashes are refused anywhere: browsers drop tabs and newlines and
+// read "\" as "/", so "/\t/evil.example" would become "//evil.example".
 func safeReturnTo(p string) bool {
-	return len(p) > 0 && len(p) < 512 && p[0] == '/' && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+	if len(p) == 0 || len(p) >= 512 || p[0] != '/' || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if b := p[i]; b < 0x20 || b == 0x7f || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // ceilSeconds rounds a lifetime up: exp is stored in whole seconds, so a

@@ -17,7 +17,7 @@ const (
 )
 
 func TestMeIsTheSameIdentityWithEveryScheme(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	web := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	body := web.json(t)
 	spa := s.loginJSON(t, aliceEmail, alicePassword, "spa")
@@ -54,7 +54,7 @@ func TestMeIsTheSameIdentityWithEveryScheme(t *testing.T) {
 }
 
 func TestLoginAnswers(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	t.Run("web gets a session cookie and tokens in the body", func(t *testing.T) {
 		a := s.loginJSON(t, aliceEmail, alicePassword, "web")
 		m := a.json(t)
@@ -99,8 +99,14 @@ func TestLoginAnswers(t *testing.T) {
 			{"https://evil.example/", 200},
 			{"/\\evil.example", 200},
 		} {
-			form := url.Values{"email": {aliceEmail}, "password": {alicePassword}, "return_to": {tc.returnTo}}
-			a := s.do(t, call{method: "POST", path: "/auth/login", ctype: fiber.MIMEApplicationForm, body: form.Encode()})
+			// A form login carries the pre-session CSRF token of GET /auth/csrf.
+			pre := s.do(t, call{path: "/auth/csrf"})
+			ck := pre.cookie["ts_login_csrf"]
+			if pre.status != 200 || ck == nil {
+				t.Fatalf("pre-session token: %d %s", pre.status, pre.body)
+			}
+			form := url.Values{"email": {aliceEmail}, "password": {alicePassword}, "return_to": {tc.returnTo}, "csrf_token": {pre.json(t)["csrf_token"].(string)}}
+			a := s.do(t, call{method: "POST", path: "/auth/login", ctype: fiber.MIMEApplicationForm, body: form.Encode(), cookies: map[string]string{ck.Name: ck.Value}})
 			if a.status != tc.want {
 				t.Fatalf("return_to %q: status %d, want %d", tc.returnTo, a.status, tc.want)
 			}
@@ -112,7 +118,7 @@ func TestLoginAnswers(t *testing.T) {
 }
 
 func TestLoginBadInput(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	big := `{"email":"` + strings.Repeat("a", 400) + `@example.com","password":"x"}`
 	tests := []struct {
 		name   string
@@ -160,7 +166,7 @@ func TestLoginIssuesWhatThePhaseSays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.phase.String(), func(t *testing.T) {
-			s := newTestServer(t, withPhase(tt.phase))
+			s := newDevServer(t, withPhase(tt.phase))
 			a := s.loginJSON(t, aliceEmail, alicePassword, "web")
 			m := a.json(t)
 			_, gotSession := a.cookie["ts_session"]
@@ -176,7 +182,7 @@ func TestLoginIssuesWhatThePhaseSays(t *testing.T) {
 }
 
 func TestRefreshRotatesAndReuseKillsTheLogin(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	login := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	m := login.json(t)
 	first := m["refresh_token"].(string)
@@ -207,7 +213,7 @@ func TestRefreshRotatesAndReuseKillsTheLogin(t *testing.T) {
 }
 
 func TestRefreshForCookieClientSendsNoTokenFields(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	login := s.loginJSON(t, aliceEmail, alicePassword, "spa")
 	a := s.do(t, call{method: "POST", path: "/auth/refresh", cookies: map[string]string{"ts_refresh": login.cookie["ts_refresh"].Value}})
 	if a.status != 200 {
@@ -225,7 +231,7 @@ func TestRefreshForCookieClientSendsNoTokenFields(t *testing.T) {
 func TestLogoutWithEitherCredentialRevokesBoth(t *testing.T) {
 	for _, with := range []string{"bearer", "session", "refresh"} {
 		t.Run(with, func(t *testing.T) {
-			s := newTestServer(t)
+			s := newDevServer(t)
 			login := s.loginJSON(t, aliceEmail, alicePassword, "web")
 			m := login.json(t)
 			access, rt := m["access_token"].(string), m["refresh_token"].(string)
@@ -251,7 +257,7 @@ func TestLogoutWithEitherCredentialRevokesBoth(t *testing.T) {
 }
 
 func TestCookieLogoutNeedsCSRF(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	login := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	cookie := map[string]string{"ts_session": login.cookie["ts_session"].Value}
 	expectProblem(t, s.do(t, call{method: "POST", path: "/auth/logout", cookies: cookie}), 403, auth.CodeCSRF)
@@ -263,7 +269,7 @@ func TestCookieLogoutNeedsCSRF(t *testing.T) {
 }
 
 func TestExchangeGivesTokensForTheSameLogin(t *testing.T) {
-	s := newTestServer(t, withPhase(featureflags.PhasePreferJWT))
+	s := newDevServer(t, withPhase(featureflags.PhasePreferJWT))
 	login := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	m := login.json(t)
 	cookie := map[string]string{"ts_session": login.cookie["ts_session"].Value}
@@ -284,7 +290,7 @@ func TestExchangeGivesTokensForTheSameLogin(t *testing.T) {
 }
 
 func TestUnroutedAnswers(t *testing.T) {
-	s := newTestServer(t)
+	s := newDevServer(t)
 	a := s.do(t, call{path: "/nope"})
 	expectProblem(t, a, 404, auth.CodeNotFound)
 	a = s.do(t, call{method: "PUT", path: "/auth/me"})

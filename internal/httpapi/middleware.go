@@ -16,17 +16,23 @@ import (
 const headerRequestID = "X-Request-Id"
 
 // requestIDs hands out request ids: a random per-process prefix and a
-// counter. Ids only correlate log lines with answers, so they need to be
-// unique, not secret, and making one costs no syscall and no allocation
-// beyond the header itself.
+// scrambled counter. Ids only correlate log lines with answers, so they need
+// to be unique, not secret, and making one costs no syscall and no
+// allocation beyond the header itself. The counter goes through a bijective
+// mix so ids stay unique but do not tell a client how many requests this
+// instance has served.
 type requestIDs struct {
 	prefix [8]byte
+	key    uint64
 	n      atomic.Uint64
 }
 
 func newRequestIDs() *requestIDs {
 	r := &requestIDs{}
+	var k [8]byte
 	_, _ = rand.Read(r.prefix[:])
+	_, _ = rand.Read(k[:])
+	r.key = binary.LittleEndian.Uint64(k[:])
 	return r
 }
 
@@ -34,8 +40,19 @@ func newRequestIDs() *requestIDs {
 func (r *requestIDs) next(dst *[32]byte) {
 	var raw [16]byte
 	copy(raw[:8], r.prefix[:])
-	binary.BigEndian.PutUint64(raw[8:], r.n.Add(1))
+	binary.BigEndian.PutUint64(raw[8:], mix64(r.n.Add(1)+r.key))
 	hex.Encode(dst[:], raw[:])
+}
+
+// mix64 is the SplitMix64 finalizer: a bijection on uint64, so distinct
+// counters give distinct ids.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
 
 // requestContext gives each request an id (ours, never the client's: a client
@@ -62,7 +79,7 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	}
 	if debug && c.Path() != "/livez" {
 		attrs := []any{"method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.IP(), "request_id", requestID(c)}
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", s.ClientIP(c), "request_id", requestID(c)}
 		if p := authn.Principal(c); p != nil {
 			attrs = append(attrs, "user_id", p.UserID, "client_id", p.ClientID, "scheme", p.Scheme.String(), "sid", p.SID)
 		}

@@ -1,13 +1,16 @@
 package httpapi
 
 // routes is the whole HTTP surface of the core service. The admin API adds its
-// routes through Options.Mount (see internal/admin).
+// routes through Options.Mount (see internal/admin), and so does the gateway
+// (internal/gateway): ANY /auth/verify[/*] (forward-auth) and the proxy.routes
+// prefixes.
 //
 //	POST /auth/login             email+password (JSON or form) → session and/or tokens, per phase
 //	GET  /auth/me                the caller, whatever credential proved it
-//	GET  /auth/csrf              CSRF token of the current cookie session
+//	GET  /auth/csrf              CSRF token of the current cookie session; without one, a pre-session token for the login form
 //	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user
 //	POST /auth/refresh           rotate a refresh token
+//	POST /auth/revoke            RFC 7009: revoke one access token (its jti) or one refresh token (its login)
 //	POST /auth/exchange          session → token pair bound to the same sid
 //	POST /auth/password          change the caller's password; revokes every login of the user
 //	GET  /auth/sessions          the caller's live logins
@@ -15,19 +18,22 @@ package httpapi
 //	GET  /.well-known/jwks.json  public signing keys
 //	GET  /livez, /readyz         liveness, readiness (store reachable)
 //	GET  /metrics                Prometheus
+//	GET  /docs/migration         guide for client developers (target of Link rel="deprecation")
 func (s *Server) routes() {
 	a := s.App
 	a.Get("/livez", s.livez)
 	a.Get("/readyz", s.readyz)
 	a.Get("/metrics", s.metrics)
 	a.Get("/.well-known/jwks.json", s.jwks)
+	a.Get("/docs/migration", s.migrationDocs)
 
 	g := a.Group("/auth", noStore)
 	g.Post("/login", s.login)
 	g.Get("/me", s.Authn, s.me)
-	g.Get("/csrf", s.Authn, s.csrfToken)
+	g.Get("/csrf", s.authnCSRF, s.csrfToken)
 	g.Post("/logout", s.AuthnOptional, s.logout)
 	g.Post("/refresh", s.refresh)
+	g.Post("/revoke", s.revoke)
 	g.Post("/exchange", s.AuthnExchange, s.exchange)
 	g.Post("/password", s.Authn, s.changePassword)
 	g.Get("/sessions", s.Authn, s.mySessions)

@@ -27,6 +27,8 @@ type UsageRecorder interface {
 	authn.Recorder
 	Login(clientID, outcome string)
 	Issued(kind string)
+	// ShadowMismatch counts a disagreement found by the shadow check.
+	ShadowMismatch(clientID, kind string)
 	MetricsHandler() http.Handler
 }
 
@@ -67,6 +69,11 @@ type Options struct {
 	IdleTimeout    time.Duration
 	TrustedProxies []string
 
+	// ShadowCheck compares the credentials of requests that carry several,
+	// in phases dual and prefer-jwt, and counts and logs disagreements
+	// (migration.shadow_check).
+	ShadowCheck bool
+
 	// MaxCredentialLife is the longest any credential lives (refresh TTL or
 	// session absolute timeout, whichever is longer).
 	MaxCredentialLife time.Duration
@@ -87,6 +94,10 @@ type Server struct {
 	csrf    *CSRF
 	limiter *rateLimiter
 	ids     *requestIDs
+	authn   authn.Config
+	proxies trustedProxies
+
+	authnCSRF fiber.Handler
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -108,6 +119,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := parseTrustedProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	corsAllowed, err := corsOrigins(o.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -115,6 +134,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		csrf:    csrf,
 		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
 		ids:     newRequestIDs(),
+		proxies: proxies,
 	}
 	for _, c := range o.Clients {
 		s.clients[c.ID] = c
@@ -123,6 +143,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, errors.New("httpapi: default client is not registered")
 	}
 
+	// Trusted proxies govern X-Forwarded-Host/-Proto (c.Hostname,
+	// c.Protocol). No ProxyHeader: c.IP() stays the TCP peer and the client
+	// address comes from ClientIP (clientip.go).
 	s.App = fiber.New(fiber.Config{
 		AppName:                 "tokenshift",
 		ErrorHandler:            errorHandler(o.Logger),
@@ -133,13 +156,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		DisableStartupMessage:   true,
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          o.TrustedProxies,
-		ProxyHeader:             fiber.HeaderXForwardedFor,
 		ReadBufferSize:          16 << 10,
 	})
 	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
 	}}))
 	s.App.Use(s.requestContext)
+	s.App.Use(htmlSecurityHeaders)
+	s.App.Use(newCORS(corsAllowed))
 
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
@@ -150,6 +174,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		SessionCookie: o.Cookies.SessionCookie(),
 		AccessCookie:  o.Cookies.AccessCookie(),
 	}
+	if o.ShadowCheck {
+		base.Shadow, base.OnShadowMismatch = true, s.shadowMismatch
+	}
+	s.authn = base
 	s.Authn = authn.New(base)
 	opt := base
 	opt.Optional = true
@@ -157,6 +185,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	ex := base
 	ex.AllowRetiredSession = true
 	s.AuthnExchange = authn.New(ex)
+	s.authnCSRF = s.csrfAuthn(base)
 
 	s.routes()
 	if o.Mount != nil {
@@ -192,6 +221,15 @@ func notRouted(app *fiber.App) fiber.Handler {
 		return auth.Errorf(auth.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	}
 }
+
+// AuthnConfig is the configuration of the standard authentication middleware,
+// for routes mounted outside this package that need a variant of it (the
+// gateway's forward-auth and reverse proxy): same verifiers, flags, usage
+// counting and CSRF protection.
+func (s *Server) AuthnConfig() authn.Config { return s.authn }
+
+// CSRF is the server's CSRF protection.
+func (s *Server) CSRF() *CSRF { return s.csrf }
 
 // CSRFToken returns the CSRF token for a login (used by the admin dashboard).
 func (s *Server) CSRFToken(sid string) string { return s.csrf.Token(sid) }

@@ -210,6 +210,36 @@ var contractCases = []contractCase{
 			t.Fatalf("err = %v; want ErrWrongType", err)
 		}
 	}},
+	{name: "Decr refunds, keeps the TTL, never goes below zero nor creates", run: func(t *testing.T, ctx context.Context, b backend) {
+		for range 2 {
+			if _, _, err := b.st.Incr(ctx, "c", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := b.st.Decr(ctx, "c"); err != nil || n != 1 {
+			t.Fatalf("Decr = %d, %v; want 1", n, err)
+		}
+		if n, _ := b.st.Decr(ctx, "c"); n != 0 {
+			t.Fatalf("second Decr = %d; want 0", n)
+		}
+		if n, _ := b.st.Decr(ctx, "c"); n != 0 {
+			t.Fatalf("Decr at zero = %d; want 0", n)
+		}
+		n, ttl, err := b.st.Incr(ctx, "c", time.Hour)
+		if err != nil || n != 1 || ttl > time.Minute {
+			t.Fatalf("Incr after refunds = %d, %v, %v; want 1 with the first TTL kept", n, ttl, err)
+		}
+		if n, err := b.st.Decr(ctx, "absent"); err != nil || n != 0 {
+			t.Fatalf("Decr of an absent key = %d, %v; want 0, nil", n, err)
+		}
+		if v, _ := b.st.GetCtx(ctx, "absent"); v != nil {
+			t.Fatalf("Decr created the key: %q", v)
+		}
+		must(t, b.st.SAdd(ctx, "set", time.Minute, "a"))
+		if _, err := b.st.Decr(ctx, "set"); !errors.Is(err, ErrWrongType) {
+			t.Fatalf("Decr of a set: %v; want ErrWrongType", err)
+		}
+	}},
 	{name: "sets add, list and remove; the last removal deletes the key", run: func(t *testing.T, ctx context.Context, b backend) {
 		must(t, b.st.SAdd(ctx, "s", time.Minute, "a", "b"))
 		must(t, b.st.SAdd(ctx, "s", time.Minute, "b", "c"))

@@ -285,6 +285,30 @@ func (m *Memory) Incr(ctx context.Context, key string, exp time.Duration) (int64
 	return n, e.ttl(now), nil
 }
 
+// Decr refunds one unit of a counter made by Incr; its expiry is kept.
+func (m *Memory) Decr(ctx context.Context, key string) (int64, error) {
+	if err := m.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return 0, nil
+	}
+	if e.kind != kindString {
+		return 0, ErrWrongType
+	}
+	n, err := strconv.ParseInt(string(e.str), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: not an integer", ErrWrongType)
+	}
+	if n > 0 {
+		n--
+	}
+	e.str = strconv.AppendInt(e.str[:0], n, 10)
+	return n, nil
+}
+
 // extendTo applies the "expiry at least exp" rule of SAdd and HSet: a new key
 // gets exp; an existing key keeps the later of its expiry and now+exp; exp 0
 // means no expiry, which is later than any.

@@ -270,6 +270,26 @@ func (r *Redis) Incr(ctx context.Context, key string, exp time.Duration) (int64,
 	return res[0], time.Duration(res[1]) * time.Millisecond, nil
 }
 
+// decrScript refunds one unit without creating the key (a refund arriving
+// after the window expired must not leave a counter without TTL) and never
+// goes below zero.
+var decrScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if tonumber(v) == nil then return redis.error_reply('WRONGTYPE not an integer') end
+if tonumber(v) <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+`)
+
+// Decr refunds one unit of a counter made by Incr; its expiry is kept.
+func (r *Redis) Decr(ctx context.Context, key string) (int64, error) {
+	n, err := decrScript.Run(ctx, r.client, []string{key}).Int64()
+	if err != nil {
+		return 0, wrapErr("decr", err)
+	}
+	return n, nil
+}
+
 // extendScript implements "expiry at least exp" for SAdd and HSet in one
 // round trip: a new key gets exp, an existing one the later of its expiry and
 // exp, and exp 0 (no expiry, later than any) makes the key persistent.

@@ -38,6 +38,10 @@ type Store interface {
 	// Incr increments a counter, setting exp when the key is created, and
 	// returns the new value and the remaining TTL.
 	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)
+	// Decr decrements an existing counter, never below zero and never
+	// creating it, and returns the new value (0 when the key is absent). Rate
+	// limiters use it to refund a reservation taken with Incr.
+	Decr(ctx context.Context, key string) (int64, error)
 
 	// Set operations back per-user indexes (sessions of a user). SAdd extends
 	// the set's expiry to at least exp.

@@ -313,31 +313,37 @@ func TestJWKSVerifiesIssuedTokens(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			e := newEnv(t, alg)
 			p := e.issue(t, alice)
-			var set jwkJSON
-			if err := json.Unmarshal(e.svc.Ring().JWKS(), &set); err != nil {
-				t.Fatal(err)
-			}
-			keyfunc := func(tok *jwt.Token) (any, error) {
-				for _, k := range set.Keys {
-					if k["kid"] != tok.Header["kid"] {
-						continue
-					}
-					raw := func(s string) []byte { b, _ := base64.RawURLEncoding.DecodeString(s); return b }
-					switch k["kty"] {
-					case "OKP":
-						return ed25519.PublicKey(raw(k["x"])), nil
-					case "EC":
-						return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, raw(k["x"])...), raw(k["y"])...))
-					case "RSA":
-						return &rsa.PublicKey{N: new(big.Int).SetBytes(raw(k["n"])), E: int(new(big.Int).SetBytes(raw(k["e"])).Int64())}, nil
-					}
-				}
-				return nil, errors.New("kid not in JWKS")
-			}
+			keyfunc := jwksKeyfunc(t, e.svc.Ring().JWKS())
 			_, err := jwt.Parse(p.AccessToken, keyfunc, jwt.WithValidMethods([]string{alg}), jwt.WithTimeFunc(e.clock.Now))
 			if err != nil {
 				t.Fatalf("verifying with the JWKS: %v", err)
 			}
 		})
+	}
+}
+
+// jwksKeyfunc is what a verifier that knows only our published JWKS does.
+func jwksKeyfunc(t testing.TB, jwks []byte) jwt.Keyfunc {
+	t.Helper()
+	var set jwkJSON
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		t.Fatal(err)
+	}
+	return func(tok *jwt.Token) (any, error) {
+		for _, k := range set.Keys {
+			if k["kid"] != tok.Header["kid"] {
+				continue
+			}
+			raw := func(s string) []byte { b, _ := base64.RawURLEncoding.DecodeString(s); return b }
+			switch k["kty"] {
+			case "OKP":
+				return ed25519.PublicKey(raw(k["x"])), nil
+			case "EC":
+				return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, raw(k["x"])...), raw(k["y"])...))
+			case "RSA":
+				return &rsa.PublicKey{N: new(big.Int).SetBytes(raw(k["n"])), E: int(new(big.Int).SetBytes(raw(k["e"])).Int64())}, nil
+			}
+		}
+		return nil, errors.New("kid not in JWKS")
 	}
 }

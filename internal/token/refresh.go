@@ -101,7 +101,8 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now time.Time) 
 
 // Refresh exchanges a refresh token for a new pair of the same sid; the
 // presented token is consumed. Presenting a consumed token again revokes the
-// whole family and returns ErrRefreshReused.
+// whole family and returns ErrRefreshReused with the Subject of the login
+// (SID, UserID, ClientID) so the caller can end its session too.
 func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error) {
 	hash, err := parseRefresh(raw)
 	if err != nil {
@@ -114,7 +115,8 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
 	}
 	if data == nil {
-		return Pair{}, Subject{}, s.refreshMissing(ctx, hash)
+		sub, err := s.refreshMissing(ctx, hash)
+		return Pair{}, sub, err
 	}
 	now := s.cfg.Clock()
 	var rec refreshRecord
@@ -122,9 +124,14 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 		return Pair{}, Subject{}, errRefreshCorrupt
 	}
 	// The marker goes in before anything can fail, so that even a refused
-	// token is recognised as reused if it comes back.
+	// token is recognised as reused if it comes back. It names the login and
+	// its user so that a reuse can end the session too, not only the tokens.
 	if left := time.Duration(rec.Exp - now.UnixNano()); left > 0 {
-		if err := s.st.SetCtx(ctx, refreshUsedPrefix+hash, []byte(rec.SID), left); err != nil {
+		marker, err := json.Marshal(usedMarker{SID: rec.SID, User: rec.User, Client: rec.Client})
+		if err != nil {
+			return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
+		}
+		if err := s.st.SetCtx(ctx, refreshUsedPrefix+hash, marker, left); err != nil {
 			return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
 		}
 	}
@@ -139,21 +146,43 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	return pair, sub, nil
 }
 
+// usedMarker is what the store keeps under ts:rtu:<hash> once a refresh token
+// was consumed. Markers written before it existed hold the bare sid.
+type usedMarker struct {
+	SID    string `json:"sid"`
+	User   string `json:"user,omitempty"`
+	Client string `json:"client,omitempty"`
+}
+
+func parseUsedMarker(b []byte) usedMarker {
+	var m usedMarker
+	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &m) == nil {
+		return m
+	}
+	return usedMarker{SID: string(b)}
+}
+
 // refreshMissing explains a refresh token with no record: consumed before
-// (reuse: kill the family) or never issued / long expired.
-func (s *Service) refreshMissing(ctx context.Context, hash string) error {
-	sid, err := s.st.GetCtx(ctx, refreshUsedPrefix+hash)
+// (reuse: kill the family, and return whose login it was so the caller can
+// end the session as well) or never issued / long expired.
+func (s *Service) refreshMissing(ctx context.Context, hash string) (Subject, error) {
+	raw, err := s.st.GetCtx(ctx, refreshUsedPrefix+hash)
 	if err != nil {
-		return fmt.Errorf("token: refresh: %w", err)
+		return Subject{}, fmt.Errorf("token: refresh: %w", err)
 	}
-	if sid == nil {
-		return errRefreshUnknown
+	if raw == nil {
+		return Subject{}, errRefreshUnknown
 	}
-	if err := s.RevokeFamily(ctx, string(sid)); err != nil {
+	m := parseUsedMarker(raw)
+	if m.SID == "" {
+		return Subject{}, errRefreshCorrupt
+	}
+	sub := Subject{SID: m.SID, UserID: m.User, ClientID: m.Client}
+	if err := s.RevokeFamily(ctx, m.SID); err != nil {
 		// Applied locally already; the store failing only delays the others.
-		return fmt.Errorf("token: %w (revoking the family failed: %w)", ErrRefreshReused, err)
+		return sub, fmt.Errorf("token: %w (revoking the family failed: %w)", ErrRefreshReused, err)
 	}
-	return fmt.Errorf("token: %w", ErrRefreshReused)
+	return sub, fmt.Errorf("token: %w", ErrRefreshReused)
 }
 
 func (s *Service) checkRecord(rec *refreshRecord, now time.Time) error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
@@ -48,8 +50,8 @@ func TestRefreshRotation(t *testing.T) {
 	if v, _ := e.st.GetCtx(ctx, "ts:rt:"+hash); v != nil {
 		t.Fatal("the used refresh record is still stored")
 	}
-	if v, _ := e.st.GetCtx(ctx, "ts:rtu:"+hash); string(v) != c1.SID {
-		t.Fatalf("used marker = %q; want the sid %q", v, c1.SID)
+	if v, _ := e.st.GetCtx(ctx, "ts:rtu:"+hash); parseUsedMarker(v) != (usedMarker{SID: c1.SID, User: alice.UserID, Client: alice.ClientID}) {
+		t.Fatalf("used marker = %q; want the sid %q, user and client", v, c1.SID)
 	}
 	// The old access token lives until its exp: rotation is not revocation.
 	if _, err := e.svc.VerifyAccess(p1.AccessToken); err != nil {
@@ -74,9 +76,13 @@ func TestRefreshReuseKillsFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, _, err = e.svc.Refresh(ctx, p1.RefreshToken)
+	_, reused, err := e.svc.Refresh(ctx, p1.RefreshToken)
 	if !errors.Is(err, ErrRefreshReused) || !errors.Is(err, auth.ErrRevoked) {
 		t.Fatalf("reusing a consumed refresh token: %v; want ErrRefreshReused wrapping auth.ErrRevoked", err)
+	}
+	// The caller needs to know whose login it was, to end its session too.
+	if want := (Subject{SID: claimsOf(t, e, p1.AccessToken).SID, UserID: alice.UserID, ClientID: alice.ClientID}); reused.SID != want.SID || reused.UserID != want.UserID || reused.ClientID != want.ClientID {
+		t.Fatalf("reuse returned subject %+v; want %+v", reused, want)
 	}
 	if _, err := e.svc.VerifyAccess(p3.AccessToken); !errors.Is(err, auth.ErrRevoked) {
 		t.Fatalf("newest access token of the family: %v; want ErrRevoked", err)
@@ -288,5 +294,38 @@ func TestRefreshStoreDown(t *testing.T) {
 	// Verification needs no store.
 	if _, err := e.svc.VerifyAccess(p.AccessToken); err != nil {
 		t.Fatalf("VerifyAccess with the store down: %v", err)
+	}
+}
+
+// claimsOf decodes the claims of an access token without verifying it (the
+// family may already be revoked).
+func claimsOf(t *testing.T, e *env, tok string) Claims {
+	t.Helper()
+	var c Claims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A marker written before markers named the user still identifies the login.
+func TestRefreshReuseOldMarker(t *testing.T) {
+	e := newEnv(t, AlgEdDSA)
+	ctx := context.Background()
+	p1 := e.issue(t, alice)
+	if _, _, err := e.svc.Refresh(ctx, p1.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := parseRefresh(p1.RefreshToken)
+	sid := claimsOf(t, e, p1.AccessToken).SID
+	if err := e.st.SetCtx(ctx, refreshUsedPrefix+hash, []byte(sid), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, sub, err := e.svc.Refresh(ctx, p1.RefreshToken)
+	if !errors.Is(err, ErrRefreshReused) || sub.SID != sid {
+		t.Fatalf("reuse with an old marker: %+v, %v; want sid %s and ErrRefreshReused", sub, err, sid)
+	}
+	if !e.rev.SIDRevoked(sid) {
+		t.Fatal("the family was not revoked")
 	}
 }

@@ -158,17 +158,25 @@ func (r *Revocations) syncLogged(ctx context.Context, why string) {
 }
 
 // sync merges the stored lists into the mirror (revocations are never undone,
-// so merging cannot lose one that was applied locally but not yet stored), and
-// drops expired entries from both.
+// so merging cannot lose one that was applied locally but not yet stored),
+// drops expired entries from both, and writes back what the store lacks.
+//
+// The write-back matters when Redis restarted empty (or a revoke could not be
+// stored): running instances keep their mirrors, but an instance started
+// later loads only the store and would accept revoked credentials. Whichever
+// instance re-syncs first (on reconnect, or the periodic safety net) puts the
+// missing entries back and announces them.
 func (r *Revocations) sync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, revSyncTimeout)
 	defer cancel()
 	now := r.clock().UnixNano()
+	var missing []revocation
 	for _, kind := range []string{kindJTI, kindSID, kindUser} {
 		all, err := r.st.HGetAll(ctx, revKey(kind))
 		if err != nil {
 			return fmt.Errorf("token: load revocations: %w", err)
 		}
+		stored := make(map[string]revocation, len(all))
 		var stale []string
 		for id, val := range all {
 			var rv revocation
@@ -177,6 +185,7 @@ func (r *Revocations) sync(ctx context.Context) error {
 				continue
 			}
 			rv.Kind, rv.ID = kind, id
+			stored[id] = rv
 			r.apply(rv)
 		}
 		if len(stale) > 0 {
@@ -184,8 +193,64 @@ func (r *Revocations) sync(ctx context.Context) error {
 				r.log.Warn("revocations: pruning the store failed", "err", err)
 			}
 		}
+		missing = append(missing, r.notStored(kind, stored, now)...)
 	}
 	r.prune(now)
+	return r.writeBack(ctx, missing, now)
+}
+
+// notStored lists the live local entries of kind that the store lacks or
+// holds in a weaker form (earlier until or not-before). The mirror already
+// merged the stored ones, so local is never weaker than stored.
+func (r *Revocations) notStored(kind string, stored map[string]revocation, now int64) []revocation {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []revocation
+	weaker := func(id string, until, notBefore int64) bool {
+		s, ok := stored[id]
+		return !ok || s.Until < until || s.NotBefore < notBefore
+	}
+	switch kind {
+	case kindJTI, kindSID:
+		m := r.jti
+		if kind == kindSID {
+			m = r.sid
+		}
+		for id, until := range m {
+			if until > now && weaker(id, until, 0) {
+				out = append(out, revocation{Kind: kind, ID: id, Until: until})
+			}
+		}
+	case kindUser:
+		for id, u := range r.user {
+			if u.until > now && weaker(id, u.until, u.notBefore) {
+				out = append(out, revocation{Kind: kind, ID: id, NotBefore: u.notBefore, Until: u.until})
+			}
+		}
+	}
+	return out
+}
+
+// writeBack stores and announces entries the store lost. Announcing them lets
+// an instance that started against the emptied store learn them at once
+// instead of at its next periodic re-sync.
+func (r *Revocations) writeBack(ctx context.Context, missing []revocation, now int64) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	for _, rv := range missing {
+		val, err := json.Marshal(rv)
+		if err != nil {
+			return fmt.Errorf("token: write back revocation: %w", err)
+		}
+		if err := r.st.HSet(ctx, revKey(rv.Kind), time.Duration(rv.Until-now), rv.ID, val); err != nil {
+			return fmt.Errorf("token: write back revocation: %w", err)
+		}
+		if err := r.st.Publish(ctx, RevocationChannel, val); err != nil {
+			return fmt.Errorf("token: announce written-back revocation: %w", err)
+		}
+	}
+	r.log.Info("revocations: wrote back entries the store had lost", "entries", len(missing))
 	return nil
 }
 

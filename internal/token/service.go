@@ -34,6 +34,10 @@ type Config struct {
 	CacheSize int
 	Clock     func() time.Time // default time.Now
 	Rand      io.Reader        // jti, sid and refresh tokens; default crypto/rand; must be safe for concurrent use
+
+	// Clients are the registered client ids: an access token naming another
+	// client_id is refused. Empty: client_id is not checked (tests, tools).
+	Clients []string
 }
 
 // Defaults.
@@ -125,6 +129,8 @@ type Service struct {
 	cache  *verifiedCache // nil when disabled
 	state  atomic.Pointer[ringState]
 	maxTTL time.Duration // longest lifetime of anything we issue
+	// clients is Config.Clients as a set; nil accepts any client_id.
+	clients map[string]bool
 }
 
 // ringState ties a ring to the parser that accepts exactly its algorithms, so
@@ -147,6 +153,12 @@ func NewService(cfg Config, ring *KeyRing, st store.Store, rev *Revocations) (*S
 		return nil, fmt.Errorf("%w: ring, store and revocations are required", ErrConfig)
 	}
 	s := &Service{cfg: cfg, st: st, rev: rev, maxTTL: max(cfg.AccessTTL, cfg.RefreshTTL)}
+	if len(cfg.Clients) > 0 {
+		s.clients = make(map[string]bool, len(cfg.Clients))
+		for _, id := range cfg.Clients {
+			s.clients[id] = true
+		}
+	}
 	if cfg.CacheSize > 0 {
 		s.cache = newVerifiedCache(cfg.CacheSize)
 	}
@@ -212,12 +224,18 @@ func (s *Service) IssueAccess(sub Subject, ttl time.Duration, audience string) (
 	if ttl == 0 {
 		ttl = s.cfg.AccessTTL
 	}
-	// Revoking a sid or user lasts maxTTL, so nothing may outlive it.
-	if ttl < 0 || ttl > s.maxTTL {
-		return "", time.Time{}, fmt.Errorf("token: access ttl %s must be between 0 and %s", ttl, s.maxTTL)
-	}
 	if audience == "" {
 		audience = s.cfg.Audience
+	}
+	// Revoking a sid or user lasts maxTTL, so nothing may outlive it; and a
+	// token for our own audience longer than AccessTTL would be refused by
+	// VerifyAccess (lifetime cap), so it is not minted either.
+	limit := s.maxTTL
+	if audience == s.cfg.Audience {
+		limit = s.cfg.AccessTTL
+	}
+	if ttl < 0 || ttl > limit {
+		return "", time.Time{}, fmt.Errorf("token: access ttl %s must be between 0 and %s", ttl, limit)
 	}
 	if err := s.checkSubject(sub); err != nil {
 		return "", time.Time{}, err

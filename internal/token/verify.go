@@ -21,6 +21,8 @@ var (
 	errBadTyp       = errors.New("typ is not at+jwt")
 	errCrit         = errors.New("crit header not understood")
 	errMissingClaim = fmt.Errorf("token: %w: missing one of sub, client_id, sid, jti, iat", auth.ErrInvalid)
+	errTooLongLived = fmt.Errorf("token: %w: lifetime (exp - iat) longer than the access token TTL", auth.ErrInvalid)
+	errClient       = fmt.Errorf("token: %w: client_id is not a registered client", auth.ErrInvalid)
 	errJTIRevoked   = fmt.Errorf("token: %w: token revoked", auth.ErrRevoked)
 	errSIDRevoked   = fmt.Errorf("token: %w: login revoked", auth.ErrRevoked)
 	errUserRevoked  = fmt.Errorf("token: %w: user's tokens revoked", auth.ErrRevoked)
@@ -102,6 +104,14 @@ func (s *Service) VerifyAccess(raw string) (*Claims, error) {
 	}
 	if c.Subject == "" || c.ClientID == "" || c.SID == "" || c.ID == "" || c.IssuedAt == nil {
 		return nil, errMissingClaim
+	}
+	// We never issue a longer-lived access token, so one is forged (a stolen
+	// key) or a bug: a valid signature must not buy a ten-year token.
+	if c.ExpiresAt.Sub(c.IssuedAt.Time) > s.cfg.AccessTTL+s.cfg.Leeway {
+		return nil, errTooLongLived
+	}
+	if s.clients != nil && !s.clients[c.ClientID] {
+		return nil, errClient
 	}
 	if s.cache != nil {
 		// Cached before the revocation check: revocation is checked on every

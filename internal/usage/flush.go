@@ -15,19 +15,18 @@ type backend interface {
 	// apply delivers batches in order and returns how many of them, from the
 	// first, are known to be applied. Applying a batch twice must count once.
 	// now (unix seconds, from the injected clock) dates the bucket expiries.
-	apply(ctx context.Context, now int64, batches []*batch) (int, error)
+	// lost reports that the store had lost data it had acknowledged before
+	// (and that the batches were applied anyway).
+	apply(ctx context.Context, now int64, batches []*batch) (applied int, lost bool, err error)
 	// markSince records when aggregation started, unless already recorded.
 	markSince(ctx context.Context, at int64) error
 	// read returns the buckets and figures a report needs.
 	read(ctx context.Context, q readQuery) (*rawData, error)
 }
 
-// finalFlushTimeout bounds the flush Run does on shutdown.
-const finalFlushTimeout = 5 * time.Second
-
-// Run flushes every FlushInterval until ctx is done, then flushes once more
-// (with its own short deadline) so the last deltas reach the store before the
-// process exits.
+// Run flushes every FlushInterval until ctx is done. It does not flush on its
+// way out: the caller does that with Close and a deadline of its own (what is
+// left of the shutdown budget), once Run has returned.
 func (r *Recorder) Run(ctx context.Context) {
 	r.flushWithTimeout(ctx)
 	t := time.NewTicker(r.interval)
@@ -35,18 +34,37 @@ func (r *Recorder) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
-			err := r.Flush(fctx)
-			cancel()
-			if err != nil {
-				r.flushMu.Lock()
-				lost := len(r.pending)
-				r.flushMu.Unlock()
-				r.log.Error("usage: final flush failed; unflushed usage counts are lost", "batches", lost, "err", err)
-			}
 			return
 		case <-t.C:
 			r.flushWithTimeout(ctx)
+		}
+	}
+}
+
+// closeRetryDelay spaces the final flush's attempts.
+const closeRetryDelay = 100 * time.Millisecond
+
+// Close delivers the last deltas before the process exits. It retries until
+// ctx's deadline (what is left of the shutdown budget), so a Redis blip during
+// shutdown costs nothing. What cannot be delivered is lost with the process;
+// the error log says how many batches, and the error wraps
+// auth.ErrUnavailable.
+func (r *Recorder) Close(ctx context.Context) error {
+	for {
+		err := r.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(closeRetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			r.flushMu.Lock()
+			lost := len(r.pending)
+			r.flushMu.Unlock()
+			r.log.Error("usage: final flush failed; unflushed usage counts are lost", "batches", lost, "err", err)
+			return err
+		case <-t.C:
 		}
 	}
 }
@@ -95,7 +113,13 @@ func (r *Recorder) flushLocked(ctx context.Context) error {
 	switch {
 	case len(r.pending) > 0:
 		var n int
-		n, err = r.backend.apply(ctx, now, r.pending)
+		var lost bool
+		n, lost, err = r.backend.apply(ctx, now, r.pending)
+		if lost {
+			r.metrics.dataLoss.Inc()
+			r.log.Warn("usage: Redis had lost usage data it had acknowledged (restarted empty or from an older snapshot, or failed over); counting resumed, the report marks the loss",
+				"acknowledged_through", r.pending[0].seq-1)
+		}
 		clear(r.pending[:n])
 		r.pending = append(r.pending[:0], r.pending[n:]...)
 		if err == nil {

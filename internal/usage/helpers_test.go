@@ -214,6 +214,7 @@ type event struct {
 type counts struct {
 	accepted map[auth.Scheme]int64
 	byClient map[string]map[auth.Scheme]int64 // accepted
+	rejected map[string]int64                 // per client label
 	outcomes map[auth.Outcome]int64
 }
 
@@ -221,6 +222,7 @@ func newCounts() *counts {
 	return &counts{
 		accepted: map[auth.Scheme]int64{},
 		byClient: map[string]map[auth.Scheme]int64{},
+		rejected: map[string]int64{},
 		outcomes: map[auth.Outcome]int64{},
 	}
 }
@@ -229,12 +231,15 @@ func newCounts() *counts {
 func (c *counts) add(e event, n int64) {
 	client := e.client
 	switch {
-	case client == "":
+	case client == "" || client == auth.ClientUnknown:
 		client = auth.ClientUnknown
 	case client != "web" && client != "spa" && client != "mobile":
 		client = auth.ClientOther
 	}
 	c.outcomes[e.outcome] += n
+	if e.outcome != auth.OutcomeAccepted {
+		c.rejected[client] += n
+	}
 	if e.outcome == auth.OutcomeAccepted {
 		c.accepted[e.scheme] += n
 		if c.byClient[client] == nil {
@@ -258,6 +263,9 @@ func (c *counts) merge(o *counts) {
 	}
 	for o2, n := range o.outcomes {
 		c.outcomes[o2] += n
+	}
+	for cl, n := range o.rejected {
+		c.rejected[cl] += n
 	}
 }
 
@@ -288,6 +296,9 @@ func checkReport(t *testing.T, name string, rep *Report, want *counts) {
 	seen := map[string]bool{}
 	for _, cu := range rep.Clients {
 		seen[cu.ClientID] = true
+		if cu.Rejected != want.rejected[cu.ClientID] {
+			t.Errorf("%s: client %s rejected = %d, want %d", name, cu.ClientID, cu.Rejected, want.rejected[cu.ClientID])
+		}
 		for _, s := range auth.Schemes {
 			if got, w := cu.Schemes[s.String()].Requests, want.byClient[cu.ClientID][s]; got != w {
 				t.Errorf("%s: client %s scheme %s requests = %d, want %d", name, cu.ClientID, s, got, w)
@@ -299,6 +310,11 @@ func checkReport(t *testing.T, name string, rep *Report, want *counts) {
 			if n > 0 && !seen[cl] {
 				t.Errorf("%s: client %s missing from report", name, cl)
 			}
+		}
+	}
+	for cl, n := range want.rejected {
+		if n > 0 && !seen[cl] && (rep.ClientID == "" || rep.ClientID == cl) {
+			t.Errorf("%s: client %s (with %d rejected) missing from report", name, cl, n)
 		}
 	}
 }

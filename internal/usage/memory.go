@@ -33,7 +33,7 @@ func newMemoryBackend(retention, minuteKeep time.Duration) *memoryBackend {
 	}
 }
 
-func (m *memoryBackend) apply(_ context.Context, now int64, batches []*batch) (int, error) {
+func (m *memoryBackend) apply(_ context.Context, now int64, batches []*batch) (int, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range batches {
@@ -62,7 +62,7 @@ func (m *memoryBackend) apply(_ context.Context, now int64, batches []*batch) (i
 		}
 	}
 	m.prune(now)
-	return len(batches), nil
+	return len(batches), false, nil
 }
 
 func bucket(buckets map[int64]bucketCounts, start int64) bucketCounts {
@@ -93,8 +93,9 @@ func (m *memoryBackend) prune(now int64) {
 			delete(m.users, start)
 		}
 	}
+	lastCut := lastSeenCut(now, m.retention)
 	for cs, at := range m.last {
-		if at < hourCut {
+		if at < lastCut {
 			delete(m.last, cs)
 		}
 	}

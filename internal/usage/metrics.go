@@ -26,13 +26,15 @@ type metrics struct {
 	issued      []prometheus.Counter // [kind]
 	phase       *prometheus.GaugeVec
 	flushErrors prometheus.Counter
+	dataLoss    prometheus.Counter
 	backlogFull prometheus.Counter
 	backlog     prometheus.Gauge
 	lastFlush   prometheus.Gauge
+	shadow      *shadowCounters // see shadow.go
 }
 
 func newMetrics(r *Recorder) (*metrics, error) {
-	m := &metrics{private: prometheus.NewRegistry()}
+	m := &metrics{private: prometheus.NewRegistry(), shadow: newShadowCounters(len(r.labels))}
 	loginVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenshift_logins_total",
 		Help: "Login attempts by client and outcome.",
@@ -57,6 +59,10 @@ func newMetrics(r *Recorder) (*metrics, error) {
 		Name: "tokenshift_usage_flush_errors_total",
 		Help: "Usage flushes that failed; their deltas stay in memory and are retried.",
 	})
+	m.dataLoss = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenshift_usage_store_data_loss_total",
+		Help: "Flushes that found Redis had lost usage data it had acknowledged (restart or failover); counting resumed.",
+	})
 	m.backlogFull = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tokenshift_usage_backlog_full_total",
 		Help: "Flushes that found the batch backlog full and left the deltas in the live counters.",
@@ -70,8 +76,8 @@ func newMetrics(r *Recorder) (*metrics, error) {
 		Help: "Unix time of the last successful usage flush.",
 	})
 	collectors := []prometheus.Collector{
-		&requestCollector{r: r},
-		loginVec, issuedVec, m.phase, m.flushErrors, m.backlogFull, m.backlog, m.lastFlush,
+		&requestCollector{r: r}, &shadowCollector{r: r},
+		loginVec, issuedVec, m.phase, m.flushErrors, m.dataLoss, m.backlogFull, m.backlog, m.lastFlush,
 	}
 	for _, reg := range []prometheus.Registerer{m.private, r.extRegistry} {
 		if reg == nil {

@@ -26,7 +26,8 @@ type Readiness struct {
 	SessionLifetime             string `json:"session_lifetime"`
 	WindowCoversSessionLifetime bool   `json:"window_covers_session_lifetime"`
 	// WindowObserved is false when usage data starts after the window does
-	// (fresh deployment, Redis lost its data): the missing part is unknown.
+	// (fresh deployment, Redis restarted empty) or Redis was found to have
+	// lost acknowledged data inside the window: the missing part is unknown.
 	WindowObserved bool `json:"window_observed"`
 
 	// ClientsUsingSessions lists clients with accepted session requests in
@@ -47,7 +48,20 @@ type SessionClient struct {
 // ClientsUsingSessions.
 const maxClientsInReason = 5
 
-func (r *Recorder) verdict(window time.Duration, observed bool, since, sessions, total int64, clients []SessionClient) Readiness {
+// coverage says how much of a window the stored data really covers (unix
+// seconds; 0 = never).
+type coverage struct {
+	since       int64 // aggregation start
+	lost        int64 // last detected loss of acknowledged data
+	windowStart int64
+}
+
+func (c coverage) observed() bool {
+	return c.since != 0 && c.since <= c.windowStart && c.lost <= c.windowStart
+}
+
+func (r *Recorder) verdict(window time.Duration, cov coverage, sessions, total int64, clients []SessionClient) Readiness {
+	observed := cov.observed()
 	v := Readiness{
 		Reasons:                     []string{},
 		SessionShare:                ratio(sessions, total),
@@ -76,14 +90,18 @@ func (r *Recorder) verdict(window time.Duration, observed bool, since, sessions,
 			"the window (%s) is shorter than the longest session lifetime (%s): a session issued before the window may still come back",
 			v.Window, v.SessionLifetime))
 	}
-	if !observed {
-		if since == 0 {
-			v.Reasons = append(v.Reasons, "no usage data has been recorded yet")
-		} else {
-			v.Reasons = append(v.Reasons, fmt.Sprintf(
-				"usage data only goes back to %s, after the start of the window: earlier use is unknown",
-				time.Unix(since, 0).UTC().Format(time.RFC3339)))
-		}
+	switch {
+	case cov.since == 0:
+		v.Reasons = append(v.Reasons, "no usage data has been recorded yet")
+	case cov.since > cov.windowStart:
+		v.Reasons = append(v.Reasons, fmt.Sprintf(
+			"usage data only goes back to %s, after the start of the window: earlier use is unknown",
+			time.Unix(cov.since, 0).UTC().Format(time.RFC3339)))
+	}
+	if cov.lost > cov.windowStart {
+		v.Reasons = append(v.Reasons, fmt.Sprintf(
+			"Redis lost usage data it had acknowledged (noticed at %s: restarted empty or from an older snapshot, or failed over): counts before then are incomplete",
+			time.Unix(cov.lost, 0).UTC().Format(time.RFC3339)))
 	}
 	if r.sessionLifetime == 0 {
 		v.Notes = append(v.Notes, "the session lifetime is not configured, so the window could not be checked against it")

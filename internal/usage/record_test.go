@@ -17,6 +17,7 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(2000, func() {
 		r.Record(auth.SchemeBearer, "mobile", users[i%len(users)], auth.OutcomeAccepted)
 		r.Record(auth.SchemeNone, "forged", "", auth.OutcomeInvalid)
+		r.Record(auth.SchemeNone, auth.ClientUnknown, "", auth.OutcomeMissing)
 		i++
 	})
 	if allocs != 0 {
@@ -34,6 +35,9 @@ func TestLabels(t *testing.T) {
 		{name: "no client", client: "", want: auth.ClientUnknown},
 		{name: "case differs", client: "WEB", want: auth.ClientOther},
 		{name: "label other", client: auth.ClientOther, want: auth.ClientOther},
+		// authn records failures without a principal under the label itself.
+		{name: "label unknown", client: auth.ClientUnknown, want: auth.ClientUnknown},
+		{name: "unknown, other case", client: "Unknown", want: auth.ClientOther},
 	}
 	for _, tt := range tests {
 		if got := r.labels[r.clientIndex(tt.client)]; got != tt.want {
@@ -201,6 +205,16 @@ func BenchmarkRecord(b *testing.B) {
 	for b.Loop() {
 		r.Record(auth.SchemeBearer, "mobile", users[i&1023], auth.OutcomeAccepted)
 		i++
+	}
+}
+
+// BenchmarkRecordUnauthenticated is the path of a request refused without a
+// principal (no credential: scheme none, client unknown, outcome missing).
+func BenchmarkRecordUnauthenticated(b *testing.B) {
+	r := mustNew(b, testOptions(newClock(base), nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Record(auth.SchemeNone, auth.ClientUnknown, "", auth.OutcomeMissing)
 	}
 }
 

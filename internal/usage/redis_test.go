@@ -27,7 +27,14 @@ var mix = []event{
 	{auth.SchemeNone, "", auth.OutcomeInvalid},
 	{auth.SchemeBearer, "mobile", auth.OutcomeRevoked},
 	{auth.SchemeSession, "web", auth.OutcomeUnavailable},
+	{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeExpired},
+	{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeMissing},
+	{auth.SchemeJWTCookie, auth.ClientUnknown, auth.OutcomeInvalid},
+	{auth.SchemeBearer, "mobile", auth.OutcomeAccepted},
 }
+
+// The mix's length (17) must stay coprime with 150, 200 and 50 (see userOf),
+// so that every user of each range is sampled.
 
 // userOf gives each scheme its own, partly overlapping, range of users:
 // session 0..149, bearer 100..299, jwt_cookie 0..49.
@@ -271,9 +278,9 @@ func TestApplyIsIdempotentAndOrdered(t *testing.T) {
 		{name: "all again", batches: []*batch{b1, b2, b3}, applied: 3},
 	}
 	for _, s := range steps {
-		n, err := r.backend.apply(ctx, clock.Now().Unix(), s.batches)
-		if n != s.applied || (err != nil) != s.wantErr {
-			t.Fatalf("%s: apply = %d, %v; want %d, error %v", s.name, n, err, s.applied, s.wantErr)
+		n, lost, err := r.backend.apply(ctx, clock.Now().Unix(), s.batches)
+		if n != s.applied || (err != nil) != s.wantErr || lost {
+			t.Fatalf("%s: apply = %d, lost %v, %v; want %d, error %v, no loss", s.name, n, lost, err, s.applied, s.wantErr)
 		}
 	}
 	rep, err := r.Report(ctx, time.Hour, "")
@@ -334,8 +341,8 @@ func TestTimedOutButAppliedFlushCountsOnce(t *testing.T) {
 	checkReport(t, "timed out but applied", rep, want)
 }
 
-// Cancelling Run's context flushes what is left before Run returns.
-func TestRunFlushesOnShutdown(t *testing.T) {
+// Run stops flushing when its context ends; Close then delivers what is left.
+func TestCloseFlushesOnShutdown(t *testing.T) {
 	srv := startRedis(t)
 	clock := newClock(base)
 	o := testOptions(clock, newRedisClient(t, srv.Addr()))
@@ -364,6 +371,9 @@ func TestRunFlushesOnShutdown(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 
 	reader := mustNew(t, testOptions(clock, newRedisClient(t, srv.Addr())))

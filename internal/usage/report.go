@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -40,7 +41,11 @@ type Report struct {
 	Series     []SeriesPoint `json:"series"`
 	// DataSince is when the store started aggregating (nil: never).
 	DataSince *time.Time `json:"data_since"`
-	Readiness Readiness  `json:"readiness"`
+	// DataLostAt is the last time an instance found that Redis had lost usage
+	// data it had acknowledged (restart from an older snapshot or empty,
+	// failover); counts before it may be incomplete. Omitted when never.
+	DataLostAt *time.Time `json:"data_lost_at,omitempty"`
+	Readiness  Readiness  `json:"readiness"`
 }
 
 // SchemeUsage is one scheme's share of the accepted traffic.
@@ -204,6 +209,14 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		t := time.Unix(raw.since, 0).UTC()
 		rep.DataSince = &t
 	}
+	if raw.lost != 0 {
+		t := time.Unix(raw.lost, 0).UTC()
+		rep.DataLostAt = &t
+	}
+	// A back end may still hold last uses older than the retention (nothing
+	// was written since to prune them); they are forgotten either way.
+	cut := lastSeenCut(plan.to, r.retention)
+	maps.DeleteFunc(raw.last, func(_ clientScheme, at int64) bool { return at < cut })
 
 	var all tally
 	perClient := make(map[string]*tally)
@@ -276,7 +289,7 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		rep.Outcomes[o.String()] = all.outcomes[o]
 	}
 
-	observed := raw.since != 0 && raw.since <= plan.to-int64(plan.window/time.Second)
+	cov := coverage{since: raw.since, lost: raw.lost, windowStart: plan.to - int64(plan.window/time.Second)}
 	var sessionClients []SessionClient
 	for _, id := range r.reportClients(perClient, raw.last, filter) {
 		t := perClient[id]
@@ -303,7 +316,7 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 			own = []SessionClient{{ClientID: id, Requests: sc.Requests, Share: sc.Share, LastSeen: sc.LastSeen}}
 			sessionClients = append(sessionClients, own[0])
 		}
-		cu.Readiness = r.verdict(plan.window, observed, raw.since, t.accepted[auth.SchemeSession], cu.Requests, own)
+		cu.Readiness = r.verdict(plan.window, cov, t.accepted[auth.SchemeSession], cu.Requests, own)
 		rep.Clients = append(rep.Clients, cu)
 	}
 	slices.SortStableFunc(sessionClients, func(a, b SessionClient) int {
@@ -315,7 +328,7 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		}
 		return 0
 	})
-	rep.Readiness = r.verdict(plan.window, observed, raw.since, all.accepted[auth.SchemeSession], total, sessionClients)
+	rep.Readiness = r.verdict(plan.window, cov, all.accepted[auth.SchemeSession], total, sessionClients)
 	return rep
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
@@ -407,5 +409,85 @@ func TestReportJSONContract(t *testing.T) {
 	}
 	if _, ok := doc.Outcomes["accepted"]; !ok || len(doc.Series) == 0 || doc.Readiness.Ready == nil || doc.Readiness.Reasons == nil {
 		t.Errorf("outcomes/series/readiness incomplete: %s", raw)
+	}
+}
+
+// Last uses older than the retention are forgotten the same way by both back
+// ends: pruned when the last-seen table is next written, and never reported
+// even before that.
+func TestLastSeenExpiresWithRetention(t *testing.T) {
+	for _, mode := range []string{"memory", "redis"} {
+		t.Run(mode, func(t *testing.T) {
+			clock := newClock(base)
+			o := testOptions(clock, nil)
+			var direct *redis.Client
+			if mode == "redis" {
+				srv := startRedis(t)
+				o.Redis = newRedisClient(t, srv.Addr())
+				direct = newRedisClient(t, srv.Addr())
+			}
+			r := mustNew(t, o)
+			ctx := context.Background()
+			flush := func() {
+				t.Helper()
+				if err := r.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lastSeen := func(client string, s auth.Scheme) *time.Time {
+				t.Helper()
+				rep, err := r.Report(ctx, time.Hour, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, cu := range rep.Clients {
+					if cu.ClientID == client {
+						return cu.Schemes[s.String()].LastSeen
+					}
+				}
+				return nil
+			}
+
+			r.Record(auth.SchemeSession, "web", "u", auth.OutcomeAccepted)
+			flush()
+			old := clock.Now()
+			clock.Advance(DefaultRetention)
+			r.Record(auth.SchemeJWTCookie, "spa", "u", auth.OutcomeAccepted)
+			flush()
+			if got := lastSeen("web", auth.SchemeSession); got == nil || !got.Equal(old) {
+				t.Fatalf("web session last_seen %v after exactly the retention = %v, want %v", DefaultRetention, got, old)
+			}
+
+			// Past the retention and its last hour: not reported although
+			// nothing was written since...
+			clock.Advance(time.Hour + time.Minute)
+			if got := lastSeen("web", auth.SchemeSession); got != nil {
+				t.Errorf("web session last_seen past the retention = %v, want none", got)
+			}
+			if got := lastSeen("spa", auth.SchemeJWTCookie); got == nil {
+				t.Error("spa's recent last use is gone")
+			}
+			// ...and pruned by the next write.
+			r.Record(auth.SchemeBearer, "mobile", "u", auth.OutcomeAccepted)
+			flush()
+			if direct != nil {
+				fields, err := direct.HGetAll(ctx, lastSeenKey).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := fields["web|session"]; ok || len(fields) != 2 {
+					t.Errorf("last-seen hash after pruning = %v, want spa|jwt_cookie and mobile|bearer only", fields)
+				}
+			} else {
+				mb := r.backend.(*memoryBackend)
+				mb.mu.Lock()
+				n := len(mb.last)
+				_, ok := mb.last[clientScheme{"web", auth.SchemeSession}]
+				mb.mu.Unlock()
+				if ok || n != 2 {
+					t.Errorf("in-memory last-seen after pruning has %d entries (web session kept: %v), want 2", n, ok)
+				}
+			}
+		})
 	}
 }

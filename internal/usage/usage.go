@@ -58,8 +58,8 @@ var (
 // Options configures a Recorder. Zero values take the documented defaults.
 type Options struct {
 	// Clients are the registered client ids. Anything else is labelled
-	// auth.ClientOther, and "" is auth.ClientUnknown, so label values (and
-	// metric series) stay a known, bounded set.
+	// auth.ClientOther, and "" (or "unknown" itself) is auth.ClientUnknown,
+	// so label values (and metric series) stay a known, bounded set.
 	Clients []string
 	// Redis is where every instance aggregates; nil = in-memory aggregation
 	// (embedded default, single instance).
@@ -242,9 +242,11 @@ func (r *Recorder) setLabels(clients []string) error {
 	return nil
 }
 
-// clientIndex maps any client id to its counter row without allocating.
+// clientIndex maps any client id to its counter row without allocating. The
+// label unknown itself (what authn records when no principal could be
+// established) lands on the unknown row, not on other.
 func (r *Recorder) clientIndex(clientID string) int {
-	if clientID == "" {
+	if clientID == "" || clientID == auth.ClientUnknown {
 		return r.unknownIdx
 	}
 	if i, ok := r.index[clientID]; ok {

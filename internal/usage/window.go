@@ -88,6 +88,13 @@ func (p windowPlan) query(users, lastSeen bool) readQuery {
 	return q
 }
 
+// lastSeenCut is the oldest last-seen time still kept (unix seconds): both
+// back ends drop older entries, and reports ignore them, so a client's last
+// use is forgotten together with the hour buckets that counted it.
+func lastSeenCut(now int64, retention time.Duration) int64 {
+	return now - int64(retention/time.Second) - hourSeconds
+}
+
 type bucketCounts map[fieldKey]int64
 
 // rawData is what a back end returns; minutes and hours are aligned with the
@@ -99,4 +106,5 @@ type rawData struct {
 	usersAll int64
 	last     map[clientScheme]int64
 	since    int64 // 0 = aggregation start not recorded
+	lost     int64 // last time Redis was found to have lost data; 0 = never
 }

@@ -830,6 +830,15 @@
     return parts.join('; ') || 'no setting changed';
   }
 
+  // guardText fills the Forced/guard column: a forced change, a refusal
+  // (nothing changed), or neither.
+  function guardText(e, g) {
+    const figures = g ? ` (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})` : '';
+    if (e.forced) return 'yes' + figures;
+    if (e.action === 'refused') return 'refused by the guard' + figures;
+    return 'no';
+  }
+
   function renderAudit() {
     const body = $('audit').tBodies[0];
     clear(body);
@@ -846,11 +855,7 @@
         el('td', { text: e.action }),
         el('td', { text: describeChange(e.from, e.to) }),
         el('td', { text: e.reason || '—' }),
-        el('td', {
-          text: e.forced
-            ? (g ? `yes (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})` : 'yes')
-            : 'no',
-        })));
+        el('td', { text: guardText(e, g) })));
     }
   }
 

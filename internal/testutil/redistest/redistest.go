@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,10 +95,23 @@ func (s *Server) Stop() {
 	_, _ = cmd.Process.Wait()
 }
 
-// Restart starts the server again on the same port after Stop.
+// Restart starts the server again on the same port after Stop, from the last
+// snapshot a SAVE wrote, if any (else empty: nothing else is persisted).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	s.start()
+}
+
+// RestartEmpty starts the server again on the same port with no data, even
+// if a snapshot was saved (SAVE writes dump.rdb into the server's directory,
+// and Restart loads it: a restart from an older snapshot).
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	if err := os.Remove(filepath.Join(s.dir, "dump.rdb")); err != nil && !os.IsNotExist(err) {
+		s.t.Fatalf("remove the snapshot: %v", err)
+	}
 	s.start()
 }
 

@@ -23,10 +23,10 @@ import (
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
-// testServer is a whole Server on the in-memory store with the dev users and
+// devServer is a whole Server on the in-memory store with the dev users and
 // clients: the same parts `make run` wires, built in-process so handler tests
 // go through app.Test and benchmarks through app.Handler().
-type testServer struct {
+type devServer struct {
 	*Server
 	store  *store.Memory
 	usage  *usage.Recorder
@@ -34,10 +34,10 @@ type testServer struct {
 	flags  *featureflags.Flags
 }
 
-type testServerOption func(*Options, *token.Config)
+type devOption func(*Options, *token.Config)
 
 // withPhase starts the server in phase p (global).
-func withPhase(p featureflags.Phase) testServerOption {
+func withPhase(p featureflags.Phase) devOption {
 	return func(o *Options, _ *token.Config) {
 		f, err := featureflags.NewFlags(featureflags.State{Phase: p, RolloutSeed: "test"})
 		if err != nil {
@@ -49,7 +49,7 @@ func withPhase(p featureflags.Phase) testServerOption {
 
 // withoutTokenCache disables the verified-token cache, so every bearer request
 // runs the signature check.
-func withoutTokenCache() testServerOption {
+func withoutTokenCache() devOption {
 	return func(_ *Options, tc *token.Config) { tc.CacheSize = 0 }
 }
 
@@ -59,7 +59,7 @@ var testClients = []auth.Client{
 	{ID: "mobile", Name: "Mobile", Kind: auth.KindMobile, TokenTransport: auth.TransportBody},
 }
 
-func newTestServer(tb testing.TB, opts ...testServerOption) *testServer {
+func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
@@ -115,7 +115,7 @@ func newTestServer(tb testing.TB, opts ...testServerOption) *testServer {
 		tb.Fatal(err)
 	}
 	f, _ := o.Flags.(*featureflags.Flags)
-	return &testServer{Server: s, store: st, usage: rec, tokens: tokens, flags: f}
+	return &devServer{Server: s, store: st, usage: rec, tokens: tokens, flags: f}
 }
 
 // call is one request through app.Test.
@@ -145,7 +145,7 @@ func (a *answer) json(tb testing.TB) map[string]any {
 	return m
 }
 
-func (s *testServer) do(tb testing.TB, c call) *answer {
+func (s *devServer) do(tb testing.TB, c call) *answer {
 	tb.Helper()
 	if c.method == "" {
 		c.method = fiber.MethodGet
@@ -181,7 +181,7 @@ func (s *testServer) do(tb testing.TB, c call) *answer {
 }
 
 // loginJSON logs in with a JSON body and fails the test unless it answers 200.
-func (s *testServer) loginJSON(tb testing.TB, email, password, client string) *answer {
+func (s *devServer) loginJSON(tb testing.TB, email, password, client string) *answer {
 	tb.Helper()
 	b, _ := json.Marshal(map[string]string{"email": email, "password": password, "client_id": client})
 	a := s.do(tb, call{method: "POST", path: "/auth/login", body: string(b), ctype: fiber.MIMEApplicationJSON})

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
+)
+
+// FuzzMatch: whatever path a client sends, a matched route covers it at a
+// segment boundary (ignoring ASCII case), a reserved path is never matched,
+// and the upstream path stays under the upstream's base path.
+func FuzzMatch(f *testing.F) {
+	for _, s := range []string{"/", "/app", "/app/", "/apple", "/APP/x", "/auth", "/Auth/x", "/authority", "/app/public/x", "/.well-known/x", "", "app", "/app\x00", "/ä/app"} {
+		f.Add(s)
+	}
+	routes, err := buildRoutes([]Route{
+		{Prefix: "/app", Upstream: "http://127.0.0.1:1/base"},
+		{Prefix: "/app/public", Upstream: "http://127.0.0.1:1", Auth: AuthNone, StripPrefix: true},
+		{Prefix: "/", Upstream: "http://127.0.0.1:1", Auth: AuthOptional},
+	}, time.Second)
+	if err != nil {
+		f.Fatal(err)
+	}
+	g := &Gateway{routes: routes}
+	f.Fuzz(func(t *testing.T, path string) {
+		r := g.match(path)
+		lower := asciiLower(path)
+		if isReserved(lower) {
+			if r != nil {
+				t.Fatalf("reserved path %q matched %q", path, r.prefix)
+			}
+			return
+		}
+		if r == nil {
+			return
+		}
+		if r.prefix != "/" && lower != r.prefix && !strings.HasPrefix(lower, r.prefix+"/") {
+			t.Fatalf("%q matched %q off a segment boundary", path, r.prefix)
+		}
+		for _, other := range g.routes {
+			if len(other.prefix) > len(r.prefix) && (lower == other.prefix || strings.HasPrefix(lower, other.prefix+"/")) {
+				t.Fatalf("%q matched %q, but the longer %q covers it", path, r.prefix, other.prefix)
+			}
+		}
+		if up := r.upstreamPath(path); !strings.HasPrefix(up, r.basePath) {
+			t.Fatalf("upstream path %q left the base path %q", up, r.basePath)
+		}
+	})
+}
+
+// FuzzOriginalMethod: no header can make an unsafe request safe for the
+// CSRF decision.
+func FuzzOriginalMethod(f *testing.F) {
+	f.Add("GET", "POST", "")
+	f.Add("POST", "GET", "GET")
+	f.Add("GET", "get", "")
+	f.Add("GET", "", "DELETE")
+	f.Add("HEAD", "GET", "PATCH")
+	app := fiber.New()
+	f.Fuzz(func(t *testing.T, method, original, forwarded string) {
+		fc := &fasthttp.RequestCtx{}
+		fc.Request.Header.SetMethod(method)
+		fc.Request.Header.Set(headerOriginalMethod, original)
+		fc.Request.Header.Set(headerForwardedMethod, forwarded)
+		c := app.AcquireCtx(fc)
+		defer app.ReleaseCtx(c)
+		// What fasthttp kept of each (it drops invalid header values).
+		seen := []string{c.Method(), c.Get(headerOriginalMethod), c.Get(headerForwardedMethod)}
+		unsafe := false
+		for _, m := range seen {
+			if m != "" && !authn.IsSafeMethod(m) {
+				unsafe = true
+			}
+		}
+		if got := OriginalMethod(c); unsafe && authn.IsSafeMethod(got) {
+			t.Fatalf("methods %q decided safe (%q)", seen, got)
+		}
+	})
+}

@@ -1,0 +1,263 @@
+// Package gateway puts tokenshift in front of an existing app, in the two ways
+// the ecosystem already uses: forward-auth (/auth/verify, asked by nginx
+// auth_request, Traefik forwardAuth or Envoy ext_authz before each request)
+// and a reverse proxy (proxy routes: tokenshift forwards the request itself).
+// Both run the standard dual-credential middleware of internal/authn, so the
+// phase decision, CSRF protection and usage counting are those of every other
+// route, and both hand the upstream the same identity headers and, if
+// configured, a short-lived JWT signed by the key ring.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/token"
+)
+
+// CSRFMode says what protects cookie-authenticated unsafe requests to an
+// upstream app.
+type CSRFMode string
+
+const (
+	// CSRFToken: same-origin check and tokenshift's X-CSRF-Token, as on every
+	// tokenshift route.
+	CSRFToken CSRFMode = "token"
+	// CSRFOrigin: same-origin check only, for a legacy app that enforces its
+	// own CSRF token (its forms know nothing of ours).
+	CSRFOrigin CSRFMode = "origin"
+)
+
+// CSRF is what the gateway needs from tokenshift's CSRF protection
+// (httpapi.CSRF).
+type CSRF interface {
+	authn.CSRFChecker
+	// CheckOrigin refuses cross-site requests, seen from tokenshift's origin.
+	CheckOrigin(c *fiber.Ctx) error
+	// Token is the CSRF token of a login.
+	Token(sid string) string
+	// AllowedOrigin reports whether origin is configured as trusted.
+	AllowedOrigin(origin string) bool
+}
+
+// UpstreamSigner signs the tokens handed to upstreams (token.Service).
+type UpstreamSigner interface {
+	IssueUpstream(sub token.Subject, scheme string, ttl time.Duration, audience string) (string, time.Time, error)
+}
+
+// Headers name the identity headers.
+type Headers struct {
+	User, Email, Client, Scheme, Roles string
+}
+
+// Config configures the gateway. Zero values take the documented defaults.
+type Config struct {
+	// Authn is the standard middleware configuration
+	// (httpapi.Server.AuthnConfig); the gateway derives its variants from it.
+	Authn authn.Config
+	// CSRF is tokenshift's CSRF protection; nil = cookie-authenticated
+	// unsafe requests are not checked (tests only).
+	CSRF CSRF
+
+	// Headers are the identity header names. Default X-Auth-User,
+	// X-Auth-Email, X-Auth-Client, X-Auth-Scheme, X-Auth-Roles.
+	Headers Headers
+
+	// Token adds a JWT signed by Signer for the upstream, in TokenHeader
+	// (default X-Auth-Token; "Authorization" sends "Bearer <jwt>"), with
+	// audience TokenAudience (default "upstream") and lifetime TokenTTL
+	// (default 60s).
+	Token         bool
+	Signer        UpstreamSigner
+	TokenHeader   string
+	TokenAudience string
+	TokenTTL      time.Duration
+
+	// ForwardAuth mounts /auth/verify and /auth/verify/*.
+	ForwardAuth bool
+	// ForwardAuthCSRF is the CSRF mode of forward-auth; default CSRFToken.
+	ForwardAuthCSRF CSRFMode
+	// ProblemHeader also carries the problem+json body of a refusal in a
+	// response header, for nginx, whose auth_request drops the body.
+	// Default "X-Auth-Problem"; "-" = off.
+	ProblemHeader string
+
+	// Routes are the reverse proxy routes; none = no proxy.
+	Routes []Route
+	// Timeout is the default time to reach an upstream and get its response
+	// headers (default 30s).
+	Timeout time.Duration
+	// KeepCredentials sends tokenshift's cookies and a client's
+	// Authorization: Bearer upstream; by default they are removed.
+	KeepCredentials bool
+	// CredentialCookies are tokenshift's cookie names (session, access and
+	// refresh, with any prefix applied), removed from upstream requests.
+	CredentialCookies []string
+	// ProxyCSRF is the CSRF mode of proxied routes; default CSRFToken.
+	ProxyCSRF CSRFMode
+
+	// ClientIP is the client address sent upstream in X-Forwarded-For.
+	// Default c.IP().
+	ClientIP func(c *fiber.Ctx) string
+
+	Logger *slog.Logger
+	// Clock dates upstream token reuse. Default time.Now.
+	Clock func() time.Time
+}
+
+// ConfigDefault holds the defaults applied to zero fields.
+var ConfigDefault = Config{
+	Headers: Headers{
+		User:   "X-Auth-User",
+		Email:  "X-Auth-Email",
+		Client: "X-Auth-Client",
+		Scheme: "X-Auth-Scheme",
+		Roles:  "X-Auth-Roles",
+	},
+	TokenHeader:     "X-Auth-Token",
+	TokenAudience:   "upstream",
+	TokenTTL:        60 * time.Second,
+	ForwardAuthCSRF: CSRFToken,
+	ProblemHeader:   "X-Auth-Problem",
+	Timeout:         30 * time.Second,
+	ProxyCSRF:       CSRFToken,
+	ClientIP:        func(c *fiber.Ctx) string { return c.IP() }, // cmd sets httpapi.Server.ClientIP (trusted proxies)
+	Clock:           time.Now,
+}
+
+// ErrConfig is wrapped by New's errors.
+var ErrConfig = errors.New("gateway: invalid config")
+
+func configDefault(cfg Config) (Config, error) {
+	d := ConfigDefault
+	h := &cfg.Headers
+	if h.User == "" {
+		h.User = d.Headers.User
+	}
+	if h.Email == "" {
+		h.Email = d.Headers.Email
+	}
+	if h.Client == "" {
+		h.Client = d.Headers.Client
+	}
+	if h.Scheme == "" {
+		h.Scheme = d.Headers.Scheme
+	}
+	if h.Roles == "" {
+		h.Roles = d.Headers.Roles
+	}
+	if cfg.TokenHeader == "" {
+		cfg.TokenHeader = d.TokenHeader
+	}
+	if cfg.TokenAudience == "" {
+		cfg.TokenAudience = d.TokenAudience
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = d.TokenTTL
+	}
+	if cfg.ForwardAuthCSRF == "" {
+		cfg.ForwardAuthCSRF = d.ForwardAuthCSRF
+	}
+	switch cfg.ProblemHeader {
+	case "":
+		cfg.ProblemHeader = d.ProblemHeader
+	case "-":
+		cfg.ProblemHeader = ""
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = d.Timeout
+	}
+	if cfg.ProxyCSRF == "" {
+		cfg.ProxyCSRF = d.ProxyCSRF
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = d.ClientIP
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = d.Clock
+	}
+	switch {
+	case cfg.Token && cfg.Signer == nil:
+		return cfg, fmt.Errorf("%w: Token needs a Signer", ErrConfig)
+	case cfg.TokenTTL < 0 || cfg.Timeout < 0:
+		return cfg, fmt.Errorf("%w: TokenTTL and Timeout must be positive", ErrConfig)
+	case !validMode(cfg.ForwardAuthCSRF) || !validMode(cfg.ProxyCSRF):
+		return cfg, fmt.Errorf("%w: CSRF modes are %q or %q", ErrConfig, CSRFToken, CSRFOrigin)
+	}
+	return cfg, nil
+}
+
+func validMode(m CSRFMode) bool { return m == CSRFToken || m == CSRFOrigin }
+
+// Gateway serves forward-auth and the reverse proxy.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	names  headerNames
+	tokens *upstreamTokens // nil when Token is off
+	routes []*route        // longest prefix first
+
+	verify                  fiber.Handler
+	proxyAuth, proxyOptAuth fiber.Handler
+}
+
+// New checks cfg and builds the gateway.
+func New(cfg Config) (*Gateway, error) {
+	cfg, err := configDefault(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger}
+	g.names = newHeaderNames(cfg)
+	if cfg.Token {
+		g.tokens = newUpstreamTokens(cfg.Signer, cfg.TokenAudience, cfg.TokenTTL, cfg.Clock)
+	}
+	if g.routes, err = buildRoutes(cfg.Routes, cfg.Timeout); err != nil {
+		return nil, err
+	}
+	g.verify = g.verifyAuthn()
+	g.proxyAuth, g.proxyOptAuth = g.proxyAuthn()
+	return g, nil
+}
+
+// Mount registers forward-auth (when enabled) and the proxy routes (when
+// any). Mount it after tokenshift's own routes and before the catch-all 404:
+// the proxy never serves tokenshift's reserved paths and passes what no
+// route matches on to the next handler.
+func (g *Gateway) Mount(app *fiber.App) {
+	if g.cfg.ForwardAuth {
+		// Envoy's ext_authz HTTP service appends the original path to its
+		// path_prefix and keeps the original method.
+		app.All("/auth/verify", g.verify, g.verified)
+		app.All("/auth/verify/*", g.verify, g.verified)
+	}
+	if len(g.routes) > 0 {
+		app.Use(g.matchRoute)
+		app.Use(g.proxyAuth)
+		app.Use(g.proxyOptAuth)
+		app.Use(g.forward)
+	}
+}
+
+// Close releases the upstreams' idle connections.
+func (g *Gateway) Close() {
+	for _, r := range g.routes {
+		if t, ok := r.transport.(*http.Transport); ok {
+			t.CloseIdleConnections()
+		}
+	}
+}
+
+// isAuthorization reports whether name is the Authorization header, whose
+// value then is "Bearer <jwt>".
+func isAuthorization(name string) bool { return strings.EqualFold(name, fiber.HeaderAuthorization) }

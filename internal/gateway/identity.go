@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// headerNames are the configured identity header names, canonical, plus the
+// set of every name a client must never be able to send upstream itself.
+type headerNames struct {
+	user, email, client, scheme, roles, token string
+	// tokenIsAuthorization: the token travels as Authorization: Bearer.
+	tokenIsAuthorization bool
+	// owned are the canonical names tokenshift sets upstream; a client's copy
+	// is always removed, whatever the route's auth.
+	owned map[string]bool
+}
+
+func newHeaderNames(cfg Config) headerNames {
+	n := headerNames{
+		user:   http.CanonicalHeaderKey(cfg.Headers.User),
+		email:  http.CanonicalHeaderKey(cfg.Headers.Email),
+		client: http.CanonicalHeaderKey(cfg.Headers.Client),
+		scheme: http.CanonicalHeaderKey(cfg.Headers.Scheme),
+		roles:  http.CanonicalHeaderKey(cfg.Headers.Roles),
+		token:  http.CanonicalHeaderKey(cfg.TokenHeader),
+	}
+	n.tokenIsAuthorization = isAuthorization(n.token)
+	n.owned = map[string]bool{
+		n.user: true, n.email: true, n.client: true, n.scheme: true, n.roles: true,
+		// The forwarding headers describe the hop to the upstream; only
+		// tokenshift knows them (a client behind a trusted proxy has them
+		// recomputed by ClientIP and Fiber's trusted-proxy rules).
+		"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true,
+		"X-Forwarded-Port": true, "Forwarded": true, "X-Real-Ip": true, "X-Request-Id": true,
+	}
+	// The token header is removed even with Token off: an upstream that was
+	// configured to trust it must never read a client's forgery.
+	if !n.tokenIsAuthorization {
+		n.owned[n.token] = true
+	}
+	return n
+}
+
+// identity calls set for each identity header of p. Every header is set, even
+// when empty (a user without email): Envoy only overrides the client's copy
+// of a header the check answer carries.
+func (n *headerNames) identity(p *auth.Principal, set func(name, value string)) {
+	set(n.user, headerValue(p.UserID))
+	set(n.email, headerValue(p.Email))
+	set(n.client, headerValue(p.ClientID))
+	set(n.scheme, p.Scheme.String())
+	set(n.roles, headerValue(strings.Join(p.Roles, ",")))
+}
+
+// headerValue removes control characters, which could split or end a header;
+// ids, emails and roles never legitimately hold any.
+func headerValue(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return -1
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
+)
+
+// Headers through which proxies tell forward-auth about the original request.
+// nginx sends what its configuration says (docs/integrations.md sets the
+// X-Original-* pair with proxy_set_header, which replaces any client copy);
+// Traefik always sets X-Forwarded-Method and X-Forwarded-Uri itself (unless
+// trustForwardHeader is on); Envoy keeps the original method and appends the
+// original path to its path_prefix.
+const (
+	headerOriginalMethod  = "X-Original-Method"
+	headerOriginalURI     = "X-Original-Uri"
+	headerForwardedMethod = "X-Forwarded-Method"
+	headerForwardedURI    = "X-Forwarded-Uri"
+)
+
+// verifyAuthn is the standard middleware, deciding CSRF on the original
+// request, and answering refusals with the problem body in a header too.
+func (g *Gateway) verifyAuthn() fiber.Handler {
+	cfg := g.cfg.Authn
+	cfg.Next = nil
+	cfg.Optional = false
+	cfg.AllowRetiredSession = false
+	cfg.Method = OriginalMethod
+	cfg.CSRF = nil
+	if g.cfg.CSRF != nil {
+		cfg.CSRF = forwardedCSRF{x: g.cfg.CSRF, mode: g.cfg.ForwardAuthCSRF}
+	}
+	cfg.ErrorHandler = g.refuse
+	return authn.New(cfg)
+}
+
+// refuse renders a refusal with the app's error handler (problem+json, the
+// status of the code, WWW-Authenticate already set by authn) and copies the
+// body into ProblemHeader: nginx's auth_request keeps the subrequest's
+// headers for auth_request_set but never its body.
+func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
+	if herr := c.App().ErrorHandler(c, err); herr != nil {
+		return herr
+	}
+	if g.cfg.ProblemHeader != "" {
+		// encoding/json output is one line without control characters, so
+		// it is a valid header value as is.
+		c.Response().Header.SetBytesV(g.cfg.ProblemHeader, c.Response().Body())
+	}
+	return nil
+}
+
+// verified answers 200 with the identity of the principal authn accepted (and
+// the upstream token), plus any deprecation headers authn set.
+func (g *Gateway) verified(c *fiber.Ctx) error {
+	p := authn.Principal(c)
+	h := &c.Response().Header
+	g.names.identity(p, h.Set)
+	if g.tokens != nil {
+		raw, err := g.tokens.get(p)
+		if err != nil {
+			return g.refuse(c, err)
+		}
+		if g.names.tokenIsAuthorization {
+			h.Set(fiber.HeaderAuthorization, "Bearer "+raw)
+		} else {
+			h.Set(g.names.token, raw)
+		}
+	}
+	if g.log.Enabled(c.UserContext(), -4) {
+		g.log.Debug("forward-auth accepted", "method", OriginalMethod(c), "uri", OriginalURI(c),
+			"user_id", p.UserID, "client_id", p.ClientID, "scheme", p.Scheme.String())
+	}
+	return c.SendStatus(fiber.StatusOK)
+}
+
+// OriginalMethod is the method of the request a proxy asks forward-auth
+// about. A safe check request (nginx's subrequest, Traefik's GET) stands for
+// the method in X-Original-Method or X-Forwarded-Method; an unsafe one is the
+// original method itself (Envoy). The most unsafe of all wins, so no header
+// can turn an unsafe request into a safe one and skip the CSRF check: a
+// client can only make its own request stricter.
+func OriginalMethod(c *fiber.Ctx) string {
+	m := c.Method()
+	if !authn.IsSafeMethod(m) {
+		return m
+	}
+	first := ""
+	for _, name := range [...]string{headerOriginalMethod, headerForwardedMethod} {
+		v := c.Get(name)
+		if v == "" {
+			continue
+		}
+		if !authn.IsSafeMethod(v) {
+			return v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	if first != "" {
+		return first
+	}
+	return m
+}
+
+// OriginalURI is the request-target a proxy asks forward-auth about, for
+// logs: forward-auth decides on credentials, never on paths (protect paths
+// with the proxy's own location or route rules).
+func OriginalURI(c *fiber.Ctx) string {
+	for _, name := range [...]string{headerOriginalURI, headerForwardedURI} {
+		if v := c.Get(name); v != "" {
+			return v
+		}
+	}
+	if rest := c.Params("*"); rest != "" {
+		return "/" + rest
+	}
+	return ""
+}

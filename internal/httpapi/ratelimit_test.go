@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Concurrent guesses: each attempt reserves its unit before the password
+// check, so however many arrive at once, at most the limit reach Verify.
+func TestLoginLimiterConcurrentGuesses(t *testing.T) {
+	tests := []struct {
+		name     string
+		perAcct  int
+		perIP    int
+		attempts int
+		email    func(i int) string
+		limit    int
+	}{
+		{name: "one account", perAcct: 5, perIP: 1000, attempts: 60, email: func(int) string { return "alice@example.com" }, limit: 5},
+		{name: "one IP, many accounts", perAcct: 1000, perIP: 7, attempts: 60, email: func(i int) string { return fmt.Sprintf("user%d@example.com", i) }, limit: 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, func(o *Options) {
+				o.RateLimit = RateLimit{PerAccount: tc.perAcct, PerIP: tc.perIP, Window: time.Minute}
+			})
+			ts.users.delay = 20 * time.Millisecond // the checks overlap
+			var unauthorized, limited, other atomic.Int64
+			parallel(tc.attempts, func(i int) {
+				r := ts.do(t, treq{method: "POST", path: "/auth/login", json: map[string]string{"email": tc.email(i), "password": "wrong"}})
+				switch r.status {
+				case 401:
+					unauthorized.Add(1)
+				case 429:
+					limited.Add(1)
+					secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+					if err != nil || secs < 1 || secs > 60 {
+						t.Errorf("Retry-After %q; want 1..60 s (the window's remaining time)", r.header.Get("Retry-After"))
+					}
+				default:
+					other.Add(1)
+				}
+			})
+			t.Logf("%d attempts: %d reached the password check, %d answered 401, %d answered 429", tc.attempts, ts.users.calls.Load(), unauthorized.Load(), limited.Load())
+			if n := ts.users.calls.Load(); n > int64(tc.limit) {
+				t.Fatalf("%d password checks ran; the limit is %d", n, tc.limit)
+			}
+			if unauthorized.Load() != int64(tc.limit) || limited.Load() != int64(tc.attempts-tc.limit) || other.Load() != 0 {
+				t.Fatalf("401 %d, 429 %d, other %d; want %d, %d, 0", unauthorized.Load(), limited.Load(), other.Load(), tc.limit, tc.attempts-tc.limit)
+			}
+		})
+	}
+}
+
+func TestLoginLimiterRefundsAndRetryAfter(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.RateLimit = RateLimit{PerAccount: 3, PerIP: 6, Window: time.Minute} })
+	peer := "192.0.2.10"
+	login := func(email, pass string) *tresp {
+		return ts.do(t, treq{method: "POST", path: "/auth/login", peer: peer, json: map[string]string{"email": email, "password": pass}})
+	}
+	// Successful logins refund the IP budget: an office behind one address
+	// is not locked out by its own users.
+	for range 10 {
+		if r := login("alice@example.com", "alice-pass"); r.status != 200 {
+			t.Fatalf("good login: %d %s", r.status, r.body)
+		}
+	}
+	// Two failures, then a success resets the account budget.
+	for range 2 {
+		wantProblem(t, login("alice@example.com", "x"), 401, "invalid_credentials")
+	}
+	if r := login("alice@example.com", "alice-pass"); r.status != 200 {
+		t.Fatalf("good login after 2 failures: %d", r.status)
+	}
+	for range 3 {
+		wantProblem(t, login("alice@example.com", "x"), 401, "invalid_credentials")
+	}
+	r := login("alice@example.com", "alice-pass")
+	wantProblem(t, r, 429, "rate_limited")
+	secs, _ := strconv.Atoi(r.header.Get("Retry-After"))
+	if secs < 55 || secs > 60 {
+		t.Fatalf("Retry-After %q; want the window's real remaining time (~60s)", r.header.Get("Retry-After"))
+	}
+	if got := r.json(t)["retry_after"]; got != float64(secs) {
+		t.Fatalf("retry_after %v; want %d", got, secs)
+	}
+	// The account refusal did not spend the IP's budget: another account
+	// from the same address still gets its attempt.
+	wantProblem(t, login("ops@example.com", "x"), 401, "invalid_credentials")
+
+	// Failures now spent the whole IP budget (2 + 3 + 1 = 6): the next
+	// attempt from this address is refused whatever the account.
+	wantProblem(t, login("ops@example.com", "ops-pass"), 429, "rate_limited")
+
+	// The user store failing is not the client's fault: nothing is spent.
+	peer = "192.0.2.11"
+	ts.users.down.Store(true)
+	for range 10 {
+		wantProblem(t, login("ops@example.com", "x"), 503, "user_store_unavailable")
+	}
+	ts.users.down.Store(false)
+	wantProblem(t, login("ops@example.com", "x"), 401, "invalid_credentials")
+}
+
+// The limiter's store failing means no login at all (fail closed), never an
+// unlimited one.
+func TestLoginLimiterFailsClosed(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_ = ts.st.Close()
+	before := ts.users.calls.Load()
+	wantProblem(t, ts.do(t, treq{method: "POST", path: "/auth/login", json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}}), 503, "store_unavailable")
+	if ts.users.calls.Load() != before {
+		t.Fatal("the password was checked without a rate-limit reservation")
+	}
+}
+
+func TestIPBucket(t *testing.T) {
+	tests := []struct{ ip, want string }{
+		{"198.51.100.7", "198.51.100.7"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::ffff:198.51.100.7", "198.51.100.7"},
+		{"not-an-ip", "not-an-ip"},
+	}
+	for _, tc := range tests {
+		if got := ipBucket(tc.ip); got != tc.want {
+			t.Errorf("ipBucket(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}
