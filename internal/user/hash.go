@@ -130,9 +130,6 @@ var defaultHasher = func() *Hasher {
 	return h
 }()
 
-// Limits returns the effective limits.
-func (h *Hasher) Limits() HashLimits { return h.limits }
-
 // Check verifies password against encoded, detecting the format from its
 // prefix (see docs/user-stores.md for the list). It returns (false, nil) for a
 // wrong password, and an error wrapping ErrUnknownHashFormat or
@@ -145,16 +142,6 @@ func (h *Hasher) Check(encoded, password string) (bool, error) {
 		return false, err
 	}
 	return p.check(password), nil
-}
-
-// Describe parses encoded without hashing and returns its format name and
-// parameters for logs ("argon2 m=65536 t=3 p=4"); never the salt or digest.
-func (h *Hasher) Describe(encoded string) (string, error) {
-	p, err := h.parse(encoded)
-	if err != nil {
-		return "", err
-	}
-	return p.format + " " + p.params, nil
 }
 
 // CheckPassword verifies password against an encoded hash with the default
