@@ -60,5 +60,8 @@ func (g *globalFlags) loadConfig(v *viper.Viper) (*config.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := validateUsers(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }

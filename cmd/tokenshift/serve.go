@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
-	"github.com/tokenshift/tokenshift/configs"
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -91,7 +91,10 @@ type app struct {
 	revoked  *token.Revocations
 	sessions *session.Manager
 	tokens   *token.Service
-	gateway  *gateway.Gateway
+	users    *user.Verifier
+	// closeUsers closes the user store's connections (SQL).
+	closeUsers func() error
+	gateway    *gateway.Gateway
 	// gatewayErr is set when the gateway could not be built during mounting.
 	gatewayErr error
 	keys       *token.Rotator // nil with the ephemeral development key
@@ -103,6 +106,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 		return err
 	}
 	defer a.store.Close()
+	defer a.closeUsers()
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
@@ -221,11 +225,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		return nil, err
 	}
 
-	users, err := loadUsers(cfg, log)
+	users, closeUsers, err := loadUsers(ctx, cfg, log, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	a.users, a.closeUsers = users, closeUsers
+	// One registry for every metric /metrics serves: usage's and the
+	// password verifier's.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(verifierCollector{v: users})
 
 	clients := make([]auth.Client, 0, len(cfg.Clients))
 	ids := make([]string, 0, len(cfg.Clients))
@@ -238,8 +247,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		Clients: ids, Redis: st.Redis(), FlushInterval: cfg.Usage.FlushInterval,
 		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
 		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: log,
+		Registry: registry,
 	})
 	if err != nil {
+		_ = closeUsers()
 		st.Close()
 		return nil, err
 	}
@@ -253,7 +264,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 
 	a.server, err = httpapi.New(ctx, httpapi.Options{
 		Logger: log, Store: st, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
-		Users: users, Flags: a.flags.Flags(), Usage: a.usage,
+		Users: users, Accounts: users, Flags: a.flags.Flags(), Usage: a.usage,
 		Clients: clients, DefaultClient: cfg.DefaultClient,
 		Cookies: httpapi.CookieOptions{
 			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
@@ -297,6 +308,7 @@ func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 			OnFlagsChanged: a.publishPhase,
 			Sessions:       s,
 			Keys:           a.keyManager(),
+			Accounts:       s,
 		})
 		h.Mount(f)
 	}
@@ -383,25 +395,6 @@ func (a *app) readyChecks() []httpapi.ReadyCheck {
 		}
 		return nil
 	}}
-}
-
-func loadUsers(cfg *config.Config, log *slog.Logger) (*user.Verifier, error) {
-	if cfg.Users.File != "" {
-		fs, err := user.LoadFile(cfg.Users.File)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("users.file: %w", err)}
-		}
-		return user.NewVerifier(fs, nil), nil
-	}
-	if cfg.Production() {
-		return nil, usageError{errors.New("users.file: production never loads the dev users")}
-	}
-	fs, err := user.ParseFile(configs.DevUsersYAML)
-	if err != nil {
-		return nil, err
-	}
-	log.Warn("loaded the embedded DEV USERS (alice@example.com, ops@example.com) with public passwords; never expose this instance")
-	return user.NewVerifier(fs, nil), nil
 }
 
 func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {

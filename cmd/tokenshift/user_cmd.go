@@ -15,8 +15,9 @@ import (
 func newUserCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "User file helpers",
+		Short: "User helpers: hash a password for a users file; suspend, unsuspend, show an account",
 	}
+	cmd.AddCommand(accountCommands()...)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "hash-password",
 		Short: "Read a password from stdin and print its bcrypt hash for a users file",

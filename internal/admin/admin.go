@@ -41,6 +41,8 @@ type Options struct {
 	Sessions SessionControl
 	// Keys adds the signing-key routes (list, rotate) when set.
 	Keys KeyManager
+	// Accounts adds suspension routes when set.
+	Accounts AccountControl
 }
 
 // Handlers serves the admin routes.
@@ -75,6 +77,9 @@ func (h *Handlers) Mount(app *fiber.App) {
 	}
 	if h.o.Keys != nil {
 		h.mountKeys(api)
+	}
+	if h.o.Accounts != nil {
+		h.mountUsers(api)
 	}
 }
 

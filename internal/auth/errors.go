@@ -42,6 +42,18 @@ const (
 	CodeKeysMissing            Code = "keys_missing"
 )
 
+// Codes of password verification and account control.
+const (
+	// CodeLoginBusy: every password-verification slot stayed busy; retry.
+	CodeLoginBusy Code = "login_busy"
+	// CodeAccountSuspended: the right password for an account an operator
+	// suspended.
+	CodeAccountSuspended Code = "account_suspended"
+	// CodePasswordChangeDisabled: passwords are changed in the legacy app,
+	// not here (users.allow_password_change).
+	CodePasswordChangeDisabled Code = "password_change_disabled"
+)
+
 // Error is a domain error with a stable code and a message safe to show the
 // client. Err, if set, is the cause, for logs only.
 type Error struct {

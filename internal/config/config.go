@@ -105,7 +105,60 @@ type RotationConfig struct {
 }
 
 type UsersConfig struct {
-	File string `mapstructure:"file"`
+	File                string             `mapstructure:"file"`
+	SQL                 UsersSQLConfig     `mapstructure:"sql"`
+	DummyHash           string             `mapstructure:"dummy_hash"`
+	AllowPasswordChange string             `mapstructure:"allow_password_change"`
+	PasswordCost        int                `mapstructure:"password_cost"`
+	HashLimits          HashLimitsConfig   `mapstructure:"hash_limits"`
+	HashWarningInterval time.Duration      `mapstructure:"hash_warning_interval"`
+	SpringPBKDF2        SpringPBKDF2Config `mapstructure:"spring_pbkdf2"`
+}
+
+// UsersSQLConfig is the legacy application's users table (docs/user-stores.md).
+type UsersSQLConfig struct {
+	Driver          string        `mapstructure:"driver"`
+	DSN             string        `mapstructure:"dsn"`
+	Query           string        `mapstructure:"query"`
+	RolesSeparator  string        `mapstructure:"roles_separator"`
+	MaxOpenConns    int           `mapstructure:"max_open_conns"`
+	MaxIdleConns    int           `mapstructure:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `mapstructure:"conn_max_lifetime"`
+	QueryTimeout    time.Duration `mapstructure:"query_timeout"`
+}
+
+// Enabled reports whether the SQL user store is configured.
+func (s UsersSQLConfig) Enabled() bool { return s.DSN != "" }
+
+type HashLimitsConfig struct {
+	BcryptMaxCost      int           `mapstructure:"bcrypt_max_cost"`
+	PBKDF2MaxWork      int           `mapstructure:"pbkdf2_max_work"`
+	Argon2MaxMemoryKiB int           `mapstructure:"argon2_max_memory_kib"`
+	Argon2MaxWork      int           `mapstructure:"argon2_max_work"`
+	Argon2MaxThreads   int           `mapstructure:"argon2_max_threads"`
+	MaxConcurrent      int           `mapstructure:"max_concurrent"`
+	QueueTimeout       time.Duration `mapstructure:"queue_timeout"`
+}
+
+type SpringPBKDF2Config struct {
+	Algorithm  string `mapstructure:"algorithm"`
+	Iterations int    `mapstructure:"iterations"`
+	SaltLength int    `mapstructure:"salt_length"`
+	Secret     string `mapstructure:"secret"`
+	Encoding   string `mapstructure:"encoding"`
+}
+
+// PasswordChangeAllowed resolves users.allow_password_change: "auto" allows
+// it with a users file or the dev users, and not with a SQL store, whose
+// table the legacy application owns.
+func (u UsersConfig) PasswordChangeAllowed() bool {
+	switch u.AllowPasswordChange {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return !u.SQL.Enabled()
 }
 
 type ClientConfig struct {

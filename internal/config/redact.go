@@ -16,6 +16,18 @@ func Redacted(c *Config) map[string]any {
 			}
 		}
 	}
+	if us, ok := m["users"].(map[string]any); ok {
+		if sq, ok := us["sql"].(map[string]any); ok {
+			if d, ok := sq["dsn"].(string); ok {
+				sq["dsn"] = MaskDSN(c.Users.SQL.Driver, d)
+			}
+		}
+		if sp, ok := us["spring_pbkdf2"].(map[string]any); ok {
+			if s, ok := sp["secret"].(string); ok && s != "" {
+				sp["secret"] = "xxxxx"
+			}
+		}
+	}
 	return m
 }
 

@@ -235,6 +235,8 @@ func (c *Config) Validate() error {
 	}
 	share(bad, "guard.max_session_share", c.Guard.MaxSessionShare)
 
+	validateUsers(bad, c)
+
 	if c.RateLimit.PerAccount < 1 {
 		bad("ratelimit.per_account", c.RateLimit.PerAccount, "must be at least 1")
 	}
@@ -262,8 +264,11 @@ func (c *Config) Validate() error {
 		if !s.CookieSecure {
 			bad("session.cookie_secure", s.CookieSecure, "production requires secure cookies")
 		}
-		if c.Users.File == "" {
-			bad("users.file", c.Users.File, "production requires a user file; the dev users are never loaded in production")
+		if c.Users.File == "" && !c.Users.SQL.Enabled() {
+			bad("users.file", c.Users.File, "production requires a user file or users.sql.dsn; the dev users are never loaded in production")
+		}
+		if c.Users.PasswordCost < 10 {
+			bad("users.password_cost", c.Users.PasswordCost, "production requires a bcrypt cost of at least 10")
 		}
 		if strings.HasPrefix(c.Server.PublicURL, "http://") {
 			bad("server.public_url", c.Server.PublicURL, "production requires https")

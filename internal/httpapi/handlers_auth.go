@@ -132,11 +132,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 			s.opts.Usage.Login(client.ID, "invalid_credentials")
 			return auth.Errorf(auth.CodeInvalidCredentials, "email or password is wrong")
 		}
-		s.opts.Usage.Login(client.ID, "error")
-		if rerr := s.limiter.refund(ctx, rsv); rerr != nil {
-			s.log.Warn("login: refunding the rate-limit reservation failed", "error", rerr)
-		}
-		return auth.Wrap(err, auth.CodeUserStoreUnavailable, "login is unavailable: the user store cannot be reached")
+		return s.verifyError(c, client.ID, err, rsv)
 	}
 	if err := s.limiter.succeeded(ctx, rsv); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")

@@ -16,7 +16,11 @@ func (s *Server) livez(c *fiber.Ctx) error {
 }
 
 // readyz fails when the store does not answer, so a load balancer stops
-// sending logins to an instance that cannot serve them.
+// sending logins to an instance that cannot serve them. The SQL user
+// database is deliberately not checked: all instances share it, so its outage
+// would mark every instance unready at once and cut off the sessions and
+// tokens that keep working without it; login answers 503
+// user_store_unavailable instead.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()

@@ -40,6 +40,11 @@ var statusOf = map[auth.Code]int{
 	auth.CodeKeyAlgorithmNotAllowed: fiber.StatusBadRequest,
 	auth.CodeRotationInProgress:     fiber.StatusConflict,
 	auth.CodeKeysMissing:            fiber.StatusServiceUnavailable,
+
+	// Password verification and account control (user store).
+	auth.CodeLoginBusy:              fiber.StatusServiceUnavailable,
+	auth.CodeAccountSuspended:       fiber.StatusForbidden,
+	auth.CodePasswordChangeDisabled: fiber.StatusForbidden,
 }
 
 // Status returns the HTTP status for a code (500 for an unmapped one).

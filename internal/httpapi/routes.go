@@ -12,6 +12,7 @@ package httpapi
 //	POST /auth/refresh           rotate a refresh token
 //	POST /auth/revoke            RFC 7009: revoke one access token (its jti) or one refresh token (its login)
 //	POST /auth/exchange          session → token pair bound to the same sid
+//	POST /auth/password          change the caller's password; revokes every login of the user
 //	GET  /auth/sessions          the caller's live logins
 //	DELETE /auth/sessions/:sid   end one of the caller's logins
 //	GET  /.well-known/jwks.json  public signing keys
@@ -34,6 +35,7 @@ func (s *Server) routes() {
 	g.Post("/refresh", s.refresh)
 	g.Post("/revoke", s.revoke)
 	g.Post("/exchange", s.AuthnExchange, s.exchange)
+	g.Post("/password", s.Authn, s.changePassword)
 	g.Get("/sessions", s.Authn, s.mySessions)
 	g.Delete("/sessions/:sid", s.Authn, s.revokeMySession)
 }

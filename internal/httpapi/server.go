@@ -52,6 +52,8 @@ type Options struct {
 	Tokens   *token.Service
 	Revoked  *token.Revocations
 	Users    Authenticator
+	// Accounts adds password change and account control; nil = neither.
+	Accounts AccountManager
 	Flags    authn.Decider
 	Usage    UsageRecorder
 

@@ -16,6 +16,7 @@ import (
 //	  - {id: u-alice, email: alice@example.com, password_hash: "$2a$10$...", roles: [user]}
 type FileStore struct {
 	byLogin map[string]*User
+	first   string
 }
 
 type fileDoc struct {
@@ -60,6 +61,9 @@ func ParseFile(data []byte) (*FileStore, error) {
 		}
 		seenID[u.ID] = true
 		fs.byLogin[login] = u
+		if fs.first == "" {
+			fs.first = u.PasswordHash
+		}
 	}
 	return fs, nil
 }
@@ -76,3 +80,7 @@ func (f *FileStore) Lookup(_ context.Context, login string) (*User, error) {
 
 // Len is the number of users loaded.
 func (f *FileStore) Len() int { return len(f.byLogin) }
+
+// FirstHash is the password hash of the file's first user: the Verifier makes
+// unknown logins cost what it costs.
+func (f *FileStore) FirstHash() string { return f.first }

@@ -21,6 +21,16 @@ import (
 // database. Unlike auth.ErrUnavailable, retrying will not help.
 var ErrSQLConfig = errors.New("sql user store misconfigured")
 
+// SQLOptionError is an ErrSQLConfig about one option: Field is its name in
+// users.sql (dsn, query, driver, ...). Reason never quotes the DSN.
+type SQLOptionError struct {
+	Field  string
+	Reason string
+}
+
+func (e *SQLOptionError) Error() string { return ErrSQLConfig.Error() + ": " + e.Reason }
+func (e *SQLOptionError) Unwrap() error { return ErrSQLConfig }
+
 // SQLOptions configures a user store that reads the legacy application's own
 // users table.
 type SQLOptions struct {
@@ -72,6 +82,21 @@ var _ Store = (*SQLStore)(nil)
 // gives an error wrapping auth.ErrUnavailable (the caller may retry); anything
 // that retrying cannot fix gives one wrapping ErrSQLConfig.
 func OpenSQL(ctx context.Context, o SQLOptions) (*SQLStore, error) {
+	s, err := NewSQL(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Probe(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewSQL validates o and opens the pool without contacting the database, so a
+// service can start while the database is down (logins answer 503 until it is
+// back; Probe tells when).
+func NewSQL(o SQLOptions) (*SQLStore, error) {
 	o, connector, err := o.prepare()
 	if err != nil {
 		return nil, err
@@ -80,35 +105,37 @@ func OpenSQL(ctx context.Context, o SQLOptions) (*SQLStore, error) {
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
-	s := &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}
+	return &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}, nil
+}
 
-	if err := s.probe(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return s, nil
+// CheckSQLOptions validates o without opening anything: driver, DSN syntax,
+// the query's bind parameters, pool numbers. Its errors name the field and
+// never quote the DSN.
+func CheckSQLOptions(o SQLOptions) error {
+	_, _, err := o.prepare()
+	return err
 }
 
 // prepare fills defaults, rejects bad options with a message that names the
 // field, and builds the driver's connector. Errors never quote the DSN, which
 // usually holds a password.
 func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
-	bad := func(format string, args ...any) (SQLOptions, driver.Connector, error) {
-		return o, nil, fmt.Errorf("%w: "+format, append([]any{ErrSQLConfig}, args...)...)
+	bad := func(field, format string, args ...any) (SQLOptions, driver.Connector, error) {
+		return o, nil, &SQLOptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if o.DSN == "" {
-		return bad("DSN is empty")
+		return bad("dsn", "DSN is empty")
 	}
 	q := strings.TrimSpace(o.Query)
 	if q == "" {
-		return bad("query is empty")
+		return bad("query", "query is empty")
 	}
 	o.Query = q
 	if o.RolesSeparator == "" {
 		o.RolesSeparator = ","
 	}
 	if o.MaxOpenConns < 0 || o.MaxIdleConns < 0 || o.ConnMaxLifetime < 0 || o.QueryTimeout < 0 {
-		return bad("pool sizes, lifetime and timeout cannot be negative")
+		return bad("max_open_conns", "pool sizes, lifetime and timeout cannot be negative")
 	}
 	if o.MaxOpenConns == 0 {
 		o.MaxOpenConns = DefaultSQLMaxOpenConns
@@ -117,7 +144,7 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 		o.MaxIdleConns = min(DefaultSQLMaxIdleConns, o.MaxOpenConns)
 	}
 	if o.MaxIdleConns > o.MaxOpenConns {
-		return bad("max idle connections (%d) above max open connections (%d)", o.MaxIdleConns, o.MaxOpenConns)
+		return bad("max_idle_conns", "max idle connections (%d) above max open connections (%d)", o.MaxIdleConns, o.MaxOpenConns)
 	}
 	if o.ConnMaxLifetime == 0 {
 		o.ConnMaxLifetime = DefaultSQLConnMaxLifetime
@@ -128,37 +155,39 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 
 	switch o.Driver {
 	case "pgx":
-		if !strings.Contains(q, "$1") || strings.Contains(q, "$2") {
-			return bad("pgx query must use exactly one bind parameter, $1")
+		if err := checkPgQuery(q); err != nil {
+			return bad("query", "%v (pgx passes the login as $1 and nothing else)", err)
 		}
 		cfg, err := pgx.ParseConfig(o.DSN)
 		if err != nil {
-			return bad("DSN is not a valid PostgreSQL connection string")
+			return bad("dsn", "DSN is not a valid PostgreSQL connection string")
 		}
 		return o, pgxConnector{cfg: cfg}, nil
 	case "mysql":
-		if strings.Count(q, "?") != 1 {
-			return bad("mysql query must use exactly one bind parameter, ?")
+		if err := checkMySQLQuery(q); err != nil {
+			return bad("query", "%v (mysql passes the login as the one ? and nothing else)", err)
 		}
 		cfg, err := mysql.ParseDSN(o.DSN)
 		if err != nil {
-			return bad("DSN is not a valid MySQL connection string")
+			return bad("dsn", "DSN is not a valid MySQL connection string")
 		}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
-			return bad("mysql connector: %v", err)
+			return bad("dsn", "mysql connector: %v", err)
 		}
 		return o, c, nil
 	case "":
-		return bad(`driver is empty: want "pgx" or "mysql"`)
+		return bad("driver", `driver is empty: want "pgx" or "mysql"`)
 	default:
-		return bad(`unknown driver %q: want "pgx" or "mysql"`, o.Driver)
+		return bad("driver", `unknown driver %q: want "pgx" or "mysql"`, o.Driver)
 	}
 }
 
-// probe runs the query once for a login nobody has, so a wrong column list or
-// a query that does not parse stops start-up instead of every later login.
-func (s *SQLStore) probe(ctx context.Context) error {
+// Probe checks the database answers and runs the query once (for the empty
+// login), so a wrong column list or a query that does not parse stops
+// start-up instead of every later login. auth.ErrUnavailable: the database
+// cannot be reached; ErrSQLConfig: it answered, and the setup is wrong.
+func (s *SQLStore) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.db.PingContext(ctx); err != nil {
