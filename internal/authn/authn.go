@@ -16,9 +16,20 @@ import (
 
 // SessionVerifier resolves a session cookie value. Errors wrap auth.ErrInvalid,
 // auth.ErrExpired, auth.ErrRevoked or auth.ErrUnavailable.
+//
+// Verifying must not count the request as a use of the session: the request
+// may still be refused (by the phase, by CSRF), and a refused request must not
+// keep a session alive. When the session's activity record is due for an
+// update (verifiers throttle those writes), touch is non-nil; the middleware
+// calls it once the request is accepted with the session. Most requests get a
+// nil touch, so the common path neither writes nor allocates for it.
 type SessionVerifier interface {
-	VerifySession(ctx context.Context, cookieValue string) (*auth.Principal, error)
+	VerifySession(ctx context.Context, cookieValue string) (p *auth.Principal, touch Touch, err error)
 }
+
+// Touch records a use of a verified credential (a session's idle timer). It is
+// best effort and reports nothing: the credential was already proven.
+type Touch func(ctx context.Context)
 
 // TokenVerifier verifies a JWT access token without I/O. Errors wrap
 // auth.ErrInvalid, auth.ErrExpired or auth.ErrRevoked.
@@ -80,8 +91,20 @@ type Config struct {
 	Optional bool
 
 	// AllowRetiredSession lets a session the phase no longer accepts through
-	// when the phase still allows exchanging it for tokens (POST /auth/exchange).
+	// when the phase still allows exchanging it for tokens (POST /auth/exchange,
+	// and GET /auth/csrf, which hands out the token the exchange needs).
 	AllowRetiredSession bool
+
+	// IgnorePhase authenticates the credential without applying the migration
+	// phase: a session the phase retired, or an access token the phase does
+	// not accept (yet, or again after a rollback), still proves who is
+	// calling. It is meant for the routes by which a caller ends or lists its
+	// own logins (logout, GET and DELETE /auth/sessions): a credential that
+	// can no longer be used must still be able to end itself, or a retired
+	// session would stay live and come back with a rollback. CSRF and the
+	// same-origin check still apply. Such a request does not count as a use of
+	// a session the phase retired: its idle timer is not refreshed.
+	IgnorePhase bool
 
 	// Shadow compares the credentials of a request that carries several (all
 	// are verified anyway) and reports each disagreement to OnShadowMismatch:

@@ -21,6 +21,7 @@ type verified struct {
 	scheme auth.Scheme
 	p      *auth.Principal
 	err    error
+	touch  Touch // sessions only: records the use once the request is accepted
 }
 
 // New returns the authentication middleware.
@@ -82,11 +83,11 @@ func (cfg *Config) verifySession(c *fiber.Ctx, raw string) verified {
 	if cfg.Sessions == nil {
 		return verified{scheme: auth.SchemeSession, err: auth.ErrInvalid}
 	}
-	p, err := cfg.Sessions.VerifySession(c.UserContext(), raw)
+	p, touch, err := cfg.Sessions.VerifySession(c.UserContext(), raw)
 	if err == nil {
 		p.Scheme = auth.SchemeSession
 	}
-	return verified{scheme: auth.SchemeSession, p: p, err: err}
+	return verified{scheme: auth.SchemeSession, p: p, err: err, touch: touch}
 }
 
 func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
@@ -128,6 +129,9 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 
 	p := chosen.p
 	dec := cfg.decision(p)
+	if cfg.IgnorePhase {
+		dec.AcceptSession, dec.AcceptTokens = true, true
+	}
 	if p.Scheme == auth.SchemeSession && !dec.AcceptSession {
 		// A valid token on the same request still gets through; only a
 		// session-only request is refused by the phase.
@@ -166,8 +170,26 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 	}
 
 	cfg.record(p.Scheme, p, auth.OutcomeAccepted)
+	cfg.touchSession(c, results)
 	SetPrincipal(c, p)
 	return c.Next()
+}
+
+// touchSession records the use of the request's session once the request is
+// accepted, and only if the phase accepts that session for ordinary use: a
+// session admitted only to be exchanged or to end itself (AllowRetiredSession,
+// IgnorePhase) is not kept alive by it. A session next to the token that was
+// chosen is touched too: a browser sending both is using both.
+func (cfg *Config) touchSession(c *fiber.Ctx, results []verified) {
+	for i := range results {
+		r := &results[i]
+		if r.scheme != auth.SchemeSession || r.err != nil || r.touch == nil {
+			continue
+		}
+		if cfg.decision(r.p).AcceptSession {
+			r.touch(c.UserContext())
+		}
+	}
 }
 
 func (cfg *Config) reject(c *fiber.Ctx, r verified) error {

@@ -28,8 +28,24 @@ func (f fakeVerifier) lookup(raw string) (*auth.Principal, error) {
 	return nil, fmt.Errorf("unknown: %w", auth.ErrInvalid)
 }
 
-func (f fakeVerifier) VerifySession(_ context.Context, raw string) (*auth.Principal, error) {
-	return f.lookup(raw)
+func (f fakeVerifier) VerifySession(_ context.Context, raw string) (*auth.Principal, Touch, error) {
+	p, err := f.lookup(raw)
+	return p, nil, err
+}
+
+// touchingVerifier is a session verifier whose every session is due for a
+// touch; it counts the touches the middleware makes.
+type touchingVerifier struct {
+	fakeVerifier
+	touched *int
+}
+
+func (v touchingVerifier) VerifySession(ctx context.Context, raw string) (*auth.Principal, Touch, error) {
+	p, _, err := v.fakeVerifier.VerifySession(ctx, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, func(context.Context) { *v.touched++ }, nil
 }
 func (f fakeVerifier) VerifyToken(raw string) (*auth.Principal, error) { return f.lookup(raw) }
 
@@ -301,6 +317,114 @@ func TestExchangeRouteAdmitsRetiredSession(t *testing.T) {
 			}
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+}
+
+// TestIgnorePhase: the credential proves who calls whatever the phase says;
+// CSRF still applies.
+func TestIgnorePhase(t *testing.T) {
+	allow := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return nil })
+	deny := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return auth.Errorf(auth.CodeCSRF, "no") })
+	for _, tc := range []struct {
+		name           string
+		flags          Decider
+		ignore         bool
+		csrf           CSRFChecker
+		method, cookie string
+		bearer         string
+		wantStatus     int
+		wantCode       auth.Code
+		wantScheme     string
+	}{
+		{name: "jwt-only session refused without it", flags: jwtOnly, method: "POST", cookie: "ts_session=s-alice", csrf: allow,
+			wantStatus: 401, wantCode: auth.CodeSessionRetired},
+		{name: "jwt-only session admitted", flags: jwtOnly, ignore: true, method: "POST", cookie: "ts_session=s-alice", csrf: allow,
+			wantStatus: 200, wantScheme: "session"},
+		{name: "retiring session admitted", flags: retiring, ignore: true, method: "DELETE", cookie: "ts_session=s-alice", csrf: allow,
+			wantStatus: 200, wantScheme: "session"},
+		{name: "CSRF still applies", flags: jwtOnly, ignore: true, method: "POST", cookie: "ts_session=s-alice", csrf: deny,
+			wantStatus: 403, wantCode: auth.CodeCSRF},
+		{name: "legacy bearer refused without it", flags: legacy, method: "POST", bearer: "Bearer t-alice",
+			wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "legacy bearer admitted", flags: legacy, ignore: true, method: "POST", bearer: "Bearer t-alice",
+			wantStatus: 200, wantScheme: "bearer"},
+		{name: "bad credential still refused", flags: jwtOnly, ignore: true, method: "POST", cookie: "ts_session=forged",
+			wantStatus: 401, wantCode: auth.CodeInvalidSession},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newApp(Config{Sessions: fakeVerifier{"s-alice": alice}, Tokens: fakeVerifier{"t-alice": alice}, Flags: tc.flags, CSRF: tc.csrf, IgnorePhase: tc.ignore})
+			req := httptest.NewRequest(tc.method, "/me", nil)
+			if tc.cookie != "" {
+				req.Header.Set("Cookie", tc.cookie)
+			}
+			if tc.bearer != "" {
+				req.Header.Set("Authorization", tc.bearer)
+			}
+			resp, err := app.Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&got)
+			if resp.StatusCode != tc.wantStatus || (tc.wantCode != "" && got["code"] != string(tc.wantCode)) ||
+				(tc.wantScheme != "" && got["scheme"] != tc.wantScheme) {
+				t.Fatalf("%d %v; want %d %s %s", resp.StatusCode, got, tc.wantStatus, tc.wantCode, tc.wantScheme)
+			}
+		})
+	}
+}
+
+// TestSessionTouchedOnlyWhenAccepted: a refused request, or one admitted
+// only to exchange or end a retired session, does not move the session's idle
+// deadline.
+func TestSessionTouchedOnlyWhenAccepted(t *testing.T) {
+	allow := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return nil })
+	deny := csrfFunc(func(*fiber.Ctx, *auth.Principal) error { return auth.Errorf(auth.CodeCSRF, "no") })
+	for _, tc := range []struct {
+		name        string
+		cfg         Config
+		method      string
+		bearer      string
+		jwtCookie   string
+		wantStatus  int
+		wantTouches int
+	}{
+		{name: "accepted", cfg: Config{Flags: dual}, wantStatus: 200, wantTouches: 1},
+		{name: "accepted unsafe with CSRF", cfg: Config{Flags: dual, CSRF: allow}, method: "POST", wantStatus: 200, wantTouches: 1},
+		{name: "refused by CSRF", cfg: Config{Flags: dual, CSRF: deny}, method: "POST", wantStatus: 403},
+		{name: "refused by the phase", cfg: Config{Flags: jwtOnly}, wantStatus: 401},
+		{name: "admitted for exchange only", cfg: Config{Flags: retiring, AllowRetiredSession: true}, wantStatus: 200},
+		{name: "admitted to end itself only", cfg: Config{Flags: jwtOnly, IgnorePhase: true}, wantStatus: 200},
+		{name: "refused: two users", cfg: Config{Flags: dual}, bearer: "Bearer t-bob", wantStatus: 401},
+		{name: "refused: bad bearer", cfg: Config{Flags: dual}, bearer: "Bearer t-expired", wantStatus: 401},
+		{name: "used next to a token of the same user", cfg: Config{Flags: dual}, jwtCookie: "t-alice", wantStatus: 200, wantTouches: 1},
+		{name: "retired next to a token", cfg: Config{Flags: retiring}, jwtCookie: "t-alice", wantStatus: 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			touched := 0
+			cfg := tc.cfg
+			cfg.Sessions = touchingVerifier{fakeVerifier{"s-alice": alice}, &touched}
+			cfg.Tokens = fakeVerifier{"t-alice": alice, "t-bob": bob, "t-expired": fmt.Errorf("exp: %w", auth.ErrExpired)}
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			req := httptest.NewRequest(method, "/me", nil)
+			req.Header.Add("Cookie", "ts_session=s-alice")
+			if tc.jwtCookie != "" {
+				req.Header.Add("Cookie", "ts_access="+tc.jwtCookie)
+			}
+			if tc.bearer != "" {
+				req.Header.Set("Authorization", tc.bearer)
+			}
+			resp, err := newApp(cfg).Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.wantStatus || touched != tc.wantTouches {
+				t.Fatalf("status %d, %d touches; want %d, %d", resp.StatusCode, touched, tc.wantStatus, tc.wantTouches)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
@@ -17,18 +18,25 @@ type sessionVerifier struct {
 	rev *token.Revocations
 }
 
-func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*auth.Principal, error) {
-	s, err := v.m.Authenticate(ctx, cookie)
+// The use is recorded (the idle deadline moved) only through the returned
+// touch, which the middleware calls once the request is accepted; it is nil
+// while no write is due, so most requests allocate nothing for it.
+func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*auth.Principal, authn.Touch, error) {
+	s, err := v.m.Verify(ctx, cookie)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if v.rev != nil {
 		if nb := v.rev.UserNotBefore(s.UserID); !nb.IsZero() && s.CreatedAt.Before(nb) {
-			return nil, fmt.Errorf("session of user revoked: %w", auth.ErrRevoked)
+			return nil, nil, fmt.Errorf("session of user revoked: %w", auth.ErrRevoked)
 		}
 		if v.rev.SIDRevoked(s.SID) {
-			return nil, fmt.Errorf("session revoked: %w", auth.ErrRevoked)
+			return nil, nil, fmt.Errorf("session revoked: %w", auth.ErrRevoked)
 		}
+	}
+	var touch authn.Touch
+	if v.m.TouchDue(s) {
+		touch = func(ctx context.Context) { v.m.Touch(ctx, s) }
 	}
 	exp := s.IdleExpiresAt
 	if s.AbsoluteExpiresAt.Before(exp) {
@@ -41,7 +49,7 @@ func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*aut
 		Roles:     s.Roles,
 		SID:       s.SID,
 		ExpiresAt: exp,
-	}, nil
+	}, touch, nil
 }
 
 // tokenVerifier adapts token.Service to authn.TokenVerifier.

@@ -334,6 +334,21 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		if dec := s.decide(sub.ClientID, sub.UserID); !dec.IssueTokens {
 			return auth.Errorf(auth.CodeNotAllowedInPhase, "tokens are not issued to this client in phase %s", dec.Phase)
 		}
+		// The login record is what lists, revokes and counts a token family
+		// (GET /auth/sessions, the operator's revocation, max_per_user). A
+		// family whose record is gone can no longer be controlled, so it
+		// ends here instead of living on unseen. Checked (and the family's
+		// life extended) before rotating, so no pair is minted for it.
+		if err := s.opts.Sessions.TouchFamily(ctx, sub.SID); err != nil {
+			if !isNotFound(err) {
+				return s.storeError(err)
+			}
+			if err := s.opts.Tokens.RevokeFamily(ctx, sub.SID); err != nil {
+				return s.storeError(err)
+			}
+			s.log.Warn("refresh of a token family whose login is gone: family revoked", "sid", sub.SID, "user_id", sub.UserID)
+			return auth.Errorf(auth.CodeInvalidToken, "the login of this refresh token has ended; log in again")
+		}
 	}
 	pair, sub, err := s.opts.Tokens.Refresh(ctx, raw)
 	if err != nil {
@@ -346,9 +361,6 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 			}
 		}
 		return s.tokenError(err)
-	}
-	if err := s.opts.Sessions.TouchFamily(ctx, sub.SID); err != nil && !errors.Is(err, auth.ErrNotFound) {
-		return s.storeError(err)
 	}
 	client := s.clients[sub.ClientID]
 	s.opts.Usage.Issued("access")
@@ -385,6 +397,16 @@ func (s *Server) exchange(c *fiber.Ctx) error {
 	dec := s.decide(p.ClientID, p.UserID)
 	if !dec.AllowExchange {
 		return auth.Errorf(auth.CodeNotAllowedInPhase, "session exchange is not offered in phase %s", dec.Phase)
+	}
+	// The login gets its token family before any token exists: the record is
+	// what lists and revokes the tokens by sid and counts them against
+	// max_per_user, and it must now outlive the cookie's idle timeout for as
+	// long as the refresh chain lives.
+	if err := s.opts.Sessions.TouchFamily(c.UserContext(), p.SID); err != nil {
+		if isNotFound(err) {
+			return auth.Wrap(err, auth.CodeInvalidSession, "the session has ended; log in again")
+		}
+		return s.storeError(err)
 	}
 	client := s.clients[p.ClientID]
 	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: dec.Phase.String(), SID: p.SID, Session: dec.AcceptSession}

@@ -13,10 +13,13 @@ import (
 // csrfAuthn authenticates GET /auth/csrf. A caller whose credential is stale
 // (an expired session cookie is normal on a login page) is treated as
 // anonymous and gets a pre-session token rather than a 401; only a store
-// outage is an error.
+// outage is an error. A session the phase retired but still lets exchange
+// gets its own token: POST /auth/exchange needs it, and a client that lost
+// the one from its login answer has nowhere else to get it.
 func (s *Server) csrfAuthn(base authn.Config) fiber.Handler {
 	cfg := base
 	cfg.Optional = true
+	cfg.AllowRetiredSession = true
 	cfg.ErrorHandler = func(c *fiber.Ctx, err error) error {
 		var ae *auth.Error
 		if errors.As(err, &ae) && ae.Code == auth.CodeStoreUnavailable {

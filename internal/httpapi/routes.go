@@ -8,13 +8,14 @@ package httpapi
 //	POST /auth/login             email+password (JSON or form) → session and/or tokens, per phase
 //	GET  /auth/me                the caller, whatever credential proved it
 //	GET  /auth/csrf              CSRF token of the current cookie session; without one, a pre-session token for the login form
-//	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user
+//	POST /auth/logout            revoke the login (session + every token of its sid); ?all=true: every login of the user;
+//	                             any credential, even one the phase retired (it must be able to end itself)
 //	POST /auth/refresh           rotate a refresh token
 //	POST /auth/revoke            RFC 7009: revoke one access token (its jti) or one refresh token (its login)
 //	POST /auth/exchange          session → token pair bound to the same sid
 //	POST /auth/password          change the caller's password; revokes every login of the user
-//	GET  /auth/sessions          the caller's live logins
-//	DELETE /auth/sessions/:sid   end one of the caller's logins
+//	GET  /auth/sessions          the caller's live logins (any credential, even a retired one)
+//	DELETE /auth/sessions/:sid   end one of the caller's logins (any credential, even a retired one)
 //	GET  /.well-known/jwks.json  public signing keys
 //	GET  /livez, /readyz         liveness, readiness (store reachable)
 //	GET  /metrics                Prometheus
@@ -31,11 +32,11 @@ func (s *Server) routes() {
 	g.Post("/login", s.login)
 	g.Get("/me", s.Authn, s.me)
 	g.Get("/csrf", s.authnCSRF, s.csrfToken)
-	g.Post("/logout", s.AuthnOptional, s.logout)
+	g.Post("/logout", s.authnOwnLoginsOptional, s.logout)
 	g.Post("/refresh", s.refresh)
 	g.Post("/revoke", s.revoke)
 	g.Post("/exchange", s.AuthnExchange, s.exchange)
 	g.Post("/password", s.Authn, s.changePassword)
-	g.Get("/sessions", s.Authn, s.mySessions)
-	g.Delete("/sessions/:sid", s.Authn, s.revokeMySession)
+	g.Get("/sessions", s.authnOwnLogins, s.mySessions)
+	g.Delete("/sessions/:sid", s.authnOwnLogins, s.revokeMySession)
 }

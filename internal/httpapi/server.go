@@ -105,6 +105,10 @@ type Server struct {
 	proxies trustedProxies
 
 	authnCSRF fiber.Handler
+	// authnOwnLogins and authnOwnLoginsOptional ignore the phase: they guard
+	// the routes by which callers list and end their own logins, which a
+	// retired credential must still reach (authn.Config.IgnorePhase).
+	authnOwnLogins, authnOwnLoginsOptional fiber.Handler
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -193,6 +197,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	ex.AllowRetiredSession = true
 	s.AuthnExchange = authn.New(ex)
 	s.authnCSRF = s.csrfAuthn(base)
+	own := base
+	own.IgnorePhase = true
+	s.authnOwnLogins = authn.New(own)
+	own.Optional = true
+	s.authnOwnLoginsOptional = authn.New(own)
 
 	s.routes()
 	if o.Mount != nil {

@@ -42,6 +42,9 @@ type Session struct {
 	// logins Create ended (the one named by NewSession.Replace, and those
 	// evicted by the per-user limit). Their tokens must be revoked too.
 	Evicted []string `json:"-"`
+
+	// verified is the login as Verify read it, for a later Touch.
+	verified *login
 }
 
 // NewSession describes a login to register.
@@ -221,13 +224,27 @@ func (m *Manager) makeRoom(ctx context.Context, userID string) ([]string, error)
 	return evicted, nil
 }
 
-// Authenticate checks a cookie value and returns its login. Garbage, unknown
-// sids and wrong secrets wrap auth.ErrInvalid; a cookie past its idle or
-// absolute deadline wraps auth.ErrExpired and its cookie part is dropped (the
-// login lives on if its tokens do); a store failure wraps auth.ErrUnavailable.
-// The secret is checked before the deadlines, so someone holding only the
-// public sid can neither learn nor change anything.
+// Authenticate checks a cookie value and records the use (Verify then Touch),
+// for callers that accept every verified session. A request that may still be
+// refused after the check (by the migration phase, by CSRF) must use Verify
+// and Touch only once it is accepted, so a refused request never extends the
+// session's idle deadline.
 func (m *Manager) Authenticate(ctx context.Context, cookieValue string) (*Session, error) {
+	s, err := m.Verify(ctx, cookieValue)
+	if err != nil {
+		return nil, err
+	}
+	m.Touch(ctx, s)
+	return s, nil
+}
+
+// Verify checks a cookie value and returns its login without recording the
+// use. Garbage, unknown sids and wrong secrets wrap auth.ErrInvalid; a cookie
+// past its idle or absolute deadline wraps auth.ErrExpired and its cookie part
+// is dropped (the login lives on if its tokens do); a store failure wraps
+// auth.ErrUnavailable. The secret is checked before the deadlines, so someone
+// holding only the public sid can neither learn nor change anything.
+func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, error) {
 	sid, secret, ok := parseCookie(cookieValue)
 	if !ok {
 		return nil, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
@@ -250,14 +267,36 @@ func (m *Manager) Authenticate(ctx context.Context, cookieValue string) (*Sessio
 		m.dropCookie(ctx, l, now)
 		return nil, fmt.Errorf("session %s: %w", sid, auth.ErrExpired)
 	}
-	if now.Sub(l.seen) >= m.cfg.TouchInterval {
-		l.seen = now
-		// Best effort: the credential was proven by the read. A lost touch
-		// only brings the idle deadline closer, and HSet cannot revive a
-		// login deleted meanwhile (without rec it is not a login).
-		_ = m.st.HSet(ctx, sessionKey(sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+	s := l.view(&m.cfg, now)
+	s.verified = l
+	return s, nil
+}
+
+// TouchDue reports whether Touch would write: last-seen writes are throttled
+// to one per TouchInterval, so most requests need none. It does no I/O.
+func (m *Manager) TouchDue(s *Session) bool {
+	return s != nil && s.verified != nil && m.cfg.Clock().Sub(s.verified.seen) >= m.cfg.TouchInterval
+}
+
+// Touch records a use of a session returned by Verify: it moves the idle
+// deadline when the last recorded use is at least TouchInterval old, and does
+// nothing otherwise (nor for a Session that did not come from Verify). It is
+// best effort: the credential was proven by the read, a lost touch only brings
+// the idle deadline closer, and the write cannot revive a login deleted
+// meanwhile (a hash without rec is not a login).
+func (m *Manager) Touch(ctx context.Context, s *Session) {
+	if !m.TouchDue(s) {
+		return
 	}
-	return l.view(&m.cfg, now), nil
+	now := m.cfg.Clock()
+	l := s.verified
+	l.seen = now
+	_ = m.st.HSet(ctx, sessionKey(l.sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+	s.LastSeenAt = now
+	if l.famTouched.After(now) {
+		s.LastSeenAt = l.famTouched
+	}
+	s.IdleExpiresAt = l.idleEnd(&m.cfg)
 }
 
 // dropCookie ends a timed-out cookie part: the whole login when its tokens

@@ -329,6 +329,41 @@ var keyCases = []struct {
 			t.Fatalf("%d writes; want still 1", w)
 		}
 	}},
+	{name: "Verify records no use; Touch does, once per interval", run: func(t *testing.T, e *env) {
+		_, cookie := e.create(t, NewSession{Cookie: true})
+		before := e.st.writes.Load()
+		// Verified again and again but never touched (every request refused
+		// by the phase): the idle deadline does not move and the session
+		// times out.
+		for range 29 {
+			e.clk.Advance(time.Minute)
+			s, err := e.m.Verify(ctx, cookie)
+			mustOK(t, err)
+			if !e.m.TouchDue(s) {
+				t.Fatalf("no touch due %v after the last use", s.LastSeenAt)
+			}
+		}
+		if w := e.st.writes.Load() - before; w != 0 {
+			t.Fatalf("Verify wrote %d times; want 0", w)
+		}
+		s, err := e.m.Verify(ctx, cookie)
+		mustOK(t, err)
+		e.m.Touch(ctx, s)
+		if w := e.st.writes.Load() - before; w != 1 || !s.LastSeenAt.Equal(e.clk.Now()) {
+			t.Fatalf("Touch: %d writes, LastSeenAt %v; want 1 write, now", w, s.LastSeenAt)
+		}
+		e.m.Touch(ctx, s) // not due any more
+		e.m.Touch(ctx, &Session{SID: s.SID})
+		if w := e.st.writes.Load() - before; w != 1 {
+			t.Fatalf("%d writes; want still 1", w)
+		}
+		e.clk.Advance(29 * time.Minute)
+		_, err = e.m.Verify(ctx, cookie)
+		mustOK(t, err)
+		e.clk.Advance(time.Minute)
+		_, err = e.m.Verify(ctx, cookie)
+		wantErr(t, err, auth.ErrExpired)
+	}},
 	{name: "per-user index: list oldest first, delete one, delete all", run: func(t *testing.T, e *env) {
 		var mine []string
 		for range 3 {
