@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/subtle"
 	"net/url"
 	"strings"
 
@@ -42,7 +41,7 @@ func (f forwardedCSRF) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error {
 	if got == "" {
 		return auth.Errorf(auth.CodeCSRF, "cookie-authenticated %s requests need the %s header (from the login response or GET /auth/csrf)", OriginalMethod(c), headerCSRF)
 	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(f.x.Token(p.SID))) != 1 {
+	if !f.x.ValidToken(p.SID, got) {
 		return auth.Errorf(auth.CodeCSRF, "the %s header does not belong to this session", headerCSRF)
 	}
 	return nil

@@ -43,6 +43,10 @@ type CSRF interface {
 	CheckOrigin(c *fiber.Ctx) error
 	// Token is the CSRF token of a login.
 	Token(sid string) string
+	// ValidToken reports whether got is the CSRF token of the login sid,
+	// under the current key or one recently replaced (keys are shared by
+	// every instance and may be replaced after the store lost its data).
+	ValidToken(sid, got string) bool
 	// AllowedOrigin reports whether origin is configured as trusted.
 	AllowedOrigin(origin string) bool
 }

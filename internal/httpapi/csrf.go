@@ -6,7 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
+	"errors"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,42 +22,81 @@ import (
 // CSRF issues and checks tokens bound to a login's sid: the token is
 // HMAC-SHA256(key, "csrf|"+sid), so it needs no storage, differs per login, and
 // one session's token is worthless for another. The key is shared by all
-// instances through the store (created once with SET NX).
+// instances through the store (csrfkeys.go keeps it there).
 type CSRF struct {
-	key     []byte
+	keys    *csrfKeyring
 	origins map[string]bool
 }
-
-const csrfKeyName = "ts:csrf:key"
 
 // HeaderCSRF is the header cookie-authenticated unsafe requests send.
 const HeaderCSRF = "X-CSRF-Token"
 
-// NewCSRF loads (or creates) the shared key and records the allowed origins.
-func NewCSRF(ctx context.Context, st store.Store, allowedOrigins []string) (*CSRF, error) {
-	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
-		return nil, err
-	}
-	if _, err := st.SetNX(ctx, csrfKeyName, fresh, 0); err != nil {
-		return nil, fmt.Errorf("csrf key: %w", err)
-	}
-	key, err := st.GetCtx(ctx, csrfKeyName)
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("csrf key: unreadable (%v)", err)
-	}
-	o := map[string]bool{}
-	for _, a := range allowedOrigins {
-		o[strings.TrimRight(strings.ToLower(a), "/")] = true
-	}
-	return &CSRF{key: key, origins: o}, nil
+// CSRFConfig configures NewCSRF. Zero values take the documented defaults.
+type CSRFConfig struct {
+	// Store holds the shared key. Required.
+	Store store.Store
+	// AllowedOrigins may make cookie-authenticated requests besides the
+	// request's own origin (server.public_url and cors.allowed_origins).
+	AllowedOrigins []string
+	// Grace is how long a key replaced by another instance's stays valid for
+	// checking: as long as a token made with it may still be presented, i.e.
+	// the longest life of a login. Default 24h.
+	Grace time.Duration
+	// SyncInterval is how often the key is written back to the store and
+	// compared with the store's. Default 30s.
+	SyncInterval time.Duration
+	Clock        func() time.Time
+	Logger       *slog.Logger
 }
 
-// Token is the CSRF token of a login.
+// NewCSRF loads (or creates) the shared key and records the allowed origins.
+// Call Run to keep the key in the store.
+func NewCSRF(ctx context.Context, cfg CSRFConfig) (*CSRF, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("csrf: nil store")
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 24 * time.Hour
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	kr, err := newCSRFKeyring(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := map[string]bool{}
+	for _, a := range cfg.AllowedOrigins {
+		o[strings.TrimRight(strings.ToLower(a), "/")] = true
+	}
+	return &CSRF{keys: kr, origins: o}, nil
+}
+
+// Run keeps the shared key alive in the store until ctx is done (see
+// csrfKeyring.run). It blocks.
+func (x *CSRF) Run(ctx context.Context) { x.keys.run(ctx) }
+
+// Token is the CSRF token of a login, made with the current key.
 func (x *CSRF) Token(sid string) string {
-	m := hmac.New(sha256.New, x.key)
-	m.Write([]byte("csrf|"))
-	m.Write([]byte(sid))
+	return csrfMAC(x.keys.load().current, "csrf|", sid)
+}
+
+// ValidToken reports whether got is the CSRF token of the login sid under the
+// current key or a recently replaced one, in constant time per key.
+func (x *CSRF) ValidToken(sid, got string) bool {
+	return x.keys.verify("csrf|", sid, got)
+}
+
+func csrfMAC(key []byte, purpose, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	m.Write([]byte(value))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -69,7 +109,7 @@ func (x *CSRF) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error {
 	if got == "" {
 		return auth.Errorf(auth.CodeCSRF, "cookie-authenticated %s requests need the %s header (from the login response or GET /auth/csrf)", c.Method(), HeaderCSRF)
 	}
-	if !hmac.Equal([]byte(got), []byte(x.Token(p.SID))) {
+	if !x.ValidToken(p.SID, got) {
 		return auth.Errorf(auth.CodeCSRF, "the %s header does not belong to this session", HeaderCSRF)
 	}
 	return nil
@@ -146,10 +186,7 @@ func (x *CSRF) newPreSession(now time.Time) (value, token string, expires time.T
 }
 
 func (x *CSRF) preSessionToken(cookieValue string) string {
-	m := hmac.New(sha256.New, x.key)
-	m.Write([]byte("login|"))
-	m.Write([]byte(cookieValue))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return csrfMAC(x.keys.load().current, "login|", cookieValue)
 }
 
 // preSessionExpiry reads the expiry a cookie value claims; ok is false for
@@ -173,7 +210,7 @@ func (x *CSRF) checkPreSession(cookieValue, token string, now time.Time) error {
 		return auth.Errorf(auth.CodeCSRF, "form logins need the %s field (or %s header) and the cookie from GET /auth/csrf", FieldCSRF, HeaderCSRF)
 	}
 	exp, ok := preSessionExpiry(cookieValue)
-	if !ok || !hmac.Equal([]byte(token), []byte(x.preSessionToken(cookieValue))) {
+	if !ok || !x.keys.verify("login|", cookieValue, token) {
 		return auth.Errorf(auth.CodeCSRF, "the login CSRF token does not belong to this browser; reload the login form")
 	}
 	if !now.Before(exp) || exp.After(now.Add(preSessionTTL+time.Minute)) {

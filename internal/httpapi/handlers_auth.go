@@ -290,9 +290,11 @@ func (s *Server) logout(c *fiber.Ctx) error {
 
 // maxCredentialLife bounds how long a per-user revocation must be remembered:
 // past it, every credential issued before the revocation has expired anyway.
-func (s *Server) maxCredentialLife() time.Duration {
-	if s.opts.MaxCredentialLife > 0 {
-		return s.opts.MaxCredentialLife
+func (s *Server) maxCredentialLife() time.Duration { return s.opts.maxCredentialLife() }
+
+func (o *Options) maxCredentialLife() time.Duration {
+	if o.MaxCredentialLife > 0 {
+		return o.MaxCredentialLife
 	}
 	return 90 * 24 * time.Hour
 }

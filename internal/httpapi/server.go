@@ -126,10 +126,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	csrf, err := NewCSRF(ctx, o.Store, o.CORSOrigins)
+	csrf, err := NewCSRF(ctx, CSRFConfig{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.maxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
+	// The key keeper lives as long as the server's context (the serve
+	// command's), like the other background loops.
+	go csrf.Run(ctx)
 	proxies, err := parseTrustedProxies(o.TrustedProxies)
 	if err != nil {
 		return nil, err
