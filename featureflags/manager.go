@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Options configures NewManager. Zero values take the documented defaults.
@@ -119,6 +121,9 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	if !ok || o.Initial.Phase != 0 {
 		if err := o.Initial.Validate(m.known); err != nil {
+			return nil, fmt.Errorf("featureflags: initial state: %w", err)
+		}
+		if err := o.Initial.checkHorizon(m.now()); err != nil {
 			return nil, fmt.Errorf("featureflags: initial state: %w", err)
 		}
 		initial := o.Initial.Clone()
@@ -261,6 +266,9 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 		}
 	}
 	now := m.now()
+	if err := next.checkHorizon(now); err != nil {
+		return State{}, err
+	}
 	figures, err := m.checkGuard(ctx, &cur, &next, c.Force)
 	if err != nil {
 		m.auditRefusal(ctx, cur, next, AuditEntry{At: now, Actor: actor, Reason: reason, Figures: figures}, err)
@@ -358,6 +366,12 @@ func (m *Manager) History(ctx context.Context, n int) ([]State, error) {
 	return m.backend.History(ctx, n)
 }
 
+// checkActor trims and checks who makes a change and why. Both end up in the
+// audit log, which operators read in terminals (tokenshift audit) and on the
+// dashboard, so control characters (an escape sequence, a carriage return
+// that rewrites the line, a newline that forges an entry), Unicode format
+// characters (bidirectional overrides) and invalid UTF-8 are refused rather
+// than stored.
 func checkActor(actor, reason string) (string, string, error) {
 	actor, reason = strings.TrimSpace(actor), strings.TrimSpace(reason)
 	switch {
@@ -368,7 +382,29 @@ func checkActor(actor, reason string) (string, string, error) {
 	case len(reason) > maxReasonLen:
 		return "", "", fmt.Errorf("%w: reason: longer than %d bytes", ErrInvalidState, maxReasonLen)
 	}
+	if err := checkPrintable("actor", actor); err != nil {
+		return "", "", err
+	}
+	if err := checkPrintable("reason", reason); err != nil {
+		return "", "", err
+	}
 	return actor, reason, nil
+}
+
+// checkPrintable refuses text an audit reader's terminal would not simply
+// print, naming the first offending character and where it is.
+func checkPrintable(field, s string) error {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return fmt.Errorf("%w: %s: not valid UTF-8 (byte %d)", ErrInvalidState, field, i)
+			}
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			return fmt.Errorf("%w: %s: must be a single line of printable text; it contains the control character %U at byte %d", ErrInvalidState, field, r, i)
+		}
+	}
+	return nil
 }
 
 // deprecatesSessions reports whether any client is in a phase whose session

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -401,5 +402,89 @@ func TestReloadStaticRefusedOnRedis(t *testing.T) {
 	m := newTestManager(t, backendKinds()[1].new(t), newClock(), nil)
 	if err := m.ReloadStatic(initialState()); !errors.Is(err, ErrNotStatic) {
 		t.Errorf("ReloadStatic with Redis = %v, want ErrNotStatic", err)
+	}
+}
+
+// TestAuditTextMustBePrintable: actors and reasons end up in operators'
+// terminals (tokenshift audit) and on the dashboard, so text a terminal would
+// interpret is refused, by Apply and by Rollback, and nothing changes.
+func TestAuditTextMustBePrintable(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, NewMemoryBackend(), newClock(), nil)
+	if _, err := m.Apply(ctx, change(m, "ops@example.com", "first", func(s *State) { s.Phase = PhasePreferJWT })); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, actor, reason, want string
+	}{
+		{name: "escape in reason", actor: "ops@example.com", reason: "ok\x1b[2J\x1b[Hall good", want: "U+001B"},
+		{name: "bell in reason", actor: "ops@example.com", reason: "ding\a", want: "U+0007"},
+		{name: "line forged in reason", actor: "ops@example.com", reason: "fine\r\n2026-01-01 evil set jwt-only", want: "U+000D"},
+		{name: "bidi override in reason", actor: "ops@example.com", reason: "abc\u202edef", want: "U+202E"},
+		{name: "invalid UTF-8 in reason", actor: "ops@example.com", reason: "a\xffb", want: "not valid UTF-8"},
+		{name: "escape in actor", actor: "ops\x1b]0;pwned\a@example.com", reason: "x", want: "actor"},
+		{name: "tab in actor", actor: "ops\t@example.com", reason: "x", want: "U+0009"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := m.Flags().Current().Version
+			_, err := m.Apply(ctx, change(m, tc.actor, tc.reason, func(s *State) { s.Rollout = 5 }))
+			if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Apply = %v; want ErrInvalidState naming %q", err, tc.want)
+			}
+			if _, err := m.Rollback(ctx, tc.actor, tc.reason); !errors.Is(err, ErrInvalidState) {
+				t.Fatalf("Rollback = %v; want ErrInvalidState", err)
+			}
+			if v := m.Flags().Current().Version; v != before {
+				t.Fatalf("version moved from %d to %d", before, v)
+			}
+		})
+	}
+	// Printable non-ASCII text is fine.
+	if _, err := m.Apply(ctx, change(m, "opérateur@example.com", "déploiement validé — ticket №42", func(s *State) { s.Rollout = 5 })); err != nil {
+		t.Fatalf("printable Unicode refused: %v", err)
+	}
+}
+
+// TestSunsetBounds: year 0 and dates before 2000 are refused everywhere; a
+// date more than ten years ahead is refused on changes; a past date after
+// 2000 is allowed (RFC 8594: sessions may end at any time).
+func TestSunsetBounds(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock() // 2026-04-01
+	m := newTestManager(t, NewMemoryBackend(), clock, nil)
+	at := func(s string) *time.Time {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &ts
+	}
+	for _, tc := range []struct {
+		name   string
+		sunset *time.Time
+		want   string // "" = accepted
+	}{
+		{name: "year 0", sunset: at("0000-01-01T00:00:00Z"), want: "before 2000-01-01"},
+		{name: "1999", sunset: at("1999-12-31T23:59:59Z"), want: "before 2000-01-01"},
+		{name: "past but plausible", sunset: at("2025-06-30T00:00:00Z")},
+		{name: "next year", sunset: at("2027-06-30T00:00:00Z")},
+		{name: "ten years ahead", sunset: at("2036-03-01T00:00:00Z")},
+		{name: "eleven years ahead", sunset: at("2037-06-30T00:00:00Z"), want: "more than 10 years ahead"},
+		{name: "year 9999", sunset: at("9999-12-31T00:00:00Z"), want: "more than 10 years ahead"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Apply(ctx, change(m, "ops@example.com", "sunset", func(s *State) { s.Sunset = tc.sunset }))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Apply = %v; want accepted", err)
+			case tc.want != "" && (!errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Apply = %v; want ErrInvalidState saying %q", err, tc.want)
+			}
+		})
+	}
+	init := initialState()
+	init.Sunset = at("2099-01-01T00:00:00Z")
+	if _, err := NewManager(ctx, Options{Initial: init, KnownClients: known, Clock: clock.Now}); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("NewManager with a sunset in 2099 = %v; want ErrInvalidState", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -56,8 +55,7 @@ func printAudit(w io.Writer, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("unexpected audit answer: %w", err)
 	}
-	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "WHEN\tWHO\tACTION\tVERSION\tFORCED\tCHANGE\tGUARD\tREASON")
+	tw := newTable(w, "WHEN", "WHO", "ACTION", "VERSION", "FORCED", "CHANGE", "GUARD", "REASON")
 	for _, e := range a.Entries {
 		guard := "-"
 		if f := e.Figures; f != nil {
@@ -72,10 +70,9 @@ func printAudit(w io.Writer, raw json.RawMessage) error {
 		if reason == "" {
 			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.At, e.Actor, e.Action, e.To.Version, forced,
-			strings.Join(flagsChanges(e.From, e.To), "; "), guard, reason)
+		tw.row(e.At, e.Actor, e.Action, e.To.Version, forced, strings.Join(flagsChanges(e.From, e.To), "; "), guard, reason)
 	}
-	return tw.Flush()
+	return tw.flush()
 }
 
 // flagsChanges lists "what: before → after" for every setting that differs.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -205,27 +204,25 @@ func (a *keysAnswer) print(out, errOut io.Writer) error {
 		progress = "rotation in progress"
 	}
 	fmt.Fprintf(out, "rotation version %d, %s; publish delay %s, retire after %s\n\n", a.Version, progress, orDash(a.PublishDelay), orDash(a.RetireAfter))
-	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tSINCE\tUNTIL\tIN JWKS\tIN KEYS_DIR")
+	tw := newTable(out, "KID", "ALG", "STATE", "SINCE", "UNTIL", "IN JWKS", "IN KEYS_DIR")
 	for _, k := range a.Keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%v\n", k.KID, k.Alg, k.State, stamp(k.Since), stamp(k.Until), k.Published, k.InKeysDir)
+		tw.row(k.KID, k.Alg, k.State, stamp(k.Since), stamp(k.Until), k.Published, k.InKeysDir)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.flush(); err != nil {
 		return err
 	}
 	if len(a.Instances) > 0 {
 		fmt.Fprintln(out)
-		tw = tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "INSTANCE\tVERSION\tSIGNING\tKEYS_DIR\tMISSING")
+		tw = newTable(out, "INSTANCE", "VERSION", "SIGNING", "KEYS_DIR", "MISSING")
 		for _, in := range a.Instances {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", in.ID, in.Version, in.Signing, strings.Join(in.KeysDir, ","), orDash(strings.Join(in.Missing, ",")))
+			tw.row(in.ID, in.Version, in.Signing, strings.Join(in.KeysDir, ","), orDash(strings.Join(in.Missing, ",")))
 		}
-		if err := tw.Flush(); err != nil {
+		if err := tw.flush(); err != nil {
 			return err
 		}
 	}
 	for _, p := range a.Problems {
-		fmt.Fprintf(errOut, "PROBLEM: %s\n", p)
+		fmt.Fprintf(errOut, "PROBLEM: %s\n", printable(p))
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -141,26 +140,24 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	}
 	fmt.Fprintln(w)
 
-	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEME\tREQUESTS\tSHARE\tUSERS (≈)\tREJECTED")
+	tw := newTable(w, "SCHEME", "REQUESTS", "SHARE", "USERS (≈)", "REJECTED")
 	for _, s := range reportSchemes {
 		v := r.Schemes[s]
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", s, v.Requests, pct(v.Share), intOrNA(v.Users), v.Rejected)
+		tw.row(s, v.Requests, pct(v.Share), intOrNA(v.Users), v.Rejected)
 	}
-	tw.Flush()
+	tw.flush()
 	fmt.Fprintln(w)
 
-	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tSESSION\tBEARER\tJWT_COOKIE\tREJECTED\tSESSION SHARE\tLAST SESSION USE\tREADY")
+	tw = newTable(w, "CLIENT", "SESSION", "BEARER", "JWT_COOKIE", "REJECTED", "SESSION SHARE", "LAST SESSION USE", "READY")
 	for _, c := range r.Clients {
 		last := "-"
 		if l := c.Schemes["session"].LastSeen; l != nil {
 			last = *l
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
+		tw.row(c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
 			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Readiness.SessionShare), last, yesNo(c.Readiness.Ready))
 	}
-	tw.Flush()
+	tw.flush()
 
 	fmt.Fprintf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
 	fmt.Fprintf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
@@ -460,28 +457,27 @@ func printFlags(w io.Writer, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("unexpected flags answer: %w", err)
 	}
-	fmt.Fprintf(w, "version %d, global phase %s, rollout %s%%, updated %s by %s\n", f.Version, f.Phase, strconv.FormatFloat(f.Rollout, 'f', -1, 64), f.UpdatedAt, f.UpdatedBy)
+	fmt.Fprintf(w, "version %d, global phase %s, rollout %s%%, updated %s by %s\n", f.Version, printable(f.Phase), strconv.FormatFloat(f.Rollout, 'f', -1, 64), printable(f.UpdatedAt), printable(f.UpdatedBy))
 	if f.Sunset != "" {
-		fmt.Fprintf(w, "sunset %s\n", f.Sunset)
+		fmt.Fprintf(w, "sunset %s\n", printable(f.Sunset))
 	}
 	if len(f.ExemptClients) > 0 {
-		fmt.Fprintf(w, "exempt clients: %s\n", strings.Join(f.ExemptClients, ", "))
+		fmt.Fprintf(w, "exempt clients: %s\n", printable(strings.Join(f.ExemptClients, ", ")))
 	}
 	ids := make([]string, 0, len(f.Effective))
 	for id := range f.Effective {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tEFFECTIVE PHASE\tSOURCE")
+	tw := newTable(w, "CLIENT", "EFFECTIVE PHASE", "SOURCE")
 	for _, id := range ids {
 		src := "global"
 		if _, ok := f.Clients[id]; ok {
 			src = "override"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", id, f.Effective[id], src)
+		tw.row(id, f.Effective[id], src)
 	}
-	return tw.Flush()
+	return tw.flush()
 }
 
 func newAuditCmd(*globalFlags) *cobra.Command {
@@ -542,27 +538,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), raw)
 			}
-			var l struct {
-				Sessions []struct {
-					SID        string `json:"sid"`
-					ClientID   string `json:"client_id"`
-					CreatedAt  string `json:"created_at"`
-					LastSeenAt string `json:"last_seen_at"`
-					Session    bool   `json:"session"`
-					Tokens     bool   `json:"tokens"`
-					IP         string `json:"ip"`
-					UserAgent  string `json:"user_agent"`
-				} `json:"sessions"`
-			}
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "SID\tCLIENT\tCREATED\tLAST SEEN\tSESSION\tTOKENS\tIP\tUSER AGENT")
-			for _, s := range l.Sessions {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\t%s\n", s.SID, s.ClientID, s.CreatedAt, s.LastSeenAt, s.Session, s.Tokens, s.IP, s.UserAgent)
-			}
-			return tw.Flush()
+			return printSessions(cmd.OutOrStdout(), raw)
 		},
 	}
 	var all bool
@@ -593,4 +569,28 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 	revoke.Flags().BoolVar(&all, "all", false, "revoke every login of the user")
 	cmd.AddCommand(list, revoke)
 	return cmd
+}
+
+// printSessions writes GET /admin/users/{id}/sessions as a table.
+func printSessions(w io.Writer, raw json.RawMessage) error {
+	var l struct {
+		Sessions []struct {
+			SID        string `json:"sid"`
+			ClientID   string `json:"client_id"`
+			CreatedAt  string `json:"created_at"`
+			LastSeenAt string `json:"last_seen_at"`
+			Session    bool   `json:"session"`
+			Tokens     bool   `json:"tokens"`
+			IP         string `json:"ip"`
+			UserAgent  string `json:"user_agent"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return fmt.Errorf("unexpected sessions answer: %w", err)
+	}
+	tw := newTable(w, "SID", "CLIENT", "CREATED", "LAST SEEN", "SESSION", "TOKENS", "IP", "USER AGENT")
+	for _, s := range l.Sessions {
+		tw.row(s.SID, s.ClientID, s.CreatedAt, s.LastSeenAt, s.Session, s.Tokens, s.IP, s.UserAgent)
+	}
+	return tw.flush()
 }

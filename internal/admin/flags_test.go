@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func flagsApp(t *testing.T, m *featureflags.Manager) *fiber.App {
 		for k, v := range ae.Extra {
 			body[k] = v
 		}
-		status := map[auth.Code]int{auth.CodeVersionConflict: 409, auth.CodeGuardRefused: 409, auth.CodeInvalidRequest: 400}[ae.Code]
+		status := map[auth.Code]int{auth.CodeVersionConflict: 409, auth.CodeGuardRefused: 409, auth.CodeInvalidRequest: 400, auth.CodeUnsupportedMediaType: 415}[ae.Code]
 		if status == 0 {
 			status = 500
 		}
@@ -172,5 +173,26 @@ func TestGuardRefusalInAuditAPI(t *testing.T) {
 	to, _ := e["to"].(map[string]any)
 	if e["action"] != "refused" || e["figures"] == nil || e["actor"] != "ops@example.com" || to["phase"] != "jwt-only" || to["version"] != 1.0 {
 		t.Errorf("refusal entry = %v", e)
+	}
+}
+
+// TestAuditTextRefused: an actor or reason with control characters is a
+// 400 naming the character, for PUT and for rollback, and nothing changes.
+func TestAuditTextRefused(t *testing.T) {
+	app := flagsApp(t, newManager(t, featureflags.NewMemoryBackend(), nil))
+	status, got := call(t, app, "PUT", "/admin/flags", map[string]any{"version": 1, "phase": "prefer-jwt", "reason": "ok\x1b[2J\r\nforged line"})
+	if status != 400 || got["code"] != "invalid_request" || !strings.Contains(got["detail"].(string), "U+001B") {
+		t.Fatalf("PUT with an escape sequence in the reason = %d %v", status, got)
+	}
+	status, got = call(t, app, "POST", "/admin/flags/rollback", map[string]any{"reason": "bell\a"})
+	if status != 400 || got["code"] != "invalid_request" {
+		t.Fatalf("rollback with a control character = %d %v", status, got)
+	}
+	status, got = call(t, app, "PUT", "/admin/flags", map[string]any{"version": 1, "sunset": "0000-01-01T00:00:00Z", "reason": "typo"})
+	if status != 400 || !strings.Contains(got["detail"].(string), "before 2000-01-01") {
+		t.Fatalf("PUT with sunset in year 0 = %d %v", status, got)
+	}
+	if _, got := call(t, app, "GET", "/admin/flags", nil); got["version"] != 1.0 {
+		t.Fatalf("refused changes moved the state: %v", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -146,7 +148,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		ClientID:  client.ID,
 		Roles:     u.Roles,
 		IP:        ip,
-		UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
+		UserAgent: cleanUserAgent(c.Get(fiber.HeaderUserAgent)),
 		Cookie:    issueSession,
 		Tokens:    dec.IssueTokens,
 		Replace:   c.Cookies(s.opts.Cookies.SessionCookie()),
@@ -474,6 +476,28 @@ func safeReturnTo(p string) bool {
 // 15-minute token is 899.x seconds from now and must still read as 900.
 func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
+}
+
+// cleanUserAgent is the User-Agent as the login records it for operators'
+// listings: control characters (ESC, BEL, CR, LF, ...), Unicode format
+// characters (bidirectional overrides) and bytes that are not UTF-8 are
+// dropped, since the value is the client's to choose and ends up in
+// terminals and pages; at most 256 bytes, cut on a character boundary.
+func cleanUserAgent(ua string) string {
+	const maxLen = 256
+	var b strings.Builder
+	for i := 0; i < len(ua) && b.Len() < maxLen; {
+		r, n := utf8.DecodeRuneInString(ua[i:])
+		i += n
+		if (r == utf8.RuneError && n == 1) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			continue
+		}
+		if b.Len()+n > maxLen {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 func truncate(s string, n int) string {
