@@ -54,6 +54,27 @@ const (
 	maxClientLen = 200
 )
 
+// Bounds of the dates operators set. A sunset in the past is allowed: RFC
+// 8594 section 3 reads it as "the resource may go away at any time", which is
+// what a late migration means. What is refused is a date no one meant: year
+// 0 or 1970 from a zero value or a typo, or one so far ahead that the Sunset
+// header promises nothing (checked where a clock is at hand, on changes:
+// see checkHorizon).
+var earliestDate = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxSunsetAhead is how far in the future a sunset may be set.
+const MaxSunsetAhead = 10 * 365 * 24 * time.Hour
+
+// checkHorizon refuses a sunset more than MaxSunsetAhead after now. It
+// applies to changes (Apply, the configuration's initial state, a reload),
+// not to stored states, which must stay loadable and restorable by rollback.
+func (s *State) checkHorizon(now time.Time) error {
+	if s.Sunset != nil && s.Sunset.After(now.Add(MaxSunsetAhead)) {
+		return fmt.Errorf("%w: sunset: %s is more than 10 years ahead: check the year", ErrInvalidState, s.Sunset.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // EffectivePhase is the phase that applies to clientID: its override if it has
 // one, else the global phase.
 func (s *State) EffectivePhase(clientID string) Phase {
@@ -182,11 +203,17 @@ func (s *State) Validate(knownClients []string) error {
 		}
 		seen[id] = true
 	}
-	if s.Sunset != nil && s.Sunset.IsZero() {
+	switch {
+	case s.Sunset != nil && s.Sunset.IsZero():
 		bad("sunset", "0001-01-01T00:00:00Z", "is the zero time; omit it instead")
+	case s.Sunset != nil && s.Sunset.Before(earliestDate):
+		bad("sunset", s.Sunset.UTC().Format(time.RFC3339), "is before 2000-01-01: check the year (a date in the past is allowed, meaning sessions may end at any time)")
 	}
-	if s.DeprecatedAt != nil && s.DeprecatedAt.IsZero() {
+	switch {
+	case s.DeprecatedAt != nil && s.DeprecatedAt.IsZero():
 		bad("deprecated_at", "0001-01-01T00:00:00Z", "is the zero time; omit it instead")
+	case s.DeprecatedAt != nil && s.DeprecatedAt.Before(earliestDate):
+		bad("deprecated_at", s.DeprecatedAt.UTC().Format(time.RFC3339), "is before 2000-01-01: check the year")
 	}
 	if s.Sunset != nil && s.DeprecatedAt != nil && s.Sunset.Before(*s.DeprecatedAt) {
 		bad("sunset", s.Sunset.UTC().Format(time.RFC3339), "is before deprecated_at "+s.DeprecatedAt.UTC().Format(time.RFC3339)+" (RFC 9745 §3)")

@@ -20,6 +20,9 @@ func (m *Manager) ReloadStatic(s State) error {
 	if err := s.Validate(m.known); err != nil {
 		return fmt.Errorf("featureflags: reloaded configuration: %w", err)
 	}
+	if err := s.checkHorizon(m.now()); err != nil {
+		return fmt.Errorf("featureflags: reloaded configuration: %w", err)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.lastStatic != nil && m.lastStatic.EqualSettings(&s) {

@@ -99,6 +99,11 @@ func (h *Handlers) requireAdmin(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// maxWindowDays bounds "Nd" windows well below where N days overflow a
+// time.Duration (about 106 751 days), which would wrap to a negative or an
+// unrelated positive window.
+const maxWindowDays = 36500
+
 // ParseWindow accepts Go durations ("90m", "24h") and days ("7d").
 func ParseWindow(s string) (time.Duration, error) {
 	if s == "" {
@@ -106,14 +111,14 @@ func ParseWindow(s string) (time.Duration, error) {
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 {
-			return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: days must be a positive whole number", s)
+		if err != nil || n <= 0 || n > maxWindowDays {
+			return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: days must be a whole number from 1 to %d", truncate(s, 64), maxWindowDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	w, err := time.ParseDuration(s)
 	if err != nil || w <= 0 {
-		return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: use a duration like 90m, 24h or 7d", s)
+		return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: use a duration like 90m, 24h or 7d", truncate(s, 64))
 	}
 	return w, nil
 }
