@@ -234,5 +234,43 @@ func (x *CSRF) CheckLogin(c *fiber.Ctx, isForm bool, formToken, cookieValue stri
 	if formToken == "" {
 		formToken = c.Get(HeaderCSRF)
 	}
-	return x.checkPreSession(cookieValue, formToken, now)
+	if err := x.checkPreSession(cookieValue, formToken, now); err != nil {
+		return err
+	}
+	used, err := x.preSessionUsed(c.UserContext(), cookieValue)
+	if err != nil {
+		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
+	}
+	if used {
+		return auth.Errorf(auth.CodeCSRF, "this login form was already used to log in; reload it")
+	}
+	return nil
+}
+
+// A pre-session is single-use: the successful login it allowed marks it used
+// in the store until it expires (SET NX, so of two submissions racing with
+// the right password only one logs in), and a marked one is refused. The
+// browser drops the cookie at login anyway; the mark is for a copied cookie
+// and token. A failed attempt does not use it up: the user corrects a typo
+// without reloading the form.
+func preSessionUsedKey(cookieValue string) string {
+	h := sha256.Sum256([]byte(cookieValue))
+	return "ts:lcsrf:used:" + base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func (x *CSRF) preSessionUsed(ctx context.Context, cookieValue string) (bool, error) {
+	v, err := x.keys.st.GetCtx(ctx, preSessionUsedKey(cookieValue))
+	return v != nil, err
+}
+
+// consumePreSession marks a checked pre-session used; false when another
+// login consumed it first.
+func (x *CSRF) consumePreSession(ctx context.Context, cookieValue string, now time.Time) (bool, error) {
+	exp, ok := preSessionExpiry(cookieValue)
+	if !ok {
+		return false, nil
+	}
+	// A minute more than the cookie claims: checkPreSession tolerates that
+	// much clock difference between instances.
+	return x.keys.st.SetNX(ctx, preSessionUsedKey(cookieValue), []byte{1}, exp.Sub(now)+time.Minute)
 }

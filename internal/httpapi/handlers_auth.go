@@ -136,8 +136,23 @@ func (s *Server) login(c *fiber.Ctx) error {
 		}
 		return s.verifyError(c, client.ID, err, rsv)
 	}
+	// Refunded at once, before anything else is done for this login, so the
+	// units of correct passwords are back before their answers leave and a
+	// user's burst of logins (tabs, retries, a script) is limited only while
+	// its attempts overlap.
 	if err := s.limiter.succeeded(ctx, rsv); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
+	}
+	if isForm {
+		// The form's pre-session is spent by this login (csrf.go).
+		consumed, err := s.csrf.consumePreSession(ctx, c.Cookies(s.opts.Cookies.preSessionCookie()), s.opts.Clock())
+		if err != nil {
+			return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
+		}
+		if !consumed {
+			s.opts.Usage.Login(client.ID, "csrf_failed")
+			return auth.Errorf(auth.CodeCSRF, "this login form was already used to log in; reload it")
+		}
 	}
 
 	dec := s.decide(client.ID, u.ID)
@@ -221,7 +236,10 @@ func (s *Server) rateLimited(c *fiber.Ctx, lim limitState) error {
 		secs = 1
 	}
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-	e := auth.Errorf(auth.CodeRateLimited, "too many failed logins; retry in %d seconds", secs)
+	// "attempts", not "failed logins": attempts still being checked hold
+	// their unit too (ratelimit.go), so a burst of correct logins can meet
+	// this answer without a single failure.
+	e := auth.Errorf(auth.CodeRateLimited, "too many login attempts; retry in %d seconds", secs)
 	e.Extra = map[string]any{"retry_after": secs}
 	return e
 }

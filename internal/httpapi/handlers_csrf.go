@@ -39,8 +39,18 @@ func (s *Server) preSessionCSRF(c *fiber.Ctx) error {
 	name := s.opts.Cookies.preSessionCookie()
 	value := c.Cookies(name)
 	token, expires := "", time.Time{}
+	reuse := false
 	if exp, ok := preSessionExpiry(value); ok && exp.Sub(now) > preSessionTTL/2 && exp.Sub(now) <= preSessionTTL {
-		token, expires = s.csrf.preSessionToken(value), exp
+		// A login already spent it: the next form needs a fresh one.
+		used, err := s.csrf.preSessionUsed(c.UserContext(), value)
+		if err != nil {
+			return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is unavailable; retry shortly")
+		}
+		reuse = !used
+		expires = exp
+	}
+	if reuse {
+		token = s.csrf.preSessionToken(value)
 	} else {
 		var err error
 		value, token, expires, err = s.csrf.newPreSession(now)

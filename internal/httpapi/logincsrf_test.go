@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -38,6 +40,8 @@ func TestLoginCSRF(t *testing.T) {
 	ts := newTestServer(t, nil)
 	token, cookie := ts.preSession(t)
 	otherToken, otherCookie := ts.preSession(t)
+	// Each successful form login spends its pre-session: a second one.
+	token2, cookie2 := ts.preSession(t)
 	if otherCookie.Value == cookie.Value || otherToken == token {
 		t.Fatal("two browsers got the same pre-session")
 	}
@@ -62,7 +66,7 @@ func TestLoginCSRF(t *testing.T) {
 		{name: "cross-site by fetch metadata", r: treq{form: aliceForm(token), cookies: []*http.Cookie{cookie}, header: map[string]string{"Sec-Fetch-Site": "cross-site"}}, status: 403, code: "csrf_failed"},
 		{name: "JSON from a foreign origin", r: treq{json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}, header: map[string]string{"Origin": "https://evil.example"}}, status: 403, code: "csrf_failed"},
 		{name: "form with the token in the header", r: treq{form: aliceForm(""), cookies: []*http.Cookie{cookie}, header: map[string]string{"X-CSRF-Token": token, "Origin": "http://tokenshift.test"}}, status: 200, cleared: true},
-		{name: "same-origin form", r: treq{form: aliceForm(token), cookies: []*http.Cookie{cookie}, header: map[string]string{"Origin": "http://tokenshift.test", "Sec-Fetch-Site": "same-origin"}}, status: 200, cleared: true},
+		{name: "same-origin form", r: treq{form: aliceForm(token2), cookies: []*http.Cookie{cookie2}, header: map[string]string{"Origin": "http://tokenshift.test", "Sec-Fetch-Site": "same-origin"}}, status: 200, cleared: true},
 		{name: "JSON from an allowed CORS origin", r: treq{json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}, header: map[string]string{"Origin": "https://app.example.com"}}, status: 200},
 		{name: "JSON without browser headers", r: treq{json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}}, status: 200},
 	}
@@ -89,6 +93,56 @@ func TestLoginCSRF(t *testing.T) {
 				t.Fatalf("the pre-session cookie was not discarded at login: %+v", c)
 			}
 		})
+	}
+}
+
+// TestPreSessionSingleUse: the login a pre-session allowed spends it; a copy
+// of the cookie and token cannot log in again, and GET /auth/csrf hands out a
+// fresh pre-session instead of the spent one. Wrong passwords do not spend it.
+func TestPreSessionSingleUse(t *testing.T) {
+	ts := newTestServer(t, nil)
+	token, cookie := ts.preSession(t)
+	form := func(pass string) *tresp {
+		v := aliceForm(token)
+		v.Set("password", pass)
+		return ts.do(t, treq{method: "POST", path: "/auth/login", form: v, cookies: []*http.Cookie{cookie}})
+	}
+	wantProblem(t, form("typo"), 401, "invalid_credentials")
+	wantProblem(t, form("typo again"), 401, "invalid_credentials")
+	if r := form("alice-pass"); r.status != 200 {
+		t.Fatalf("login with the same form after typos: %d %s", r.status, r.body)
+	}
+	r := form("alice-pass")
+	wantProblem(t, r, 403, "csrf_failed")
+	if d, _ := r.json(t)["detail"].(string); !strings.Contains(d, "already used") {
+		t.Fatalf("replay detail %q", d)
+	}
+	again := ts.do(t, treq{path: "/auth/csrf", cookies: []*http.Cookie{cookie}})
+	if c := again.cookie(preCookie); c == nil || c.Value == cookie.Value || again.json(t)["csrf_token"] == token {
+		t.Fatalf("GET /auth/csrf with a spent pre-session reused it: %s", again.body)
+	}
+}
+
+// TestPreSessionRaceLogsInOnce: two submissions of one form with the right
+// password at the same moment: one logs in, the other is refused.
+func TestPreSessionRaceLogsInOnce(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.users.delay = 20 * time.Millisecond
+	token, cookie := ts.preSession(t)
+	var ok, refused atomic.Int64
+	parallel(4, func(int) {
+		r := ts.do(t, treq{method: "POST", path: "/auth/login", form: aliceForm(token), cookies: []*http.Cookie{cookie}})
+		switch r.status {
+		case 200:
+			ok.Add(1)
+		case 403:
+			refused.Add(1)
+		default:
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
+	if ok.Load() != 1 || refused.Load() != 3 {
+		t.Fatalf("%d logins, %d refused; want 1 and 3", ok.Load(), refused.Load())
 	}
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,6 +130,40 @@ func TestIPBucket(t *testing.T) {
 	for _, tc := range tests {
 		if got := ipBucket(tc.ip); got != tc.want {
 			t.Errorf("ipBucket(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}
+
+// TestLoginLimiterLegitBurst: correct passwords give their unit back before
+// answering. A burst of overlapping correct logins larger than the budget
+// may see some 429s (each attempt holds a unit while its password is being
+// checked), worded as attempts, not failures; once they have answered, any
+// number of further correct logins pass.
+func TestLoginLimiterLegitBurst(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.RateLimit = RateLimit{PerAccount: 5, PerIP: 20, Window: time.Minute} })
+	ts.users.delay = 20 * time.Millisecond
+	var ok, limited atomic.Int64
+	parallel(10, func(int) {
+		r := ts.do(t, treq{method: "POST", path: "/auth/login", json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}})
+		switch r.status {
+		case 200:
+			ok.Add(1)
+		case 429:
+			limited.Add(1)
+			if d, _ := r.json(t)["detail"].(string); !strings.HasPrefix(d, "too many login attempts") {
+				t.Errorf("429 detail %q; want it to speak of attempts, not failed logins", d)
+			}
+		default:
+			t.Errorf("burst login: %d %s", r.status, r.body)
+		}
+	})
+	t.Logf("burst of 10 correct logins, budget 5: %d passed, %d limited", ok.Load(), limited.Load())
+	if ok.Load() < 5 {
+		t.Fatalf("only %d of 10 correct logins passed with a budget of 5", ok.Load())
+	}
+	for i := range 15 {
+		if r := ts.do(t, treq{method: "POST", path: "/auth/login", json: map[string]string{"email": "alice@example.com", "password": "alice-pass"}}); r.status != 200 {
+			t.Fatalf("correct login %d after the burst: %d %s", i, r.status, r.body)
 		}
 	}
 }
