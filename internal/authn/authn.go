@@ -37,6 +37,16 @@ type TokenVerifier interface {
 	VerifyToken(raw string) (*auth.Principal, error)
 }
 
+// CookieTokenVerifier is optionally implemented by a TokenVerifier that knows
+// how each client receives its tokens. The JWT cookie is then verified with
+// VerifyCookieToken, which also refuses (auth.ErrInvalid) the token of a
+// client that gets its tokens in the response body: such a token has no
+// business in a cookie, and accepting it there would let it ride on a
+// browser's cross-site requests.
+type CookieTokenVerifier interface {
+	VerifyCookieToken(raw string) (*auth.Principal, error)
+}
+
 // Decider answers what a client and user may use under the current phase.
 type Decider interface {
 	Decide(clientID, userID string) featureflags.Decision
@@ -118,6 +128,9 @@ type Config struct {
 	// ErrorHandler turns an authentication failure (an *auth.Error) into a
 	// response. Default: the error is returned to Fiber's error handler.
 	ErrorHandler fiber.ErrorHandler
+
+	// cookieTokens is Tokens as a CookieTokenVerifier, when it is one.
+	cookieTokens CookieTokenVerifier
 }
 
 // ConfigDefault holds the defaults applied to zero fields.
@@ -141,6 +154,7 @@ func configDefault(config ...Config) Config {
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = ConfigDefault.ErrorHandler
 	}
+	cfg.cookieTokens, _ = cfg.Tokens.(CookieTokenVerifier)
 	return cfg
 }
 

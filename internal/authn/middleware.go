@@ -72,7 +72,13 @@ func (cfg *Config) verifyToken(s auth.Scheme, raw string) verified {
 	if cfg.Tokens == nil {
 		return verified{scheme: s, err: auth.ErrInvalid}
 	}
-	p, err := cfg.Tokens.VerifyToken(raw)
+	var p *auth.Principal
+	var err error
+	if s == auth.SchemeJWTCookie && cfg.cookieTokens != nil {
+		p, err = cfg.cookieTokens.VerifyCookieToken(raw)
+	} else {
+		p, err = cfg.Tokens.VerifyToken(raw)
+	}
 	if err == nil {
 		p.Scheme = s
 	}

@@ -52,8 +52,25 @@ func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*aut
 	}, touch, nil
 }
 
-// tokenVerifier adapts token.Service to authn.TokenVerifier.
-type tokenVerifier struct{ s *token.Service }
+// tokenVerifier adapts token.Service to authn.TokenVerifier and, with the
+// client registry, to authn.CookieTokenVerifier: only clients registered
+// with token_transport cookie have their access tokens accepted from the
+// access cookie.
+type tokenVerifier struct {
+	s             *token.Service
+	cookieClients map[string]bool
+}
+
+func (v tokenVerifier) VerifyCookieToken(raw string) (*auth.Principal, error) {
+	p, err := v.VerifyToken(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !v.cookieClients[p.ClientID] {
+		return nil, fmt.Errorf("access token of client %q (token transport body) sent in the access cookie: %w", p.ClientID, auth.ErrInvalid)
+	}
+	return p, nil
+}
 
 func (v tokenVerifier) VerifyToken(raw string) (*auth.Principal, error) {
 	cl, err := v.s.VerifyAccess(raw)

@@ -181,7 +181,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
-		Tokens:        tokenVerifier{s: o.Tokens},
+		Tokens:        tokenVerifier{s: o.Tokens, cookieClients: cookieClients(o.Clients)},
 		Flags:         o.Flags,
 		Usage:         o.Usage,
 		CSRF:          csrf,
@@ -212,6 +212,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.App.Use(notRouted(s.App))
 	return s, nil
+}
+
+// cookieClients are the clients whose tokens travel in cookies.
+func cookieClients(clients []auth.Client) map[string]bool {
+	m := map[string]bool{}
+	for _, c := range clients {
+		if c.TokenTransport == auth.TransportCookie {
+			m[c.ID] = true
+		}
+	}
+	return m
 }
 
 // notRouted answers what no route took: 405 with Allow when the path exists
