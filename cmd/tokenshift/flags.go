@@ -60,7 +60,7 @@ func buildFlags(ctx context.Context, cfg *config.Config, st store.Store, clients
 	}
 	var backend featureflags.Backend
 	if rc := st.Redis(); rc != nil {
-		backend = featureflags.NewRedisBackend(rc, featureflags.RedisOptions{})
+		backend = featureflags.NewRedisBackend(rc, featureflags.RedisOptions{Logger: log})
 	} else {
 		backend = featureflags.NewMemoryBackend()
 	}
