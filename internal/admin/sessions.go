@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -12,18 +11,7 @@ import (
 )
 
 // LoginInfo is one live login of a user as operators and users see it.
-type LoginInfo struct {
-	SID        string    `json:"sid"`
-	ClientID   string    `json:"client_id"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastSeenAt time.Time `json:"last_seen_at"`
-	ExpiresAt  time.Time `json:"expires_at,omitempty"`
-	Session    bool      `json:"session"`
-	Tokens     bool      `json:"tokens"`
-	IP         string    `json:"ip"`
-	UserAgent  string    `json:"user_agent"`
-	Current    bool      `json:"current,omitempty"`
-}
+type LoginInfo = auth.LoginInfo
 
 // SessionControl lists and revokes logins (implemented by the HTTP server).
 type SessionControl interface {

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,14 +12,7 @@ import (
 )
 
 // AccountInfo is tokenshift's own state of a user, as operators see it.
-type AccountInfo struct {
-	UserID            string     `json:"user_id"`
-	Suspended         bool       `json:"suspended"`
-	SuspendedAt       *time.Time `json:"suspended_at,omitempty"`
-	SuspendedBy       string     `json:"suspended_by,omitempty"`
-	Reason            string     `json:"reason,omitempty"`
-	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
-}
+type AccountInfo = auth.AccountInfo
 
 // AccountControl suspends and reinstates users (implemented by the HTTP
 // server, which also revokes the user's credentials on suspension).

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -122,24 +121,24 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-// AccountOf implements admin.AccountControl.
-func (s *Server) AccountOf(ctx context.Context, userID string) (admin.AccountInfo, error) {
+// AccountOf implements the admin API's AccountControl.
+func (s *Server) AccountOf(ctx context.Context, userID string) (auth.AccountInfo, error) {
 	if s.opts.Accounts == nil {
-		return admin.AccountInfo{}, user.ErrNoOverlay
+		return auth.AccountInfo{}, user.ErrNoOverlay
 	}
 	a, err := s.opts.Accounts.Account(ctx, userID)
 	return accountInfo(userID, a), err
 }
 
-// SuspendUser implements admin.AccountControl: the flag first, so no new
+// SuspendUser implements the admin API's AccountControl: the flag first, so no new
 // login can start, then every live credential of the user on every instance.
-func (s *Server) SuspendUser(ctx context.Context, userID, by, reason string) (admin.AccountInfo, error) {
+func (s *Server) SuspendUser(ctx context.Context, userID, by, reason string) (auth.AccountInfo, error) {
 	if s.opts.Accounts == nil {
-		return admin.AccountInfo{}, user.ErrNoOverlay
+		return auth.AccountInfo{}, user.ErrNoOverlay
 	}
 	a, err := s.opts.Accounts.Suspend(ctx, userID, by, reason)
 	if err != nil {
-		return admin.AccountInfo{}, err
+		return auth.AccountInfo{}, err
 	}
 	if err := s.revokeUser(ctx, userID, "suspended by "+by); err != nil {
 		return accountInfo(userID, a), err
@@ -147,18 +146,18 @@ func (s *Server) SuspendUser(ctx context.Context, userID, by, reason string) (ad
 	return accountInfo(userID, a), nil
 }
 
-// UnsuspendUser implements admin.AccountControl. Nothing is restored: the
+// UnsuspendUser implements the admin API's AccountControl. Nothing is restored: the
 // user logs in again.
-func (s *Server) UnsuspendUser(ctx context.Context, userID string) (admin.AccountInfo, error) {
+func (s *Server) UnsuspendUser(ctx context.Context, userID string) (auth.AccountInfo, error) {
 	if s.opts.Accounts == nil {
-		return admin.AccountInfo{}, user.ErrNoOverlay
+		return auth.AccountInfo{}, user.ErrNoOverlay
 	}
 	a, err := s.opts.Accounts.Unsuspend(ctx, userID)
 	return accountInfo(userID, a), err
 }
 
-func accountInfo(userID string, a user.AccountState) admin.AccountInfo {
-	info := admin.AccountInfo{UserID: userID, Suspended: a.Suspended, SuspendedBy: a.SuspendedBy, Reason: a.SuspendReason}
+func accountInfo(userID string, a user.AccountState) auth.AccountInfo {
+	info := auth.AccountInfo{UserID: userID, Suspended: a.Suspended, SuspendedBy: a.SuspendedBy, Reason: a.SuspendReason}
 	if !a.SuspendedAt.IsZero() {
 		info.SuspendedAt = timePtr(a.SuspendedAt)
 	}

@@ -7,23 +7,22 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
 )
 
-// ListLogins implements admin.SessionControl.
-func (s *Server) ListLogins(ctx context.Context, userID string) ([]admin.LoginInfo, error) {
+// ListLogins implements the admin API's SessionControl.
+func (s *Server) ListLogins(ctx context.Context, userID string) ([]auth.LoginInfo, error) {
 	list, err := s.opts.Sessions.ListByUser(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admin.LoginInfo, 0, len(list))
+	out := make([]auth.LoginInfo, 0, len(list))
 	for _, l := range list {
 		if s.opts.Revoked != nil && s.opts.Revoked.SIDRevoked(l.SID) {
 			continue
 		}
-		info := admin.LoginInfo{
+		info := auth.LoginInfo{
 			SID: l.SID, ClientID: l.ClientID, CreatedAt: l.CreatedAt, LastSeenAt: l.LastSeenAt,
 			Session: l.HasCookie, Tokens: l.HasTokens, IP: l.IP, UserAgent: l.UserAgent,
 		}
@@ -35,7 +34,7 @@ func (s *Server) ListLogins(ctx context.Context, userID string) ([]admin.LoginIn
 	return out, nil
 }
 
-// RevokeLoginOf implements admin.SessionControl.
+// RevokeLoginOf implements the admin API's SessionControl.
 func (s *Server) RevokeLoginOf(ctx context.Context, userID, sid string) error {
 	l, err := s.opts.Sessions.Get(ctx, sid)
 	if err != nil {
@@ -48,7 +47,7 @@ func (s *Server) RevokeLoginOf(ctx context.Context, userID, sid string) error {
 	return s.revokeLogin(ctx, sid)
 }
 
-// RevokeAllOf implements admin.SessionControl.
+// RevokeAllOf implements the admin API's SessionControl.
 func (s *Server) RevokeAllOf(ctx context.Context, userID, why string) error {
 	return s.revokeUser(ctx, userID, why)
 }
