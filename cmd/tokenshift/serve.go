@@ -247,7 +247,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		Clients: ids, Redis: st.Redis(), FlushInterval: cfg.Usage.FlushInterval,
 		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
 		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: log,
-		Registry: registry,
+		Registry: registry, StoreTimeout: r.ReadTimeout,
 	})
 	if err != nil {
 		_ = closeUsers()

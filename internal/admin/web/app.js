@@ -685,7 +685,9 @@
         el('dt', { text: 'Window' }), el('dd', { text: fmtDuration(g.window) }),
         el('dt', { text: 'Session requests' }), el('dd', { text: `${fmtInt(g.session_requests)} of ${fmtInt(g.total_requests)}` }),
         el('dt', { text: 'Session share' }), el('dd', { text: pct(g.session_share, 2) }),
-        el('dt', { text: 'Maximum allowed' }), el('dd', { text: pct(g.max_share, 2) })),
+        el('dt', { text: 'Maximum allowed' }), el('dd', { text: pct(g.max_share, 2) }),
+        el('dt', { text: 'Usage data covers' }), el('dd', { text: g.covered ? `${g.covered} of ${fmtDuration(g.window)}` : '—' })),
+      (g.reasons || []).length ? el('ul', { class: 'reasons' }, g.reasons.map((t) => el('li', { text: t }))) : '',
       el('p', {
         text: 'Wait until these clients have moved to tokens (see the clients table), ' +
           'or tick "Force past the usage guard" and give a reason.',
