@@ -89,3 +89,31 @@ func seedUsageHistory(t *testing.T, srv *redistest.Server, age time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// TestUsageReportWhenRedisHangs: with Redis frozen, GET /admin/usage answers
+// 503 store_unavailable in about storage.redis.read_timeout (1s here), not
+// after the report's pre-flush and read have each used go-redis's retry
+// (4 to 7 s before). The operator's bearer token needs no Redis to verify.
+func TestUsageReportWhenRedisHangs(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	in := start(t, "TOKENSHIFT_STORAGE_REDIS_URL="+srv.URL(), "TOKENSHIFT_JWT_KEYS_DIR="+keysDir(t),
+		"TOKENSHIFT_STORAGE_REDIS_READ_TIMEOUT=1s", "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms")
+	op := newOperator(t, in)
+	if r := in.do(t, req{path: "/admin/usage?window=1h", bearer: op.token}); r.status != 200 {
+		t.Fatalf("report with Redis up: %d %s", r.status, r.body)
+	}
+	op.flags(t) // traffic for the pre-flush to deliver
+	srv.Pause()
+	defer srv.Resume()
+	for i := range 2 {
+		began := time.Now()
+		r := in.do(t, req{path: "/admin/usage?window=1h", bearer: op.token})
+		took := time.Since(began)
+		t.Logf("report %d with Redis frozen: %d after %v", i+1, r.status, took)
+		expectProblem(t, r, 503, "store_unavailable")
+		if took >= 3*time.Second {
+			t.Errorf("report %d took %v, want < 3s (3 × the read timeout)", i+1, took)
+		}
+	}
+}
