@@ -835,7 +835,11 @@
   // guardText fills the Forced/guard column: a forced change, a refusal
   // (nothing changed), or neither.
   function guardText(e, g) {
-    const figures = g ? ` (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})` : '';
+    // The reasons say why (share, missing history, no traffic); entries
+    // written before the guard gave reasons only have the share.
+    let figures = '';
+    if (g && (g.reasons || []).length) figures = ` (${g.reasons.join('; ')})`;
+    else if (g) figures = ` (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})`;
     if (e.forced) return 'yes' + figures;
     if (e.action === 'refused') return 'refused by the guard' + figures;
     return 'no';
