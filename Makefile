@@ -31,11 +31,11 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 
-## fuzz: run every fuzz target for FUZZTIME (default 30s) each
+## fuzz: run every fuzz target for FUZZTIME (default 30s) each; minimizing a crasher is capped at 5s (bcrypt inputs shrink slowly)
 fuzz:
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
 	  done; \
 	done
 

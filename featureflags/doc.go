@@ -92,9 +92,14 @@
 // A change that would refuse sessions to more users — a client moving into
 // retiring or jwt-only from a lower phase, or a client in retiring whose
 // rollout grows, is reseeded or loses its exemption — is checked against the
-// usage figures (Options.Guard): when the session share of the affected
-// clients' traffic over GuardWindow (24 h) is above GuardMaxShare (1 %), Apply
-// refuses with a *GuardError carrying the figures (errors.Is ErrGuardRefused).
+// usage figures (Options.Guard). Apply refuses with a *GuardError carrying
+// the figures and the reasons (errors.Is ErrGuardRefused) when the session
+// share of the affected clients' traffic over GuardWindow (24 h) is above
+// GuardMaxShare (the service configures 1 %; 0 tolerates no session at all),
+// when those clients sent no accepted request in the window, or when the
+// usage data does not reach back to the start of the window (a fresh
+// deployment, a store restarted empty): missing history is not evidence that
+// nobody uses sessions.
 // Change.Force with a Reason overrides it and is marked Forced in the audit;
 // when the figures cannot be read, a guarded change is refused unless forced.
 // Refusals are audited as well (action "refused", with the figures), so the

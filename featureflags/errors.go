@@ -41,8 +41,11 @@ func (e *GuardError) Error() string {
 	if len(f.Clients) > 0 {
 		clients = "clients " + strings.Join(f.Clients, ", ")
 	}
-	return fmt.Sprintf("featureflags: refused by the usage guard: session share %.2f%% (%d of %d requests) of %s over %s is above %.2f%%; force with a reason to override",
-		f.SessionShare*100, f.SessionRequests, f.TotalRequests, clients, f.Window, f.MaxShare*100)
+	why := strings.Join(f.Reasons, "; ")
+	if why == "" {
+		why = fmt.Sprintf("session share %.2f%% is above %.2f%%", f.SessionShare*100, f.MaxShare*100)
+	}
+	return fmt.Sprintf("featureflags: refused by the usage guard (%s over %s): %s; force with a reason to override", clients, f.Window, why)
 }
 
 // Is makes errors.Is(err, ErrGuardRefused) true.

@@ -55,14 +55,18 @@ func ExampleManager_Apply() {
 	ctx := context.Background()
 	usage := func(ctx context.Context, clients []string, window time.Duration) (featureflags.GuardFigures, error) {
 		// In the service this reads the usage counters; here 4% of the
-		// requests of the affected clients still use sessions.
-		return featureflags.GuardFigures{SessionRequests: 40, TotalRequests: 1000, SessionShare: 0.04}, nil
+		// requests of the affected clients still use sessions, over data
+		// that goes back a week (the guard refuses to judge a window its
+		// data does not cover).
+		since := time.Date(2026, 3, 25, 0, 0, 0, 0, time.UTC)
+		return featureflags.GuardFigures{SessionRequests: 40, TotalRequests: 1000, DataSince: &since}, nil
 	}
 	m, err := featureflags.NewManager(ctx, featureflags.Options{
-		Initial:      featureflags.State{Phase: featureflags.PhaseDual},
-		KnownClients: []string{"web", "mobile"},
-		Guard:        usage,
-		Clock:        func() time.Time { return time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC) },
+		Initial:       featureflags.State{Phase: featureflags.PhaseDual},
+		KnownClients:  []string{"web", "mobile"},
+		Guard:         usage,
+		GuardMaxShare: featureflags.DefaultGuardMaxShare,
+		Clock:         func() time.Time { return time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC) },
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -34,10 +34,20 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// historyStart is when the fake usage data starts: long before the clocks
+// of these tests, so the guard window is fully observed unless a test says
+// otherwise.
+var historyStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // fakeGuard returns fixed figures and records what it was asked.
 type fakeGuard struct {
 	mu      sync.Mutex
 	share   float64
+	total   int64      // accepted requests; 0 = 10 000
+	since   *time.Time // start of the data; nil = historyStart
+	noData  bool       // no usage data at all (DataSince nil)
+	lostAt  *time.Time
+	retired int64
 	err     error
 	calls   int
 	clients [][]string
@@ -51,8 +61,22 @@ func (g *fakeGuard) Func(_ context.Context, clients []string, window time.Durati
 	if g.err != nil {
 		return GuardFigures{}, g.err
 	}
-	total := int64(10_000)
-	return GuardFigures{SessionRequests: int64(g.share * float64(total)), TotalRequests: total, SessionShare: g.share}, nil
+	total := g.total
+	if total == 0 {
+		total = 10_000
+	}
+	if total < 0 {
+		total = 0
+	}
+	f := GuardFigures{SessionRequests: int64(g.share * float64(total)), TotalRequests: total, SessionShare: g.share, RetiredRequests: g.retired, DataLostAt: g.lostAt}
+	if !g.noData {
+		since := historyStart
+		if g.since != nil {
+			since = *g.since
+		}
+		f.DataSince = &since
+	}
+	return f, nil
 }
 
 type backendKind struct {
@@ -88,6 +112,7 @@ func newTestManager(t *testing.T, b Backend, clock *fakeClock, guard Guard) *Man
 	t.Helper()
 	m, err := NewManager(context.Background(), Options{
 		Backend: b, Initial: initialState(), KnownClients: known, Guard: guard, Clock: clock.Now,
+		GuardMaxShare: DefaultGuardMaxShare,
 	})
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)

@@ -25,10 +25,14 @@ type Options struct {
 	KnownClients []string
 	// Guard reads the usage figures; nil: changes are never guarded.
 	Guard Guard
-	// GuardMaxShare is the session share (0..1] above which a guarded change
-	// is refused. Default 0.01.
+	// GuardMaxShare is the session share, within [0, 1], above which a
+	// guarded change is refused. It is taken as given, zero included: 0
+	// refuses any change while a single affected session request remains.
+	// DefaultGuardMaxShare (1 %) is the usual value.
 	GuardMaxShare float64
-	// GuardWindow is how far back the guard looks. Default 24h.
+	// GuardWindow is how far back the guard looks. Default 24h
+	// (DefaultGuardWindow). The usage data must reach back that far: the
+	// guard refuses while it does not.
 	GuardWindow time.Duration
 	// Clock stamps changes and the audit log. Default time.Now.
 	Clock func() time.Time
@@ -81,14 +85,11 @@ type Manager struct {
 // the backend holds none yet, and installs it in Flags. Call Run to follow
 // changes made by other instances.
 func NewManager(ctx context.Context, o Options) (*Manager, error) {
-	if o.GuardMaxShare == 0 {
-		o.GuardMaxShare = 0.01
-	}
-	if o.GuardMaxShare < 0 || o.GuardMaxShare > 1 {
-		return nil, fmt.Errorf("featureflags: guard max share %v must be within (0, 1]", o.GuardMaxShare)
+	if !(o.GuardMaxShare >= 0 && o.GuardMaxShare <= 1) { // NaN fails both
+		return nil, fmt.Errorf("featureflags: guard max share %v must be within [0, 1]", o.GuardMaxShare)
 	}
 	if o.GuardWindow == 0 {
-		o.GuardWindow = 24 * time.Hour
+		o.GuardWindow = DefaultGuardWindow
 	}
 	if o.GuardWindow < 0 {
 		return nil, fmt.Errorf("featureflags: guard window %v must be positive", o.GuardWindow)

@@ -68,7 +68,8 @@ func TestApplyGuard(t *testing.T) {
 			if !errors.As(err, &ge) || !errors.Is(err, ErrGuardRefused) {
 				t.Fatalf("Apply into retiring with 5%% sessions = %v, want a *GuardError", err)
 			}
-			want := GuardFigures{Window: "24h", SessionRequests: 500, TotalRequests: 10_000, SessionShare: 0.05, MaxShare: 0.01, Clients: []string{"web"}}
+			want := GuardFigures{Window: "24h", SessionRequests: 500, TotalRequests: 10_000, SessionShare: 0.05, MaxShare: 0.01, Clients: []string{"web"},
+				DataSince: &historyStart, Covered: "24h", Reasons: []string{"session share 5.00% (500 of 10000 requests) is above the maximum 1.00%"}}
 			if !reflect.DeepEqual(ge.Figures, want) {
 				t.Errorf("figures = %+v, want %+v", ge.Figures, want)
 			}

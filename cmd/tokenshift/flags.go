@@ -65,14 +65,17 @@ func buildFlags(ctx context.Context, cfg *config.Config, st store.Store, clients
 		backend = featureflags.NewMemoryBackend()
 	}
 	guard := func(ctx context.Context, ids []string, window time.Duration) (featureflags.GuardFigures, error) {
-		sess, total, err := rec.SessionShare(ctx, ids, window)
+		sh, err := rec.SessionShare(ctx, ids, window)
 		if err != nil {
 			return featureflags.GuardFigures{}, err
 		}
-		// Window is left empty: the Manager writes it as "24h", not Go's "24h0m0s".
-		f := featureflags.GuardFigures{SessionRequests: sess, TotalRequests: total, MaxShare: cfg.Guard.MaxSessionShare, Clients: ids}
-		if total > 0 {
-			f.SessionShare = float64(sess) / float64(total)
+		// The Manager fills the window, threshold, share and reasons.
+		f := featureflags.GuardFigures{SessionRequests: sh.SessionRequests, TotalRequests: sh.TotalRequests, RetiredRequests: sh.RetiredRequests}
+		if !sh.DataSince.IsZero() {
+			f.DataSince = &sh.DataSince
+		}
+		if !sh.DataLostAt.IsZero() {
+			f.DataLostAt = &sh.DataLostAt
 		}
 		return f, nil
 	}

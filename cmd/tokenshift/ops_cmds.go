@@ -85,12 +85,13 @@ type usageReport struct {
 		Rejected int64   `json:"rejected"`
 	} `json:"schemes"`
 	Clients []struct {
-		ClientID   string    `json:"client_id"`
-		Registered bool      `json:"registered"`
-		Requests   int64     `json:"requests"`
-		Rejected   int64     `json:"rejected"`
-		Readiness  readiness `json:"readiness"`
-		Schemes    map[string]struct {
+		ClientID   string `json:"client_id"`
+		Registered bool   `json:"registered"`
+		Requests   int64  `json:"requests"`
+		Rejected   int64  `json:"rejected"`
+		// Readiness is absent for the labels other and unknown.
+		Readiness *readiness `json:"readiness"`
+		Schemes   map[string]struct {
 			Requests int64   `json:"requests"`
 			Rejected int64   `json:"rejected"`
 			Share    float64 `json:"share"`
@@ -154,8 +155,12 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 		if l := c.Schemes["session"].LastSeen; l != nil {
 			last = *l
 		}
+		ready := "-" // other, unknown: no phase to set, no verdict
+		if c.Readiness != nil {
+			ready = yesNo(c.Readiness.Ready)
+		}
 		tw.row(c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
-			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Readiness.SessionShare), last, yesNo(c.Readiness.Ready))
+			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Schemes["session"].Share), last, ready)
 	}
 	tw.flush()
 
@@ -166,8 +171,11 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	printReadiness(w, "  ", r.Readiness)
 	if r.ClientID == "" {
 		for _, c := range r.Clients {
+			if c.Readiness == nil {
+				continue
+			}
 			fmt.Fprintf(w, "\nReadiness of %s: %s\n", c.ClientID, verdictText(c.Readiness.Ready))
-			printReadiness(w, "  ", c.Readiness)
+			printReadiness(w, "  ", *c.Readiness)
 		}
 	}
 	return nil
@@ -435,8 +443,15 @@ func guardMessage(w io.Writer, ae *apiError) error {
 		fmt.Fprintf(w, "  clients:          %s\n", strings.Join(clients, ", "))
 		fmt.Fprintf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
 		fmt.Fprintf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
+		if covered, _ := fig["covered"].(string); covered != "" {
+			fmt.Fprintf(w, "  data covers:      %s of %s\n", covered, prettyWindow(window))
+		}
+		reasons, _ := fig["reasons"].([]any)
+		for _, r := range reasons {
+			fmt.Fprintf(w, "  - %v\n", r)
+		}
 	}
-	fmt.Fprintln(w, "Wait until the share drops (tokenshift usage), or repeat with --force --reason \"...\".")
+	fmt.Fprintln(w, "Wait until the figures allow it (tokenshift usage), or repeat with --force --reason \"...\".")
 	return &apiError{Status: ae.Status, Code: ae.Code, Detail: "change refused by the usage guard"}
 }
 

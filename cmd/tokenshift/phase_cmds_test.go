@@ -117,7 +117,10 @@ func TestPhaseAndAuditCommands(t *testing.T) {
 	if err == nil {
 		t.Fatal("a refused change exited successfully")
 	}
-	for _, want := range []string{"REFUSED by the usage guard", "window:           24h\n", "clients:          web\n", "session share:    "} {
+	// A fresh instance: the data covers none of the window, and the refusal
+	// says so besides the share.
+	for _, want := range []string{"REFUSED by the usage guard", "window:           24h\n", "clients:          web\n", "session share:    ",
+		"data covers:      0m of 24h\n", "  - usage data only covers 0m of the 24h window", "  - session share "} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("refusal message lacks %q:\n%s", want, errOut)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -101,6 +102,7 @@ type app struct {
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	store.RouteRedisLogs(log)
 	a, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -120,9 +122,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 		}
 	}
 
+	// Bind first, so "listening" is only logged once it is true and a port
+	// already in use is an error at start, not a log line after the fact.
+	ln, err := net.Listen(a.server.App.Config().Network, cfg.Server.Addr)
+	if err != nil {
+		cancelBG()
+		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- a.server.App.Listen(cfg.Server.Addr) }()
-	log.Info("tokenshift listening", "addr", cfg.Server.Addr, "env", cfg.Env, "phase", cfg.Migration.Phase, "store", storeKind(cfg), "version", version)
+	go func() { errc <- a.server.App.Listener(ln) }()
+	log.Info("tokenshift listening", "addr", ln.Addr().String(), "env", cfg.Env, "phase", cfg.Migration.Phase, "store", storeKind(cfg), "version", version)
 
 	select {
 	case err := <-errc:
@@ -247,7 +256,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		Clients: ids, Redis: st.Redis(), FlushInterval: cfg.Usage.FlushInterval,
 		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
 		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: log,
-		Registry: registry,
+		Registry: registry, StoreTimeout: r.ReadTimeout,
 	})
 	if err != nil {
 		_ = closeUsers()
@@ -345,13 +354,7 @@ func (a *app) publishPhase(st featureflags.State) {
 // on first start), or makes the ephemeral development key (no rotator then).
 func loadKeys(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*token.KeyRing, *token.Rotator, error) {
 	if cfg.JWT.KeysDir != "" {
-		r := cfg.JWT.Rotation
-		rot, err := token.NewRotator(st, token.RotatorConfig{
-			Dir: cfg.JWT.KeysDir, SigningKID: cfg.JWT.SigningKID,
-			PublishDelay: r.PublishDelay, ReloadInterval: r.ReloadInterval, RetireAfter: r.RetireAfter,
-			AccessTTL: cfg.JWT.AccessTTL, Leeway: cfg.JWT.Leeway, Algorithms: r.Algorithms,
-			Clock: time.Now, Logger: log,
-		})
+		rot, err := token.NewRotator(st, rotatorConfig(cfg, log))
 		if err != nil {
 			return nil, nil, usageError{fmt.Errorf("jwt.rotation: %w", err)}
 		}
@@ -373,6 +376,18 @@ func loadKeys(ctx context.Context, cfg *config.Config, st store.Store, log *slog
 	}
 	log.Warn("!!! USING AN EPHEMERAL DEVELOPMENT SIGNING KEY: every token dies with this process and other instances cannot verify it; set jwt.keys_dir (tokenshift keys generate) for anything but local development !!!", "kid", ring.SigningKID(), "alg", cfg.JWT.Algorithm)
 	return ring, nil, nil
+}
+
+// rotatorConfig is the key rotation settings of cfg; config validate uses the
+// same, so it checks the keys exactly as serve loads them.
+func rotatorConfig(cfg *config.Config, log *slog.Logger) token.RotatorConfig {
+	r := cfg.JWT.Rotation
+	return token.RotatorConfig{
+		Dir: cfg.JWT.KeysDir, SigningKID: cfg.JWT.SigningKID,
+		PublishDelay: r.PublishDelay, ReloadInterval: r.ReloadInterval, RetireAfter: r.RetireAfter,
+		AccessTTL: cfg.JWT.AccessTTL, Leeway: cfg.JWT.Leeway, Algorithms: r.Algorithms,
+		Clock: time.Now, Logger: log,
+	}
 }
 
 // keyManager serves /admin/keys: the rotator, or the fixed ephemeral key.

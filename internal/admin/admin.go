@@ -99,37 +99,45 @@ func (h *Handlers) requireAdmin(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// maxWindowDays bounds "Nd" windows well below where N days overflow a
-// time.Duration (about 106 751 days), which would wrap to a negative or an
-// unrelated positive window.
-const maxWindowDays = 36500
-
-// ParseWindow accepts Go durations ("90m", "24h") and days ("7d").
-func ParseWindow(s string) (time.Duration, error) {
+// ParseWindow accepts Go durations ("90m", "24h") and days ("7d") from one
+// minute up to limit (usage.retention). A day count is checked against limit
+// before it is multiplied, so no count, however large, can overflow into an
+// accepted window.
+func ParseWindow(s string, limit time.Duration) (time.Duration, error) {
 	if s == "" {
 		return 24 * time.Hour, nil
 	}
+	var w time.Duration
 	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 || n > maxWindowDays {
-			return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: days must be a whole number from 1 to %d", truncate(s, 64), maxWindowDays)
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: days must be a positive whole number", truncate(s, 64))
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
+		if n > int64(limit/(24*time.Hour)) {
+			return 0, windowRange(limit)
+		}
+		w = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		w, err = time.ParseDuration(s)
+		if err != nil || w <= 0 {
+			return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: use a duration like 90m, 24h or 7d", truncate(s, 64))
+		}
 	}
-	w, err := time.ParseDuration(s)
-	if err != nil || w <= 0 {
-		return 0, auth.Errorf(auth.CodeInvalidRequest, "window %q: use a duration like 90m, 24h or 7d", truncate(s, 64))
+	if w < time.Minute || w > limit {
+		return 0, windowRange(limit)
 	}
 	return w, nil
 }
 
+func windowRange(limit time.Duration) error {
+	return auth.Errorf(auth.CodeInvalidRequest, "window must be between 1m and %s (usage.retention)", limit)
+}
+
 func (h *Handlers) usage(c *fiber.Ctx) error {
-	w, err := ParseWindow(c.Query("window"))
+	w, err := ParseWindow(c.Query("window"), h.o.MaxWindow)
 	if err != nil {
 		return err
-	}
-	if w < time.Minute || w > h.o.MaxWindow {
-		return auth.Errorf(auth.CodeInvalidRequest, "window must be between 1m and %s (usage.retention)", h.o.MaxWindow)
 	}
 	client := c.Query("client")
 	if client != "" && !h.known(client) {

@@ -82,6 +82,11 @@ func TestUsageEndpoint(t *testing.T) {
 		{name: "bad window", user: "ops", query: "window=soon", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
 		{name: "window beyond retention", user: "ops", query: "window=36d", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
 		{name: "window under a minute", user: "ops", query: "window=30s", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
+		{name: "whole retention in days", user: "ops", query: "window=35d", wantStatus: 200, wantCall: &usageCall{840 * time.Hour, ""}},
+		{name: "days that overflow", user: "ops", query: "window=281474976710657d", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
+		{name: "days at int64 max", user: "ops", query: "window=9223372036854775807d", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
+		{name: "days beyond int64", user: "ops", query: "window=99999999999999999999d", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
+		{name: "hours that overflow", user: "ops", query: "window=9999999999999h", wantStatus: 400, wantCode: auth.CodeInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -159,7 +160,7 @@ func (h *Handlers) flagsError(err error) error {
 	switch {
 	case errors.As(err, &ge):
 		return &auth.Error{Code: auth.CodeGuardRefused, Err: err,
-			Message: "refused by the usage guard: the affected clients' session share is above the threshold; wait, or force with a reason",
+			Message: "refused by the usage guard: " + guardWhy(ge.Figures) + "; wait, or force with a reason",
 			Extra:   map[string]any{"figures": ge.Figures}}
 	case errors.Is(err, featureflags.ErrVersionConflict):
 		// The stored version, from the back end's answer: this instance's
@@ -178,6 +179,14 @@ func (h *Handlers) flagsError(err error) error {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "the flag store or the usage figures are unavailable; nothing was changed")
 	}
 	return err
+}
+
+// guardWhy is the refusal's reasons in one line.
+func guardWhy(f featureflags.GuardFigures) string {
+	if len(f.Reasons) == 0 {
+		return "the affected clients' session share is above the threshold"
+	}
+	return strings.Join(f.Reasons, "; ")
 }
 
 func decodeJSON(c *fiber.Ctx, dst any) error {

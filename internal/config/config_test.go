@@ -125,6 +125,7 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "cors null", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, wantKey: "cors.allowed_origins", wantVal: "null"},
 		{name: "trusted proxy", mutate: func(c *Config) { c.Server.TrustedProxies = []string{"everyone"} }, wantKey: "server.trusted_proxies", wantVal: "everyone"},
 		{name: "share", mutate: func(c *Config) { c.Guard.MaxSessionShare = 5 }, wantKey: "guard.max_session_share"},
+		{name: "guard window beyond retention", mutate: func(c *Config) { c.Guard.Window = 900 * time.Hour }, wantKey: "guard.window", wantVal: "usage.retention (840h0m0s)"},
 		{name: "publish delay", mutate: func(c *Config) { c.JWT.Rotation.PublishDelay = 10 * time.Millisecond }, wantKey: "jwt.rotation.publish_delay", wantVal: "10ms"},
 		{name: "reload interval", mutate: func(c *Config) { c.JWT.Rotation.ReloadInterval = time.Hour }, wantKey: "jwt.rotation.reload_interval", wantVal: "1h0m0s"},
 		{name: "retire after shorter than tokens", mutate: func(c *Config) { c.JWT.Rotation.RetireAfter = time.Minute }, wantKey: "jwt.rotation.retire_after", wantVal: "1m0s"},

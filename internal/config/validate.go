@@ -233,6 +233,11 @@ func (c *Config) Validate() error {
 	if c.Guard.Window < time.Minute {
 		bad("guard.window", c.Guard.Window, "must be at least 1m")
 	}
+	if c.Guard.Window > c.Usage.Retention && c.Usage.Retention >= 48*time.Hour {
+		// Usage older than the retention is gone: the guard could never see
+		// its whole window and would refuse every forward move.
+		bad("guard.window", c.Guard.Window, "must not be longer than usage.retention (%s): usage older than the retention is deleted, so the guard could never observe its whole window", c.Usage.Retention)
+	}
 	share(bad, "guard.max_session_share", c.Guard.MaxSessionShare)
 
 	validateUsers(bad, c)

@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
 // Traffic the dashboard test generates before opening the page. Distinct
@@ -37,7 +39,11 @@ func TestDashboard(t *testing.T) {
 	t.Parallel()
 	testDeadline := time.Now().Add(55 * time.Second)
 
-	in := start(t, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms")
+	// On Redis with usage data going back 25h: the guard judges only a
+	// window its data covers, and this page's unforced change needs one.
+	srv := redistest.Start(t)
+	seedUsageHistory(t, srv, 25*time.Hour)
+	in := start(t, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms", "TOKENSHIFT_STORAGE_REDIS_URL="+srv.URL())
 	generateTraffic(t, in)
 	// Past one flush, so the counts are in the shared aggregate and not only
 	// in this instance's live counters.
@@ -135,7 +141,8 @@ func TestDashboard(t *testing.T) {
 	p.waitFor("the guard's refusal",
 		`!document.getElementById('change-error').hidden && document.getElementById('change-error').textContent.includes('Refused by the usage guard')`, 10*time.Second)
 	refusal := evalJS[string](p, `document.getElementById('change-error').textContent`)
-	for _, want := range []string{"Affected clients", "web", "Maximum allowed", "1.00 %", "Session share"} {
+	for _, want := range []string{"Affected clients", "web", "Maximum allowed", "1.00 %", "Session share",
+		"Usage data covers24h of 24h", "is above the maximum 1.00%"} {
 		if !strings.Contains(refusal, want) {
 			t.Errorf("the refusal should show %q: %q", want, refusal)
 		}

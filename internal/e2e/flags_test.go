@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,7 +114,11 @@ func TestFlagsPropagateAcrossInstances(t *testing.T) {
 // state, and the audit log holds the three.
 func TestGuardForceRollbackAudit(t *testing.T) {
 	t.Parallel()
-	in := start(t, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms")
+	// Usage data going back 25h, so the refusal below is the share's alone
+	// (a fresh instance is refused for its missing history whatever the share).
+	srv := redistest.Start(t)
+	seedUsageHistory(t, srv, 25*time.Hour)
+	in := start(t, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms", "TOKENSHIFT_STORAGE_REDIS_URL="+srv.URL())
 	op := newOperator(t, in)
 
 	// A non-trivial state to come back to, set without the guard's say
@@ -136,8 +141,11 @@ func TestGuardForceRollbackAudit(t *testing.T) {
 	expectProblem(t, refused, 409, "guard_refused")
 	fig, _ := refused.json(t)["figures"].(map[string]any)
 	if fig == nil || fig["window"] != "24h" || fig["max_share"] != 0.01 || fig["session_requests"].(float64) < 10 ||
-		fig["session_share"].(float64) <= 0.01 || !reflect.DeepEqual(fig["clients"], []any{"web"}) {
+		fig["session_share"].(float64) <= 0.01 || !reflect.DeepEqual(fig["clients"], []any{"web"}) || fig["covered"] != "24h" {
 		t.Fatalf("refusal figures = %v", fig)
+	}
+	if r, _ := fig["reasons"].([]any); len(r) != 1 || !strings.HasPrefix(r[0].(string), "session share ") {
+		t.Fatalf("refusal reasons = %v, want the share alone", fig["reasons"])
 	}
 	if v := op.version(t); v != before["version"] {
 		t.Fatalf("a refused change moved the version from %v to %v", before["version"], v)

@@ -350,7 +350,7 @@ func TestUsageAdminAccess(t *testing.T) {
 func TestUsageMetricSeriesBounded(t *testing.T) {
 	t.Parallel()
 	in := start(t)
-	const clients, schemes, outcomes, loginOutcomes = 3 + 2, 4, 8, 5
+	const clients, schemes, outcomes, loginOutcomes = 3 + 2, 4, 8, 7
 	before := scrape(t, in)
 	if n := before.count("tokenshift_auth_requests_total"); n != clients*schemes*outcomes {
 		t.Fatalf("tokenshift_auth_requests_total has %d series, want %d", n, clients*schemes*outcomes)

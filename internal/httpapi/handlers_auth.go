@@ -141,6 +141,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	// user's burst of logins (tabs, retries, a script) is limited only while
 	// its attempts overlap.
 	if err := s.limiter.succeeded(ctx, rsv); err != nil {
+		s.opts.Usage.Login(client.ID, "error")
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
 	}
 	if isForm {
@@ -176,6 +177,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	// session.max_per_user) must lose their tokens too.
 	for _, old := range sess.Evicted {
 		if err := s.opts.Tokens.RevokeFamily(ctx, old); err != nil {
+			s.opts.Usage.Login(client.ID, "error")
 			return s.storeError(err)
 		}
 	}
@@ -187,6 +189,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	if dec.IssueTokens {
 		if err := s.issueTokens(c, client, token.Subject{UserID: u.ID, Email: u.Email, ClientID: client.ID, SID: sess.SID, Roles: u.Roles}, &resp); err != nil {
+			s.opts.Usage.Login(client.ID, "error")
 			return err
 		}
 	}

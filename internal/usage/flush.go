@@ -86,14 +86,25 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return r.flushLocked(ctx)
 }
 
-// flushIfIdle flushes unless a flush is already running (which delivers the
-// same deltas), so a report never queues behind a flush stuck on a slow store.
+// flushIfIdle flushes before a report, so the deltas this instance counted
+// are included. It gives up at once when a flush is already running (that one
+// delivers the same deltas, and a report must not queue behind a flush stuck
+// on a slow store) or when the last flush failed (the store is most likely
+// still down: a report would pay a timeout for nothing, the read that follows
+// finds out, and the background loop keeps retrying). Otherwise it gets a
+// quarter of a store timeout: a healthy store applies a batch in
+// milliseconds, and a batch that misses the report is counted by the next.
 func (r *Recorder) flushIfIdle(ctx context.Context) {
 	if !r.flushMu.TryLock() {
 		return
 	}
 	defer r.flushMu.Unlock()
-	_ = r.flushLocked(ctx) // a failure shows up in the read that follows, or not at all
+	if r.failing {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, r.storeTimeout/4)
+	defer cancel()
+	_ = r.flushLocked(fctx) // a failure shows up in the read that follows, or not at all
 }
 
 func (r *Recorder) flushLocked(ctx context.Context) error {

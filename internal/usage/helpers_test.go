@@ -67,6 +67,7 @@ func testOptions(clock *fakeClock, rdb redis.UniversalClient) Options {
 		Clock:           clock.Now,
 		Logger:          quietLogger(),
 		SessionLifetime: 12 * time.Hour,
+		MaxSessionShare: DefaultMaxSessionShare,
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 // Label value sets are closed: anything outside them is folded into a known
 // value, so no request can create a metric series.
 var (
-	loginOutcomes = []string{"success", "invalid_credentials", "rate_limited", "unknown_client", "error"}
+	// error must stay last: it is what any other value is counted as.
+	loginOutcomes = []string{"success", "invalid_credentials", "rate_limited", "unknown_client", "csrf_failed", "suspended", "error"}
 	issuedKinds   = []string{"session", "access", "refresh", "other"}
 	phaseNames    = []string{"legacy", "dual", "prefer-jwt", "retiring", "jwt-only"}
 )
@@ -126,8 +127,10 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Login counts a login attempt. outcome is one of success,
-// invalid_credentials, rate_limited, unknown_client, error (anything else
-// counts as error); clientID is labelled like Record's.
+// invalid_credentials, rate_limited, unknown_client, csrf_failed (refused by
+// the login-CSRF check), suspended (right password, suspended account) or
+// error (ours: a store or user store failure); anything else counts as
+// error. clientID is labelled like Record's.
 func (r *Recorder) Login(clientID string, outcome string) {
 	o := slices.Index(loginOutcomes, outcome)
 	if o < 0 {

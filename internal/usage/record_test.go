@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
@@ -60,6 +62,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{name: "negative interval", edit: func(o *Options) { o.FlushInterval = -1 }},
 		{name: "short retention", edit: func(o *Options) { o.Retention = 1 }},
 		{name: "share above one", edit: func(o *Options) { o.MaxSessionShare = 1.5 }},
+		{name: "negative share", edit: func(o *Options) { o.MaxSessionShare = -0.01 }},
+		{name: "NaN share", edit: func(o *Options) { o.MaxSessionShare = math.NaN() }},
+		{name: "negative store timeout", edit: func(o *Options) { o.StoreTimeout = -time.Second }},
 		{name: "negative backlog", edit: func(o *Options) { o.MaxBacklog = -1 }},
 	}
 	for _, tt := range tests {

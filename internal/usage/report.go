@@ -68,7 +68,10 @@ type ClientUsage struct {
 	Requests   int64                   `json:"requests"`
 	Rejected   int64                   `json:"rejected"`
 	Schemes    map[string]ClientScheme `json:"schemes"`
-	Readiness  Readiness               `json:"readiness"`
+	// Readiness is nil (omitted) for the labels other and unknown: they are
+	// not clients a phase can be set for, so a verdict on them means nothing.
+	// Their session use still counts in the global verdict.
+	Readiness *Readiness `json:"readiness,omitempty"`
 }
 
 // ClientScheme is one client's use of one scheme.
@@ -99,10 +102,12 @@ func (r *Recorder) checkWindow(window time.Duration) error {
 }
 
 // Report builds the usage report of the window ending now, for every client
-// (clientID "") or one. It first flushes this instance's own deltas (unless a
-// flush is already under way), so what this process counted is included;
-// other instances lag by at most their flush interval. Errors wrap ErrInvalidWindow, ErrUnknownClient or
-// auth.ErrUnavailable.
+// (clientID "") or one. It first flushes this instance's own deltas, so what
+// this process counted is included; other instances lag by at most their
+// flush interval. The whole call is bounded (flushIfIdle, readBudget), so a
+// store that hangs costs about its configured timeout, not the client's
+// retries. Errors
+// wrap ErrInvalidWindow, ErrUnknownClient or auth.ErrUnavailable.
 func (r *Recorder) Report(ctx context.Context, window time.Duration, clientID string) (*Report, error) {
 	if err := r.checkWindow(window); err != nil {
 		return nil, err
@@ -116,6 +121,8 @@ func (r *Recorder) Report(ctx context.Context, window time.Duration, clientID st
 		filter = l
 	}
 	r.flushIfIdle(ctx)
+	ctx, cancel := r.readBudget(ctx)
+	defer cancel()
 	plan := planWindow(r.clock(), window, r.minuteKeep)
 	raw, err := r.backend.read(ctx, plan.query(filter == "", true))
 	if err != nil {
@@ -124,39 +131,101 @@ func (r *Recorder) Report(ctx context.Context, window time.Duration, clientID st
 	return r.buildReport(plan, raw, filter), nil
 }
 
-// SessionShare returns the accepted session requests and all accepted
-// requests of the given clients (nil or empty = every client) over the window
-// ending now: the figures the phase guard compares to its threshold.
-func (r *Recorder) SessionShare(ctx context.Context, clientIDs []string, window time.Duration) (sessionRequests, totalRequests int64, err error) {
+// Share is what the phase guard weighs before refusing sessions to more
+// users: how much of the affected clients' traffic still comes with a
+// session, and whether the stored data covers the whole window at all.
+//
+// A session refused by the phase (session_retired) counts as session use:
+// it is a client that has not moved yet. Leaving it out would make each
+// step of a gradual retirement look safer than the last precisely because
+// the previous step already refuses those requests (at retiring 100 % the
+// accepted session share is near zero however many clients still depend on
+// sessions).
+type Share struct {
+	// SessionRequests: accepted session requests plus RetiredRequests.
+	SessionRequests int64
+	// RetiredRequests: session requests refused by the phase.
+	RetiredRequests int64
+	// TotalRequests: accepted requests of every scheme plus RetiredRequests.
+	TotalRequests int64
+	// DataSince is when the store started aggregating; zero when it never did
+	// (no usage data at all).
+	DataSince time.Time
+	// DataLostAt is the last time Redis was found to have lost usage data it
+	// had acknowledged; zero when never.
+	DataLostAt time.Time
+	// WindowStart is the start of the window read (now − window).
+	WindowStart time.Time
+}
+
+// Observed reports whether the stored data covers the whole window: it
+// started before the window did and nothing was lost inside it.
+func (s Share) Observed() bool {
+	return !s.DataSince.IsZero() && !s.DataSince.After(s.WindowStart) &&
+		(s.DataLostAt.IsZero() || !s.DataLostAt.After(s.WindowStart))
+}
+
+// SessionShare returns the session use of the given clients (nil or empty =
+// every client) over the window ending now, with the coverage of the data:
+// the figures the phase guard compares to its threshold. It is bounded like
+// Report.
+func (r *Recorder) SessionShare(ctx context.Context, clientIDs []string, window time.Duration) (Share, error) {
 	if err := r.checkWindow(window); err != nil {
-		return 0, 0, err
+		return Share{}, err
 	}
 	var want []string
 	for _, id := range clientIDs {
 		l, err := r.label(id)
 		if err != nil {
-			return 0, 0, err
+			return Share{}, err
 		}
 		want = append(want, l)
 	}
 	r.flushIfIdle(ctx)
-	plan := planWindow(r.clock(), window, r.minuteKeep)
+	ctx, cancel := r.readBudget(ctx)
+	defer cancel()
+	now := r.clock()
+	plan := planWindow(now, window, r.minuteKeep)
 	raw, err := r.backend.read(ctx, plan.query(false, false))
 	if err != nil {
-		return 0, 0, err
+		return Share{}, err
+	}
+	sh := Share{WindowStart: now.Add(-window).UTC()}
+	if raw.since != 0 {
+		sh.DataSince = time.Unix(raw.since, 0).UTC()
+	}
+	if raw.lost != 0 {
+		sh.DataLostAt = time.Unix(raw.lost, 0).UTC()
 	}
 	for _, b := range slices.Concat(raw.minutes, raw.hours) {
 		for k, n := range b {
-			if k.outcome != auth.OutcomeAccepted || (len(want) > 0 && !slices.Contains(want, k.client)) {
+			if len(want) > 0 && !slices.Contains(want, k.client) {
 				continue
 			}
-			totalRequests += n
-			if k.scheme == auth.SchemeSession {
-				sessionRequests += n
+			switch {
+			case k.outcome == auth.OutcomeAccepted:
+				sh.TotalRequests += n
+				if k.scheme == auth.SchemeSession {
+					sh.SessionRequests += n
+				}
+			case k.outcome == auth.OutcomeRetired && k.scheme == auth.SchemeSession:
+				sh.TotalRequests += n
+				sh.SessionRequests += n
+				sh.RetiredRequests += n
 			}
 		}
 	}
-	return sessionRequests, totalRequests, nil
+	return sh, nil
+}
+
+// readBudget bounds the read of one Report or SessionShare: a store timeout
+// and a tenth. One read takes at most a store timeout (the client's own
+// deadline) when the store answers at all; the budget only cuts off the
+// client's retry, which would double the wait for what is, by then, almost
+// surely an error. With the pre-flush (at most a quarter of a store timeout,
+// see flushIfIdle) a report gives up within about 1.35 store timeouts.
+func (r *Recorder) readBudget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.storeTimeout+r.storeTimeout/10)
 }
 
 // tally sums one client's (or everyone's) counts.
@@ -316,7 +385,10 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 			own = []SessionClient{{ClientID: id, Requests: sc.Requests, Share: sc.Share, LastSeen: sc.LastSeen}}
 			sessionClients = append(sessionClients, own[0])
 		}
-		cu.Readiness = r.verdict(plan.window, cov, t.accepted[auth.SchemeSession], cu.Requests, own)
+		if id != auth.ClientOther && id != auth.ClientUnknown {
+			v := r.verdict(plan.window, cov, t.accepted[auth.SchemeSession], cu.Requests, own)
+			cu.Readiness = &v
+		}
 		rep.Clients = append(rep.Clients, cu)
 	}
 	slices.SortStableFunc(sessionClients, func(a, b SessionClient) int {

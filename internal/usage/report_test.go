@@ -265,11 +265,83 @@ func TestReadiness(t *testing.T) {
 				t.Errorf("clients using sessions = %v, want %v", using, tt.usingSess)
 			}
 			for _, cu := range rep.Clients {
-				if want, ok := tt.clientReady[cu.ClientID]; ok && cu.Readiness.Ready != want {
+				if want, ok := tt.clientReady[cu.ClientID]; ok && (cu.Readiness == nil || cu.Readiness.Ready != want) {
 					t.Errorf("client %s ready = %v, want %v (reasons %q)", cu.ClientID, cu.Readiness.Ready, want, cu.Readiness.Reasons)
 				}
 			}
 		})
+	}
+}
+
+// TestReadinessMaxShareZero: usage.max_session_share 0 means no session at
+// all, globally and per client; it is not replaced by the 1 % default.
+func TestReadinessMaxShareZero(t *testing.T) {
+	clock := newClock(base.Add(-48 * time.Hour))
+	o := testOptions(clock, nil)
+	o.MaxSessionShare = 0
+	r := mustNew(t, o)
+	ctx := context.Background()
+	if err := r.Flush(ctx); err != nil { // data since two days ago
+		t.Fatal(err)
+	}
+	clock.Set(base.Add(-time.Hour))
+	for range 9999 {
+		r.Record(auth.SchemeBearer, "mobile", "b", auth.OutcomeAccepted)
+	}
+	r.Record(auth.SchemeSession, "web", "a", auth.OutcomeAccepted) // 0.01 %
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(base)
+	rep, err := r.Report(ctx, 24*time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rep.Readiness; v.Ready || v.Threshold != 0 || !containsSubstring(v.Reasons, "above the threshold 0.00%") {
+		t.Errorf("one session in 10 000 with threshold 0: ready %v, threshold %v, reasons %q", v.Ready, v.Threshold, v.Reasons)
+	}
+	for _, c := range rep.Clients {
+		if c.ClientID == "mobile" && (c.Readiness == nil || !c.Readiness.Ready) {
+			t.Errorf("mobile sent no session, yet its readiness is %+v", c.Readiness)
+		}
+	}
+}
+
+// TestReportOmitsVerdictsForLabels: other and unknown are labels, not
+// clients a phase can be set for: the report keeps their counts but gives
+// them no readiness verdict; their sessions still weigh in the global one.
+func TestReportOmitsVerdictsForLabels(t *testing.T) {
+	r := mustNew(t, testOptions(newClock(base), nil))
+	r.Record(auth.SchemeSession, "forged-client", "a", auth.OutcomeAccepted)
+	r.Record(auth.SchemeNone, "", "", auth.OutcomeMissing)
+	r.Record(auth.SchemeBearer, "mobile", "b", auth.OutcomeAccepted)
+	rep, err := r.Report(context.Background(), time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range rep.Clients {
+		seen[c.ClientID] = true
+		switch c.ClientID {
+		case auth.ClientOther, auth.ClientUnknown:
+			if c.Readiness != nil {
+				t.Errorf("%s carries a readiness verdict: %+v", c.ClientID, c.Readiness)
+			}
+		default:
+			if c.Readiness == nil {
+				t.Errorf("registered client %s has no readiness verdict", c.ClientID)
+			}
+		}
+	}
+	if !seen[auth.ClientOther] || !seen[auth.ClientUnknown] {
+		t.Fatalf("clients %v lack other or unknown", seen)
+	}
+	if rep.Readiness.SessionRequests != 1 || len(rep.Readiness.ClientsUsingSessions) != 1 || rep.Readiness.ClientsUsingSessions[0].ClientID != auth.ClientOther {
+		t.Errorf("global verdict = %+v, want other's session counted", rep.Readiness)
+	}
+	raw, _ := json.Marshal(rep.Clients)
+	if n := strings.Count(string(raw), `"readiness"`); n != len(rep.Clients)-2 {
+		t.Errorf("%d readiness keys in %s, want %d", n, raw, len(rep.Clients)-2)
 	}
 }
 
@@ -297,20 +369,28 @@ func TestSessionShareAndClientReport(t *testing.T) {
 	}
 	r.Record(auth.SchemeSession, "web", "a", auth.OutcomeRetired)
 
+	// The session refused by the phase counts as session use, in the share
+	// and in the total.
 	tests := []struct {
-		name                 string
-		clients              []string
-		wantSession, wantAll int64
+		name                          string
+		clients                       []string
+		wantSession, wantAll, retired int64
 	}{
-		{name: "all clients", wantSession: 30, wantAll: 200},
-		{name: "web", clients: []string{"web"}, wantSession: 30, wantAll: 100},
-		{name: "web and mobile", clients: []string{"web", "mobile"}, wantSession: 30, wantAll: 200},
+		{name: "all clients", wantSession: 31, wantAll: 201, retired: 1},
+		{name: "web", clients: []string{"web"}, wantSession: 31, wantAll: 101, retired: 1},
+		{name: "web and mobile", clients: []string{"web", "mobile"}, wantSession: 31, wantAll: 201, retired: 1},
+		{name: "mobile", clients: []string{"mobile"}, wantAll: 100},
 		{name: "spa", clients: []string{"spa"}},
 	}
 	for _, tt := range tests {
-		s, all, err := r.SessionShare(ctx, tt.clients, time.Hour)
-		if err != nil || s != tt.wantSession || all != tt.wantAll {
-			t.Errorf("%s: SessionShare = %d, %d, %v; want %d, %d", tt.name, s, all, err, tt.wantSession, tt.wantAll)
+		sh, err := r.SessionShare(ctx, tt.clients, time.Hour)
+		if err != nil || sh.SessionRequests != tt.wantSession || sh.TotalRequests != tt.wantAll || sh.RetiredRequests != tt.retired {
+			t.Errorf("%s: SessionShare = %+v, %v; want %d session (%d retired) of %d", tt.name, sh, err, tt.wantSession, tt.retired, tt.wantAll)
+		}
+		// Aggregation started with this recorder's first flush, now: the
+		// hour window is not observed.
+		if !sh.DataSince.Equal(base) || !sh.WindowStart.Equal(base.Add(-time.Hour)) || sh.Observed() {
+			t.Errorf("%s: data since %v, window start %v, observed %v; want %v, %v, false", tt.name, sh.DataSince, sh.WindowStart, sh.Observed(), base, base.Add(-time.Hour))
 		}
 	}
 
@@ -352,7 +432,7 @@ func TestReportErrors(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if _, _, err := r.SessionShare(ctx, []string{"evil"}, time.Hour); !errors.Is(err, ErrUnknownClient) {
+	if _, err := r.SessionShare(ctx, []string{"evil"}, time.Hour); !errors.Is(err, ErrUnknownClient) {
 		t.Errorf("SessionShare with an unregistered client: err = %v, want ErrUnknownClient", err)
 	}
 }

@@ -27,11 +27,16 @@ import (
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
-// Defaults applied by New to zero-valued Options fields.
+// Defaults applied by New to zero-valued Options fields (MaxSessionShare
+// excepted: see its comment).
 const (
-	DefaultFlushInterval   = 2 * time.Second
-	DefaultRetention       = 35 * 24 * time.Hour
-	DefaultMaxBacklog      = 64
+	DefaultFlushInterval = 2 * time.Second
+	DefaultRetention     = 35 * 24 * time.Hour
+	DefaultMaxBacklog    = 64
+	DefaultStoreTimeout  = time.Second
+	// DefaultMaxSessionShare is the usual readiness threshold, the value of
+	// usage.max_session_share in the embedded config. New never substitutes
+	// it: pass it explicitly.
 	DefaultMaxSessionShare = 0.01
 )
 
@@ -51,7 +56,8 @@ var (
 	ErrInvalidWindow = errors.New("usage: invalid report window")
 	// ErrUnknownClient: a report or share was asked for a client id that is
 	// neither registered nor one of the labels other/unknown. It wraps
-	// auth.ErrNotFound so the HTTP layer can answer 404.
+	// auth.ErrNotFound for callers that test with errors.Is; the admin API
+	// never gets here, it refuses such an id itself (400 invalid_request).
 	ErrUnknownClient = fmt.Errorf("usage: unknown client id: %w", auth.ErrNotFound)
 )
 
@@ -80,9 +86,18 @@ type Options struct {
 	// SessionLifetime is the longest absolute session lifetime. A readiness
 	// window shorter than it cannot prove that no old session comes back.
 	SessionLifetime time.Duration
-	// MaxSessionShare is the readiness threshold (default 0.01). Zero takes
-	// the default; to require no session at all use a tiny value like 1e-9.
+	// MaxSessionShare is the readiness threshold, within [0, 1], taken as
+	// given: 0 means no session request at all may remain (it is not
+	// replaced by a default, unlike the other fields; the configuration
+	// always supplies usage.max_session_share, DefaultMaxSessionShare is the
+	// usual value).
 	MaxSessionShare float64
+	// StoreTimeout is how long one round trip to Redis may take: the
+	// client's read timeout (storage.redis.read_timeout), default 1s. Report
+	// and SessionShare give up after at most about 1.35 times it, so an
+	// unreachable store is reported (auth.ErrUnavailable) in about the time
+	// the operator configured, not after the client's retries.
+	StoreTimeout time.Duration
 	// Clock is the time source (default time.Now).
 	Clock func() time.Time
 	// Logger receives flush failures and recoveries (default slog.Default()).
@@ -103,6 +118,7 @@ type Recorder struct {
 	maxBacklog      int
 	sessionLifetime time.Duration
 	maxShare        float64
+	storeTimeout    time.Duration
 	extRegistry     prometheus.Registerer
 
 	// labels[i] is the client label of counter row i: the registered clients
@@ -143,6 +159,7 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 		maxBacklog:      o.MaxBacklog,
 		sessionLifetime: o.SessionLifetime,
 		maxShare:        o.MaxSessionShare,
+		storeTimeout:    o.StoreTimeout,
 		extRegistry:     o.Registry,
 	}
 	if r.clock == nil {
@@ -173,11 +190,14 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	if r.sessionLifetime < 0 {
 		return nil, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, r.sessionLifetime)
 	}
-	switch {
-	case r.maxShare < 0 || r.maxShare > 1:
+	if !(r.maxShare >= 0 && r.maxShare <= 1) { // NaN fails both
 		return nil, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, r.maxShare)
-	case r.maxShare == 0:
-		r.maxShare = DefaultMaxSessionShare
+	}
+	switch {
+	case r.storeTimeout < 0:
+		return nil, fmt.Errorf("%w: store timeout %s is negative", ErrInvalidOptions, r.storeTimeout)
+	case r.storeTimeout == 0:
+		r.storeTimeout = DefaultStoreTimeout
 	}
 	if err := r.setLabels(o.Clients); err != nil {
 		return nil, err

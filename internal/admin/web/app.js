@@ -685,7 +685,9 @@
         el('dt', { text: 'Window' }), el('dd', { text: fmtDuration(g.window) }),
         el('dt', { text: 'Session requests' }), el('dd', { text: `${fmtInt(g.session_requests)} of ${fmtInt(g.total_requests)}` }),
         el('dt', { text: 'Session share' }), el('dd', { text: pct(g.session_share, 2) }),
-        el('dt', { text: 'Maximum allowed' }), el('dd', { text: pct(g.max_share, 2) })),
+        el('dt', { text: 'Maximum allowed' }), el('dd', { text: pct(g.max_share, 2) }),
+        el('dt', { text: 'Usage data covers' }), el('dd', { text: g.covered ? `${g.covered} of ${fmtDuration(g.window)}` : '—' })),
+      (g.reasons || []).length ? el('ul', { class: 'reasons' }, g.reasons.map((t) => el('li', { text: t }))) : '',
       el('p', {
         text: 'Wait until these clients have moved to tokens (see the clients table), ' +
           'or tick "Force past the usage guard" and give a reason.',
@@ -833,7 +835,11 @@
   // guardText fills the Forced/guard column: a forced change, a refusal
   // (nothing changed), or neither.
   function guardText(e, g) {
-    const figures = g ? ` (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})` : '';
+    // The reasons say why (share, missing history, no traffic); entries
+    // written before the guard gave reasons only have the share.
+    let figures = '';
+    if (g && (g.reasons || []).length) figures = ` (${g.reasons.join('; ')})`;
+    else if (g) figures = ` (session share ${pct(g.session_share, 2)} > ${pct(g.max_share, 2)})`;
     if (e.forced) return 'yes' + figures;
     if (e.action === 'refused') return 'refused by the guard' + figures;
     return 'no';

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -93,6 +94,28 @@ func (s *Server) Stop() {
 	}
 	_ = cmd.Process.Kill()
 	_, _ = cmd.Process.Wait()
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open and are even
+// accepted, but nothing is answered, as with a server stuck in a long command
+// or a network that drops packets. Resume undoes it; Stop works on a paused
+// server too.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server run again (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		s.t.Fatalf("redis-server on %s is not running", s.Addr())
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal redis-server: %v", err)
+	}
 }
 
 // Restart starts the server again on the same port after Stop, from the last
