@@ -32,6 +32,7 @@ func gatewayConfig(cfg *config.Config) gateway.Config {
 		KeepCredentials:   !p.StripCredentials,
 		CredentialCookies: []string{cookies.SessionCookie(), cookies.AccessCookie(), cookies.RefreshCookie()},
 		ProxyCSRF:         gateway.CSRFMode(p.CSRF),
+		StripHeaders:      p.StripHeaders,
 	}
 	if gc.ProblemHeader == "" {
 		gc.ProblemHeader = "-"
@@ -54,6 +55,7 @@ func mountAll(a *app) func(*fiber.App, *httpapi.Server) {
 		gc := gatewayConfig(a.cfg)
 		gc.Authn, gc.CSRF, gc.Signer, gc.Logger = s.AuthnConfig(), s.CSRF(), a.tokens, a.log
 		gc.ClientIP = s.ClientIP
+		gc.FromTrustedProxy = s.FromTrustedProxy
 		g, err := gateway.New(gc)
 		if err != nil {
 			// config.Validate checked every key New reads; reaching this is
@@ -62,6 +64,7 @@ func mountAll(a *app) func(*fiber.App, *httpapi.Server) {
 			return
 		}
 		a.gateway = g
+		s.SkipCORS(g.Owns)
 		g.Mount(f)
 	}
 }

@@ -66,7 +66,7 @@ func New(o Options) *Handlers {
 // are public (the page holds its own login form); the API is admin-only.
 func (h *Handlers) Mount(app *fiber.App) {
 	mountDashboard(app)
-	api := app.Group("/admin", h.o.Authn, h.requireAdmin)
+	api := app.Group("/admin", onSegment("/admin", h.o.Authn), onSegment("/admin", h.requireAdmin))
 	api.Get("/usage", h.usage)
 	api.Get("/flags", h.getFlags)
 	api.Put("/flags", h.putFlags)

@@ -224,6 +224,8 @@ type ProxyConfig struct {
 	StripCredentials bool          `mapstructure:"strip_credentials"`
 	CSRF             string        `mapstructure:"csrf"`
 	Routes           []RouteConfig `mapstructure:"routes"`
+	// StripHeaders are further request headers never sent upstream.
+	StripHeaders []string `mapstructure:"strip_headers"`
 }
 
 // RouteConfig is one proxy.routes entry.

@@ -25,6 +25,10 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
+	if strings.Contains(e.Key, "[") {
+		// A list entry (proxy.routes[2].auth): lists come only from a file.
+		return fmt.Sprintf("%s: %s (got %q; set in a config file; no env variable)", e.Key, e.Reason, fmt.Sprint(e.Value))
+	}
 	return fmt.Sprintf("%s: %s (got %q; env %s)", e.Key, e.Reason, fmt.Sprint(e.Value), EnvName(e.Key))
 }
 

@@ -77,6 +77,14 @@ func (c *Config) validateProxy(bad func(string, any, string, ...any)) {
 	if p.CSRF != "token" && p.CSRF != "origin" {
 		bad("proxy.csrf", p.CSRF, "must be token or origin")
 	}
+	for _, name := range p.StripHeaders {
+		switch lower := strings.ToLower(name); {
+		case !headerNamePattern.MatchString(name):
+			bad("proxy.strip_headers", name, "must be an HTTP header name (letters, digits and !#$%%&'*+.^_`|~-, at most 64)")
+		case lower == "host" || lower == "content-length" || lower == "transfer-encoding":
+			bad("proxy.strip_headers", name, "is a header every request needs as it is; it cannot be stripped")
+		}
+	}
 	prefixes := map[string]int{}
 	for i, r := range p.Routes {
 		key := fmt.Sprintf("proxy.routes[%d]", i)
@@ -112,8 +120,8 @@ func checkPrefix(prefix string) string {
 	if !strings.HasPrefix(prefix, "/") {
 		return "must start with /"
 	}
-	if strings.ContainsAny(prefix, "?#*:%\\ \t\r\n") || strings.Contains(prefix, "//") {
-		return "must be a plain path (no //, ?, #, *, :, %, \\ or spaces)"
+	if strings.ContainsAny(prefix, "?#*:;%\\ \t\r\n") || strings.Contains(prefix, "//") {
+		return "must be a plain path (no //, ?, #, *, :, ;, %, \\ or spaces)"
 	}
 	for _, seg := range strings.Split(prefix, "/") {
 		if seg == "." || seg == ".." {
@@ -129,10 +137,24 @@ func checkPrefix(prefix string) string {
 	return ""
 }
 
-// normalizePrefix drops a trailing slash ("/app/" and "/app" are one route).
+// normalizePrefix is the prefix as the gateway matches it: lower case
+// (matching ignores ASCII case, so /app and /APP are one route, and /Admin
+// is /admin) and without a trailing slash ("/app/" and "/app" are one
+// route).
 func normalizePrefix(p string) string {
+	p = asciiLower(p)
 	if len(p) > 1 {
 		return strings.TrimRight(p, "/")
 	}
 	return p
+}
+
+// asciiLower lowers A-Z only, as the gateway's matching does.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

@@ -88,6 +88,15 @@ func TestValidateGatewayKeys(t *testing.T) {
 		{name: "upstream query", mutate: func(c *Config) { c.Proxy.Routes = route("/app", "http://a/?x=1", "none") }, wantKey: "proxy.routes[0].upstream"},
 		{name: "upstream credentials masked", mutate: func(c *Config) { c.Proxy.Routes = route("/app", "http://u:s3cret@a", "none") }, wantKey: "proxy.routes[0].upstream", wantVal: "xxxxx"},
 		{name: "auth mode", mutate: func(c *Config) { c.Proxy.Routes = route("/app", "http://a:1", "maybe") }, wantKey: "proxy.routes[0].auth", wantVal: "maybe"},
+		// The gateway matches ignoring ASCII case: these would pass
+		// validation and then stop serve.
+		{name: "prefix differs only in case", mutate: func(c *Config) {
+			c.Proxy.Routes = append(route("/app", "http://a:1", "none"), route("/APP", "http://b:1", "required")...)
+		}, wantKey: "proxy.routes[1].prefix", wantVal: "/APP"},
+		{name: "prefix under /Admin", mutate: func(c *Config) { c.Proxy.Routes = route("/Admin/x", "http://a:1", "none") }, wantKey: "proxy.routes[0].prefix", wantVal: "/Admin/x"},
+		{name: "prefix with path parameter", mutate: func(c *Config) { c.Proxy.Routes = route("/app;v=1", "http://a:1", "none") }, wantKey: "proxy.routes[0].prefix"},
+		{name: "strip header not a name", mutate: func(c *Config) { c.Proxy.StripHeaders = []string{"X Remote"} }, wantKey: "proxy.strip_headers", wantVal: "X Remote"},
+		{name: "strip header Host", mutate: func(c *Config) { c.Proxy.StripHeaders = []string{"host"} }, wantKey: "proxy.strip_headers", wantVal: "host"},
 		{name: "route timeout", mutate: func(c *Config) {
 			c.Proxy.Routes = route("/app", "http://a:1", "none")
 			c.Proxy.Routes[0].Timeout = -time.Second
@@ -134,7 +143,32 @@ func TestValidateGatewayAccepts(t *testing.T) {
 		{Prefix: "/app/", Upstream: "https://app.internal:8443/base/", Auth: "optional", Timeout: time.Minute},
 	}
 	c.ForwardAuth.TokenHeader = "Authorization"
+	c.Proxy.StripHeaders = []string{"X-Remote-User", "X-Tenant"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// List entries come only from a config file: their errors must not name an
+// environment variable that does not exist.
+func TestFieldErrorOfListEntry(t *testing.T) {
+	routeErr := (&FieldError{Key: "proxy.routes[5].auth", Value: "maybe", Reason: "must be required, optional or none"}).Error()
+	if strings.Contains(routeErr, "TOKENSHIFT_") || !strings.Contains(routeErr, "set in a config file; no env variable") {
+		t.Errorf("list entry error = %q", routeErr)
+	}
+	plain := (&FieldError{Key: "proxy.timeout", Value: "0s", Reason: "must be positive"}).Error()
+	if !strings.Contains(plain, "env TOKENSHIFT_PROXY_TIMEOUT") {
+		t.Errorf("plain key error = %q", plain)
+	}
+}
+
+func TestStripHeadersFromEnv(t *testing.T) {
+	t.Setenv("TOKENSHIFT_PROXY_STRIP_HEADERS", "X-Remote-User,X-Tenant")
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Proxy.StripHeaders; len(got) != 2 || got[0] != "X-Remote-User" || got[1] != "X-Tenant" {
+		t.Fatalf("proxy.strip_headers = %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,7 +85,9 @@ func TestNginxAuthRequest(t *testing.T) {
 	nginxBinary(t)
 	t.Parallel()
 	app := newAppRecorder(t)
-	ts := start(t, "TOKENSHIFT_MIGRATION_PHASE=prefer-jwt", sunsetEnv, "TOKENSHIFT_FORWARD_AUTH_TOKEN=true")
+	// nginx connects from 127.0.0.1: only as a trusted proxy are its
+	// X-Forwarded-Proto and -Host believed for the CSRF origin check.
+	ts := start(t, "TOKENSHIFT_MIGRATION_PHASE=prefer-jwt", sunsetEnv, "TOKENSHIFT_FORWARD_AUTH_TOKEN=true", "TOKENSHIFT_SERVER_TRUSTED_PROXIES=127.0.0.1")
 	port := redistest.FreePort(t)
 	startNginx(t, authRequestConfig(t, ts.URL, app.URL, port), port)
 	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -152,6 +155,11 @@ func TestNginxAuthRequest(t *testing.T) {
 			header: map[string]string{"X-CSRF-Token": web.csrf, "Origin": "https://evil.example"}}, status: 403, code: "csrf_failed"},
 		{name: "jwt cookie PUT without CSRF token", r: req{method: "PUT", path: "/orders/7", raw: "{}", ctype: "application/json",
 			cookies: []*http.Cookie{spa.accessCk}}, status: 403, code: "csrf_failed"},
+		// nginx drops Upgrade from the check, but Sec-WebSocket-Key and
+		// Origin reach it: a cross-site handshake riding the cookie is refused.
+		{name: "cookie WebSocket handshake from another origin", r: req{path: "/ws", cookies: []*http.Cookie{web.session},
+			header: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+				"Sec-WebSocket-Version": "13", "Origin": "https://evil.example"}}, status: 403, code: "csrf_failed"},
 	}
 	for _, tt := range refused {
 		t.Run("refused: "+tt.name, func(t *testing.T) {
@@ -178,6 +186,21 @@ func TestNginxAuthRequest(t *testing.T) {
 		if got := app.last(t); got.method != "POST" || got.body != "qty=2" {
 			t.Fatalf("the app received %s %q", got.method, got.body)
 		}
+	})
+	t.Run("underscore variants of identity headers never reach the app", func(t *testing.T) {
+		// nginx drops header names with "_" (underscores_in_headers off),
+		// which CGI-style servers would read as X-Auth-User.
+		r := via.do(t, req{path: "/orders/7", bearer: web.access, header: map[string]string{"x_auth_user": "u-admin", "X_Auth_Roles": "admin"}})
+		if r.status != 200 {
+			t.Fatalf("status %d body %s", r.status, r.body)
+		}
+		got := app.last(t)
+		for name := range got.header {
+			if strings.Contains(name, "_") {
+				t.Errorf("the app received %s: %q", name, got.header[name])
+			}
+		}
+		checkIdentity(t, got, web.userID, "web", "bearer")
 	})
 	t.Run("bearer POST needs no CSRF token", func(t *testing.T) {
 		if r := via.do(t, req{method: "POST", path: "/orders", raw: "qty=3", ctype: "text/plain", bearer: web.access}); r.status != 200 {
@@ -217,6 +240,12 @@ proxy:
     - {prefix: /app/assets, upstream: %[1]q, auth: none}
     - {prefix: /down, upstream: %[2]q, auth: none}
     - {prefix: /slow, upstream: %[1]q, auth: none, timeout: 500ms}
+    - {prefix: /pub, upstream: %[1]q, auth: optional}
+    - {prefix: /authors, upstream: %[1]q, auth: none}
+    - {prefix: /administrator, upstream: %[1]q, auth: none}
+  strip_headers: [X-Remote-User]
+cors:
+  allowed_origins: [https://spa.example]
 `, app.URL, down)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -293,9 +322,100 @@ proxy:
 			t.Errorf("504 after %s, want about 500ms", took)
 		}
 	})
+	t.Run("path parameters cannot climb out of an unprotected route", func(t *testing.T) {
+		for _, path := range []string{"/app/assets/..;/orders/7", "/app/assets/%2e%2e;/orders/7", "/app/assets/..%5corders", "/app;x/orders/7"} {
+			before := app.count()
+			expectProblem(t, ts.do(t, req{path: path}), 400, "invalid_request")
+			if app.count() != before {
+				t.Fatalf("%s reached the app: %+v", path, app.last(t))
+			}
+		}
+	})
+	t.Run("underscore and proxy-trust headers are dropped", func(t *testing.T) {
+		h := map[string]string{"x_auth_user": "u-admin", "X_Auth_Roles": "admin", "X-Original-URL": "/admin", "X-Forwarded-User": "ops", "X-Remote-User": "ops"}
+		if r := ts.do(t, req{path: "/app/assets/x", header: h}); r.status != 200 {
+			t.Fatalf("status %d body %s", r.status, r.body)
+		}
+		got := app.last(t)
+		for name := range got.header {
+			switch lower := strings.ToLower(name); {
+			case strings.Contains(name, "_"), lower == "x-original-url", lower == "x-forwarded-user", lower == "x-remote-user", strings.HasPrefix(lower, "x-auth-"):
+				t.Errorf("the app received %s: %q", name, got.header[name])
+			}
+		}
+	})
+	t.Run("optional route: a stale session cookie is anonymous and expired", func(t *testing.T) {
+		r := ts.do(t, req{path: "/pub/page", cookies: []*http.Cookie{{Name: "ts_session", Value: "stale-or-logged-out"}}})
+		if r.status != 200 {
+			t.Fatalf("status %d body %s", r.status, r.body)
+		}
+		if got := app.last(t); got.header.Get("X-Auth-User") != "" {
+			t.Errorf("anonymous request carried X-Auth-User %q", got.header.Get("X-Auth-User"))
+		}
+		c := r.cookie("ts_session")
+		if c == nil || c.Value != "" || (c.MaxAge >= 0 && (c.Expires.IsZero() || c.Expires.After(time.Now()))) {
+			t.Errorf("the stale cookie was not expired: Set-Cookie %q", r.header.Values("Set-Cookie"))
+		}
+		expectProblem(t, ts.do(t, req{path: "/pub/page", bearer: "not-a-token"}), 401, "invalid_token")
+	})
+	t.Run("CORS preflights are the app's", func(t *testing.T) {
+		before := app.count()
+		r := ts.do(t, req{method: "OPTIONS", path: "/app/orders/7", header: map[string]string{"Origin": "https://spa.example", "Access-Control-Request-Method": "PUT"}})
+		if r.status != 200 || r.header.Get("X-App") != "legacy" || app.count() != before+1 {
+			t.Fatalf("the preflight did not reach the app: %d %v", r.status, r.header)
+		}
+		if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("tokenshift answered the app's preflight: %v", r.header)
+		}
+		// tokenshift's own endpoints keep their CORS.
+		own := ts.do(t, req{method: "OPTIONS", path: "/auth/me", header: map[string]string{"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}})
+		if own.status != 204 || own.header.Get("Access-Control-Allow-Origin") != "https://spa.example" {
+			t.Errorf("/auth/me preflight: %d %v", own.status, own.header)
+		}
+	})
+	t.Run("app paths sharing a prefix with /auth or /admin are the app's", func(t *testing.T) {
+		for _, path := range []string{"/authors/1", "/administrator"} {
+			r := ts.do(t, req{path: path})
+			if r.status != 200 || r.header.Get("X-App") != "legacy" || r.header.Get("Cache-Control") != "" {
+				t.Errorf("%s: status %d Cache-Control %q X-App %q", path, r.status, r.header.Get("Cache-Control"), r.header.Get("X-App"))
+			}
+		}
+	})
 	t.Run("tokenshift's own paths are not proxied", func(t *testing.T) {
 		if r := ts.do(t, req{path: "/livez"}); r.status != 200 || r.header.Get("X-App") != "" {
 			t.Fatalf("/livez: %d %v", r.status, r.header)
 		}
 	})
+}
+
+// TestConfigValidateRouteCase: prefixes the gateway would read as one
+// (matching ignores case) or as reserved are refused by config validate,
+// exit 2, naming the key, and without an environment variable that does not
+// exist for list entries.
+func TestConfigValidateRouteCase(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "tokenshift.yaml")
+	yaml := `
+proxy:
+  routes:
+    - {prefix: /app, upstream: "http://127.0.0.1:3000", auth: none}
+    - {prefix: /APP, upstream: "http://127.0.0.1:3000", auth: required}
+    - {prefix: /Admin/x, upstream: "http://127.0.0.1:3000", auth: none}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "config", "validate", "--config", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2:\n%s", err, out)
+	}
+	for _, want := range []string{"proxy.routes[1].prefix", "proxy.routes[2].prefix", "set in a config file; no env variable"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "TOKENSHIFT_PROXY_ROUTES") {
+		t.Errorf("output names an env variable that does not exist:\n%s", out)
+	}
 }

@@ -20,18 +20,19 @@ const headerCSRF = "X-CSRF-Token"
 // (nginx as configured in docs/integrations.md, Traefik always) or in Host
 // (Envoy keeps the original authority).
 //
-// Believing those headers here is sound: CSRF is a browser sending a
-// request another site chose, and a browser cannot add X-Forwarded-* or
-// X-Original-* to a cross-site request (they are not CORS-safelisted, so the
-// request would need a preflight the app never grants); the proxies
-// overwrite them anyway.
+// X-Forwarded-Proto and -Host are believed only from a trusted proxy
+// (server.trusted_proxies): anyone who can reach tokenshift directly could
+// otherwise name the origin its own Origin header is compared with. A
+// browser cannot add them to a cross-site request (they are not
+// CORS-safelisted), but the check must not rest on who the caller is.
 type forwardedCSRF struct {
-	x    CSRF
-	mode CSRFMode
+	x       CSRF
+	mode    CSRFMode
+	trusted func(c *fiber.Ctx) bool
 }
 
 func (f forwardedCSRF) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error {
-	if err := checkForwardedOrigin(c, f.x); err != nil {
+	if err := checkForwardedOrigin(c, f.x, f.trusted(c)); err != nil {
 		return err
 	}
 	if f.mode == CSRFOrigin {
@@ -50,9 +51,9 @@ func (f forwardedCSRF) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error {
 // checkForwardedOrigin is CSRF.CheckOrigin seen from the original request: a
 // present Origin must be the origin the request was sent to, or a configured
 // one; without Origin, Sec-Fetch-Site must not say cross-site.
-func checkForwardedOrigin(c *fiber.Ctx, x CSRF) error {
+func checkForwardedOrigin(c *fiber.Ctx, x CSRF, fromTrustedProxy bool) error {
 	if o := c.Get(fiber.HeaderOrigin); o != "" {
-		if sameOrigin(o, originalOrigin(c)) || x.AllowedOrigin(o) {
+		if sameOrigin(o, originalOrigin(c, fromTrustedProxy)) || x.AllowedOrigin(o) {
 			return nil
 		}
 		return auth.Errorf(auth.CodeCSRF, "origin %q is not allowed to make cookie-authenticated requests", o)
@@ -64,13 +65,21 @@ func checkForwardedOrigin(c *fiber.Ctx, x CSRF) error {
 	return auth.Errorf(auth.CodeCSRF, "cross-site cookie-authenticated requests are refused")
 }
 
-// originalOrigin is scheme://host of the request the proxy received.
-func originalOrigin(c *fiber.Ctx) string {
-	proto := firstValue(c.Get(fiber.HeaderXForwardedProto))
-	if proto == "" {
-		proto = c.Protocol()
+// originalOrigin is scheme://host of the request the proxy received: from
+// X-Forwarded-Proto and -Host when a trusted proxy sent the check, else the
+// check request's own Host and connection scheme.
+func originalOrigin(c *fiber.Ctx, fromTrustedProxy bool) string {
+	proto, host := "", ""
+	if fromTrustedProxy {
+		proto = firstValue(c.Get(fiber.HeaderXForwardedProto))
+		host = firstValue(c.Get(fiber.HeaderXForwardedHost))
 	}
-	host := firstValue(c.Get(fiber.HeaderXForwardedHost))
+	if proto == "" {
+		proto = "http"
+		if c.Context().IsTLS() {
+			proto = "https"
+		}
+	}
 	if host == "" {
 		host = string(c.Request().Host())
 	}

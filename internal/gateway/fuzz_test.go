@@ -13,9 +13,13 @@ import (
 
 // FuzzMatch: whatever path a client sends, a matched route covers it at a
 // segment boundary (ignoring ASCII case), a reserved path is never matched,
-// and the upstream path stays under the upstream's base path.
+// the upstream path stays under the upstream's base path, and a path is
+// either refused or read the same with and without its ;parameters: no
+// "..;" segment, no backslash, and the same route both ways, so a servlet
+// container or IIS behind the proxy cannot see another route's path.
 func FuzzMatch(f *testing.F) {
-	for _, s := range []string{"/", "/app", "/app/", "/apple", "/APP/x", "/auth", "/Auth/x", "/authority", "/app/public/x", "/.well-known/x", "", "app", "/app\x00", "/ä/app"} {
+	for _, s := range []string{"/", "/app", "/app/", "/apple", "/APP/x", "/auth", "/Auth/x", "/authority", "/app/public/x", "/.well-known/x", "", "app", "/app\x00", "/ä/app",
+		"/app/public/..;/x", "/app/public/.;/x", "/app/public/..;x/y", "/app;x/public/y", "/app/public;jsessionid=1/x", "/app/public%3b/x", "/app/public/%2e%2e;/x", "/app/public%5c..%5cx", "/app/public\\..\\x", "/auth;x/verify", "/app/x;y", "/;/app/public"} {
 		f.Add(s)
 	}
 	routes, err := buildRoutes([]Route{
@@ -27,8 +31,31 @@ func FuzzMatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	g := &Gateway{routes: routes}
-	f.Fuzz(func(t *testing.T, path string) {
-		r := g.match(path)
+	f.Fuzz(func(t *testing.T, raw string) {
+		// What a request-target becomes before matching: fasthttp's
+		// normalized path (decoded, dot segments and // resolved).
+		var u fasthttp.URI
+		u.SetPath(raw)
+		path := string(u.Path())
+		r, err := g.resolve(path)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("%q refused and matched %q", path, r.prefix)
+			}
+			return
+		}
+		stripped, ok := stripPathParams(path)
+		if strings.ContainsAny(path, ";\\") {
+			if r != nil && !ok {
+				t.Fatalf("%q (a backslash or a ..; segment) matched %q", path, r.prefix)
+			}
+			if ok && g.match(stripped) != r {
+				t.Fatalf("%q matched %v, but without its ;parameters (%q) it matches %v", path, r, stripped, g.match(stripped))
+			}
+		}
+		if g.match(path) != r {
+			t.Fatalf("%q resolved to %v, matched as sent to %v", path, r, g.match(path))
+		}
 		lower := asciiLower(path)
 		if isReserved(lower) {
 			if r != nil {
@@ -38,6 +65,9 @@ func FuzzMatch(f *testing.F) {
 		}
 		if r == nil {
 			return
+		}
+		if ok && isReserved(asciiLower(stripped)) {
+			t.Fatalf("%q matched %q, but without its ;parameters it is the reserved %q", path, r.prefix, stripped)
 		}
 		if r.prefix != "/" && lower != r.prefix && !strings.HasPrefix(lower, r.prefix+"/") {
 			t.Fatalf("%q matched %q off a segment boundary", path, r.prefix)

@@ -106,10 +106,19 @@ type Config struct {
 	CredentialCookies []string
 	// ProxyCSRF is the CSRF mode of proxied routes; default CSRFToken.
 	ProxyCSRF CSRFMode
+	// StripHeaders are further request header names (proxy.strip_headers)
+	// never sent upstream, on top of the identity, token, forwarding and
+	// proxy-trust headers that are always removed.
+	StripHeaders []string
 
 	// ClientIP is the client address sent upstream in X-Forwarded-For.
 	// Default c.IP().
 	ClientIP func(c *fiber.Ctx) string
+	// FromTrustedProxy reports whether the TCP peer is one of
+	// server.trusted_proxies (httpapi.Server.FromTrustedProxy); only then
+	// does forward-auth believe X-Forwarded-Proto and -Host for the origin
+	// of the original request. Default: no peer is trusted.
+	FromTrustedProxy func(c *fiber.Ctx) bool
 
 	Logger *slog.Logger
 	// Clock dates upstream token reuse. Default time.Now.
@@ -184,6 +193,9 @@ func configDefault(cfg Config) (Config, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = d.ClientIP
 	}
+	if cfg.FromTrustedProxy == nil {
+		cfg.FromTrustedProxy = func(*fiber.Ctx) bool { return false }
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -213,6 +225,10 @@ type Gateway struct {
 
 	verify                  fiber.Handler
 	proxyAuth, proxyOptAuth fiber.Handler
+
+	// sessionCookie and accessCookie are the credential cookie names authn
+	// reads (Authn's, or authn's defaults).
+	sessionCookie, accessCookie string
 }
 
 // New checks cfg and builds the gateway.
@@ -221,7 +237,13 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, sessionCookie: cfg.Authn.SessionCookie, accessCookie: cfg.Authn.AccessCookie}
+	if g.sessionCookie == "" {
+		g.sessionCookie = authn.ConfigDefault.SessionCookie
+	}
+	if g.accessCookie == "" {
+		g.accessCookie = authn.ConfigDefault.AccessCookie
+	}
 	g.names = newHeaderNames(cfg)
 	if cfg.Token {
 		g.tokens = newUpstreamTokens(cfg.Signer, cfg.TokenAudience, cfg.TokenTTL, cfg.Clock)
@@ -251,6 +273,30 @@ func (g *Gateway) Mount(app *fiber.App) {
 		app.Use(g.proxyOptAuth)
 		app.Use(g.forward)
 	}
+}
+
+// Owns reports whether the gateway answers the request: forward-auth (when
+// enabled) or a proxy route, including paths the proxy refuses. tokenshift's
+// CORS middleware skips these (httpapi.Server.SkipCORS): a preflight to a
+// proxied path is the app's to answer, the app's answers keep the app's
+// CORS policy, and a preflight-shaped request to /auth/verify must be
+// authenticated like any other check, not answered 204.
+func (g *Gateway) Owns(c *fiber.Ctx) bool {
+	if g.cfg.ForwardAuth && isVerifyPath(c.Path()) {
+		return true
+	}
+	if len(g.routes) == 0 {
+		return false
+	}
+	r, err := g.resolve(requestPath(c))
+	return r != nil || err != nil
+}
+
+// isVerifyPath reports whether path is one Fiber routes to forward-auth:
+// /auth/verify or under it, in any case (routing ignores case).
+func isVerifyPath(path string) bool {
+	const p = "/auth/verify"
+	return len(path) >= len(p) && strings.EqualFold(path[:len(p)], p) && (len(path) == len(p) || path[len(p)] == '/')
 }
 
 // Close releases the upstreams' idle connections.

@@ -60,6 +60,9 @@ type envOptions struct {
 	flags        authn.Decider
 	writeTimeout time.Duration
 	gateway      func(*gateway.Config)
+	// trustedProxies is server.trusted_proxies; "0.0.0.0" is the peer of
+	// app.Test requests.
+	trustedProxies []string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -112,7 +115,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		DefaultClient: "web", Cookies: cookies, CORSOrigins: []string{"http://tokenshift.test"},
 		RateLimit: httpapi.RateLimit{PerAccount: 100, PerIP: 100, Window: time.Minute},
 		BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: o.writeTimeout, IdleTimeout: time.Minute,
-		MaxCredentialLife: 168 * time.Hour,
+		MaxCredentialLife: 168 * time.Hour, TrustedProxies: o.trustedProxies,
 		Mount: func(app *fiber.App, s *httpapi.Server) {
 			cfg := gateway.Config{
 				Authn:             s.AuthnConfig(),
@@ -120,6 +123,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 				Signer:            tokens,
 				ForwardAuth:       true,
 				CredentialCookies: []string{cookies.SessionCookie(), cookies.AccessCookie(), cookies.RefreshCookie()},
+				ClientIP:          s.ClientIP,
+				FromTrustedProxy:  s.FromTrustedProxy,
 				Logger:            quiet(),
 			}
 			if o.gateway != nil {
@@ -131,6 +136,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			}
 			t.Cleanup(g.Close)
 			e.gw = g
+			s.SkipCORS(g.Owns)
 			g.Mount(app)
 		},
 	})

@@ -36,12 +36,58 @@ func newHeaderNames(cfg Config) headerNames {
 		"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true,
 		"X-Forwarded-Port": true, "Forwarded": true, "X-Real-Ip": true, "X-Request-Id": true,
 	}
+	for _, name := range proxyTrustHeaders {
+		n.owned[name] = true
+	}
+	for _, name := range cfg.StripHeaders {
+		n.owned[http.CanonicalHeaderKey(name)] = true
+	}
 	// The token header is removed even with Token off: an upstream that was
 	// configured to trust it must never read a client's forgery.
 	if !n.tokenIsAuthorization {
 		n.owned[n.token] = true
 	}
 	return n
+}
+
+// proxyTrustHeaders are headers that frameworks believe when they come from
+// a proxy: the URL rewrites of IIS and Symfony (X-Original-URL,
+// X-Rewrite-URL), the scheme and prefix hints of Rails, Spring, Werkzeug and
+// friends, and the user of Apache-style auth proxies. tokenshift sets none of
+// them, so a client's copy is always a forgery.
+var proxyTrustHeaders = []string{
+	"X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Scheme", "X-Forwarded-Ssl",
+	"X-Url-Scheme", "X-Forwarded-Prefix", "X-Forwarded-User",
+}
+
+// forwardable reports whether a client's header field name may go upstream
+// at all. Names with an underscore are dropped, as nginx does by default
+// (underscores_in_headers off): CGI, WSGI, Rack and PHP turn both "-" and
+// "_" into "_" (HTTP_X_AUTH_USER), so x_auth_user would reach the app as the
+// identity header tokenshift owns, and the same holds for every header an
+// app trusts, which tokenshift cannot list. Names that are not RFC 9110
+// tokens (NUL, VT, spaces, bytes above 0x7e) are dropped too: Go's
+// transport refuses to send them and the request would fail with a 502.
+func forwardable(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, b := range name {
+		if b == '_' || !isTokenChar(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenChar reports whether b may appear in an RFC 9110 token:
+// ALPHA / DIGIT / "!#$%&'*+-.^_`|~".
+func isTokenChar(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
 // identity calls set for each identity header of p. Every header is set, even

@@ -25,18 +25,16 @@ func routeOf(c *fiber.Ctx) *route {
 	return r
 }
 
-// requestPath is the normalized path of the request: percent-decoded, with
-// dot segments and repeated slashes resolved. Routes match on it and it is
-// what goes upstream, so /public/../app/x can never match /public's rules
-// and then reach /app/x on the upstream.
-func requestPath(c *fiber.Ctx) string { return string(c.Context().URI().Path()) }
-
 // matchRoute finds the request's route and passes on either way: the
 // authentication handlers after it skip requests without a route or whose
 // route does not ask for them (through their Next), and forward passes
 // requests without a route on to the 404.
 func (g *Gateway) matchRoute(c *fiber.Ctx) error {
-	if r := g.match(requestPath(c)); r != nil {
+	r, err := g.resolve(requestPath(c))
+	if err != nil {
+		return err
+	}
+	if r != nil {
 		c.Locals(routeKey{}, r)
 	}
 	return c.Next()
@@ -57,15 +55,72 @@ func (g *Gateway) proxyAuthn() (required, optional fiber.Handler) {
 	req.Optional = false
 	req.Next = func(c *fiber.Ctx) bool {
 		r := routeOf(c)
-		return r == nil || r.Auth != AuthRequired
+		return r == nil || r.Auth != AuthRequired || isPreflight(c)
 	}
 	opt := cfg
 	opt.Optional = true
 	opt.Next = func(c *fiber.Ctx) bool {
 		r := routeOf(c)
-		return r == nil || r.Auth != AuthOptional
+		return r == nil || r.Auth != AuthOptional || isPreflight(c)
 	}
+	opt.ErrorHandler = g.anonymousOnStaleCookie(cfg.ErrorHandler)
 	return authn.New(req), authn.New(opt)
+}
+
+// isPreflight reports whether the request is a CORS preflight: browsers send
+// it without credentials before a cross-origin request, so only the app can
+// answer it (with its own CORS policy). It goes upstream anonymous, without
+// a body, like a request to an auth: none route.
+func isPreflight(c *fiber.Ctx) bool {
+	return c.Method() == fiber.MethodOptions && c.Get(fiber.HeaderOrigin) != "" &&
+		c.Get(fiber.HeaderAccessControlRequestMethod) != "" && len(c.Request().Body()) == 0
+}
+
+// anonymousOnStaleCookie lets a request whose only credentials are
+// tokenshift cookies that no longer verify (expired, revoked, unknown)
+// through an optional route as anonymous, and expires those cookies in the
+// answer. Otherwise a browser holding a stale session cookie would get 401
+// on every public page until it logged in again, and the cookie would stay.
+// A bad Authorization: Bearer is still refused (the client chose it), and
+// so is every other failure (a phase refusal, two users, a store outage).
+func (g *Gateway) anonymousOnStaleCookie(next fiber.ErrorHandler) fiber.ErrorHandler {
+	if next == nil {
+		next = func(_ *fiber.Ctx, err error) error { return err }
+	}
+	return func(c *fiber.Ctx, err error) error {
+		var ae *auth.Error
+		stale := errors.As(err, &ae) && (ae.Code == auth.CodeInvalidSession || ae.Code == auth.CodeInvalidToken) &&
+			(errors.Is(err, auth.ErrInvalid) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked))
+		if !stale {
+			return next(c, err)
+		}
+		if bearer, malformed := authn.ParseBearer(c.Get(fiber.HeaderAuthorization)); bearer != "" || malformed {
+			return next(c, err)
+		}
+		// Every credential cookie present failed: a valid one would have
+		// been chosen and no error raised.
+		for _, name := range [...]string{g.sessionCookie, g.accessCookie} {
+			if c.Cookies(name) != "" {
+				expireCookie(c, name)
+			}
+		}
+		c.Response().Header.Del(fiber.HeaderWWWAuthenticate)
+		return c.Next()
+	}
+}
+
+// expireCookie tells the browser to drop a tokenshift credential cookie,
+// with the attributes it was set with (path /, no domain; Secure, which the
+// __Host- and __Secure- prefixes require, whenever the name has one).
+func expireCookie(c *fiber.Ctx, name string) {
+	c.Cookie(&fiber.Cookie{
+		Name:     name,
+		Path:     "/",
+		Expires:  time.Unix(0, 0),
+		Secure:   strings.HasPrefix(name, "__Host-") || strings.HasPrefix(name, "__Secure-") || c.Protocol() == "https",
+		HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
 }
 
 // forward sends the request to the route's upstream and streams the answer.
@@ -119,6 +174,9 @@ func (g *Gateway) outgoing(c *fiber.Ctx, r *route, p *auth.Principal) (*http.Req
 		conn = connectionTokens(s)
 	}
 	in.VisitAll(func(k, v []byte) {
+		if !forwardable(k) {
+			return
+		}
 		key := http.CanonicalHeaderKey(string(k))
 		switch {
 		case hopByHop[key], conn[key], g.names.owned[key]:
@@ -225,6 +283,11 @@ func (g *Gateway) respond(c *fiber.Ctx, res *http.Response, cancel context.Cance
 	// break the Referer check of Django's CSRF protection, for one).
 	rh.Del(fiber.HeaderXContentTypeOptions)
 	rh.Del(fiber.HeaderReferrerPolicy)
+	// Nor tokenshift's CORS answer (the middleware skips proxied routes;
+	// this holds even if it did not): the app's CORS policy is the app's.
+	for _, k := range corsResponseHeaders {
+		rh.Del(k)
+	}
 	authn.MarkForeignAnswer(c)
 	rh.SetNoDefaultContentType(true)
 	c.Status(res.StatusCode)
@@ -250,6 +313,13 @@ func (g *Gateway) respond(c *fiber.Ctx, res *http.Response, cancel context.Cance
 	default:
 		c.Context().SetBodyStream(body, int(res.ContentLength))
 	}
+}
+
+// corsResponseHeaders are the headers a CORS middleware adds to an answer.
+var corsResponseHeaders = [...]string{
+	fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlAllowCredentials,
+	fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlAllowMethods,
+	fiber.HeaderAccessControlAllowHeaders, fiber.HeaderAccessControlMaxAge, fiber.HeaderVary,
 }
 
 // upstreamBody is the upstream's response body as fasthttp reads it. Each

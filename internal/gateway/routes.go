@@ -63,6 +63,11 @@ func buildRoutes(in []Route, def time.Duration) ([]*route, error) {
 		if !strings.HasPrefix(r.Prefix, "/") {
 			return nil, bad("the prefix must start with /")
 		}
+		if strings.ContainsAny(r.Prefix, ";\\") {
+			// Requests are matched without their ;parameters and refused
+			// with a backslash, so such a prefix could never match.
+			return nil, bad("the prefix must not hold ; or \\")
+		}
 		prefix := asciiLower(r.Prefix)
 		if len(prefix) > 1 {
 			prefix = strings.TrimRight(prefix, "/")

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/authn"
@@ -29,7 +31,7 @@ func (g *Gateway) verifyAuthn() fiber.Handler {
 	cfg.Method = OriginalMethod
 	cfg.CSRF = nil
 	if g.cfg.CSRF != nil {
-		cfg.CSRF = forwardedCSRF{x: g.cfg.CSRF, mode: g.cfg.ForwardAuthCSRF}
+		cfg.CSRF = forwardedCSRF{x: g.cfg.CSRF, mode: g.cfg.ForwardAuthCSRF, trusted: g.cfg.FromTrustedProxy}
 	}
 	cfg.ErrorHandler = g.refuse
 	return authn.New(cfg)
@@ -55,6 +57,16 @@ func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
 // the upstream token), plus any deprecation headers authn set.
 func (g *Gateway) verified(c *fiber.Ctx) error {
 	p := authn.Principal(c)
+	// Browsers send cookies with a cross-site WebSocket handshake, and as a
+	// GET it passed authn without a CSRF check: without this, any site could
+	// open a socket in the user's name (cross-site WebSocket hijacking).
+	// nginx and Traefik drop Upgrade from the check request, but the
+	// handshake's Sec-WebSocket-Key and Sec-Fetch-Mode still reach it.
+	if p.Scheme.IsCookie() && g.cfg.CSRF != nil && isWebSocketCheck(c) {
+		if err := checkForwardedOrigin(c, g.cfg.CSRF, g.cfg.FromTrustedProxy(c)); err != nil {
+			return g.refuse(c, err)
+		}
+	}
 	h := &c.Response().Header
 	g.names.identity(p, h.Set)
 	if g.tokens != nil {
@@ -118,4 +130,12 @@ func OriginalURI(c *fiber.Ctx) string {
 		return "/" + rest
 	}
 	return ""
+}
+
+// isWebSocketCheck reports whether the request forward-auth is asked about is
+// a WebSocket handshake, from whatever the proxy left of it.
+func isWebSocketCheck(c *fiber.Ctx) bool {
+	return c.Get("Sec-Websocket-Key") != "" ||
+		strings.EqualFold(c.Get("Sec-Fetch-Mode"), "websocket") ||
+		hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
 }

@@ -128,7 +128,10 @@ func TestVerifyCSRF(t *testing.T) {
 		header map[string]string
 		token  bool // send the right X-CSRF-Token
 		bearer bool // authenticate with the bearer instead of the cookie
-		status int
+		// untrusted: the check comes from a peer outside
+		// server.trusted_proxies, whose X-Forwarded-* are not believed.
+		untrusted bool
+		status    int
 	}{
 		{name: "GET stays safe", method: "GET", header: map[string]string{"X-Original-Method": "GET"}, status: 200},
 		{name: "nginx POST without token", method: "GET", header: map[string]string{"X-Original-Method": "POST"}, status: 403},
@@ -152,20 +155,34 @@ func TestVerifyCSRF(t *testing.T) {
 			header: map[string]string{"X-Original-Method": "POST", "Origin": "https://app.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example"}},
 		{name: "origin mode: cross origin refused", mode: gateway.CSRFOrigin, method: "GET", status: 403,
 			header: map[string]string{"X-Original-Method": "POST", "Origin": "https://evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example"}},
+		// Anyone reaching tokenshift directly could otherwise name the
+		// origin its own Origin is compared with.
+		{name: "untrusted peer: forwarded host and proto ignored", untrusted: true, method: "GET", token: true, status: 403,
+			header: map[string]string{"X-Original-Method": "POST", "Origin": "https://evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}},
+		{name: "untrusted peer: the check's own Host is the origin", untrusted: true, method: "GET", token: true, status: 200,
+			header: map[string]string{"X-Original-Method": "POST", "Origin": "http://example.com", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}},
 	}
-	envs := map[gateway.CSRFMode]*env{}
-	logins := map[gateway.CSRFMode]creds{}
-	for _, mode := range []gateway.CSRFMode{gateway.CSRFToken, gateway.CSRFOrigin} {
-		envs[mode] = newEnv(t, envOptions{gateway: func(c *gateway.Config) { c.ForwardAuthCSRF = mode }})
-		logins[mode] = envs[mode].login(t, "web")
+	type envKey struct {
+		mode      gateway.CSRFMode
+		untrusted bool
+	}
+	envs := map[envKey]*env{}
+	logins := map[envKey]creds{}
+	for _, k := range []envKey{{gateway.CSRFToken, false}, {gateway.CSRFOrigin, false}, {gateway.CSRFToken, true}} {
+		o := envOptions{gateway: func(c *gateway.Config) { c.ForwardAuthCSRF = k.mode }}
+		if !k.untrusted {
+			o.trustedProxies = []string{"0.0.0.0"}
+		}
+		envs[k] = newEnv(t, o)
+		logins[k] = envs[k].login(t, "web")
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mode := tt.mode
-			if mode == "" {
-				mode = gateway.CSRFToken
+			k := envKey{mode: tt.mode, untrusted: tt.untrusted}
+			if k.mode == "" {
+				k.mode = gateway.CSRFToken
 			}
-			e, cr := envs[mode], logins[mode]
+			e, cr := envs[k], logins[k]
 			r := httptest.NewRequest(tt.method, "/auth/verify", nil)
 			if tt.bearer {
 				r.Header.Set("Authorization", "Bearer "+cr.access)

@@ -109,3 +109,10 @@ func peerAddr(c *fiber.Ctx) netip.Addr {
 func (s *Server) ClientIP(c *fiber.Ctx) string {
 	return s.proxies.clientAddr(peerAddr(c), c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)).String()
 }
+
+// FromTrustedProxy reports whether the TCP peer of the request is one of
+// server.trusted_proxies, so that what it says in X-Forwarded-* about the
+// original request may be believed.
+func (s *Server) FromTrustedProxy(c *fiber.Ctx) bool {
+	return len(s.proxies) > 0 && s.proxies.trusts(peerAddr(c))
+}

@@ -41,8 +41,12 @@ func corsOrigins(list []string) (map[string]bool, error) {
 // matched through AllowOriginsFunc (with AllowOrigins empty) so that Fiber's
 // default of "*" can never apply, even to an empty list, and so that a bad
 // entry is a start-up error here instead of a panic inside Fiber.
-func newCORS(allowed map[string]bool) fiber.Handler {
+//
+// next skips it: requests another component answers on its own terms (the
+// gateway's proxied routes and forward-auth, see Server.SkipCORS).
+func newCORS(allowed map[string]bool, next func(c *fiber.Ctx) bool) fiber.Handler {
 	return cors.New(cors.Config{
+		Next:             next,
 		AllowOriginsFunc: func(origin string) bool { return allowed[origin] },
 		AllowMethods:     "GET,POST,PUT,PATCH,DELETE,HEAD",
 		AllowHeaders:     corsAllowedHeaders,

@@ -110,6 +110,14 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Code, p.Detail, p.Extra = ae.Code, ae.Message, ae.Extra
 		case errors.As(err, &fe):
 			p.Code, p.Detail = codeForFiber(fe.Code), fe.Message
+			if requestID(c) == "" {
+				// The request never reached a handler: fasthttp could not
+				// read it (bad syntax, headers too large, body over the
+				// limit) and Fiber's message quotes the raw request, Cookie
+				// and Authorization included. Echoing it would hand a
+				// same-origin script the HttpOnly cookies.
+				p.Detail = serverLayerDetail
+			}
 		default:
 			p.Code = auth.CodeInternal
 		}
@@ -127,6 +135,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		return writeProblem(c, p)
 	}
 }
+
+// serverLayerDetail replaces the message of errors raised before routing.
+const serverLayerDetail = "the request could not be read (malformed, or over a size limit); its content is not repeated here"
 
 func codeForFiber(status int) auth.Code {
 	switch status {

@@ -28,7 +28,7 @@ func (s *Server) routes() {
 	a.Get("/.well-known/jwks.json", s.jwks)
 	a.Get("/docs/migration", s.migrationDocs)
 
-	g := a.Group("/auth", noStore)
+	g := a.Group("/auth", onSegment("/auth", noStore))
 	g.Post("/login", s.login)
 	g.Get("/me", s.Authn, s.me)
 	g.Get("/csrf", s.authnCSRF, s.csrfToken)

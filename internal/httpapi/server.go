@@ -109,6 +109,8 @@ type Server struct {
 	// the routes by which callers list and end their own logins, which a
 	// retired credential must still reach (authn.Config.IgnorePhase).
 	authnOwnLogins, authnOwnLoginsOptional fiber.Handler
+	// skipCORS is set by SkipCORS while mounting, before serving.
+	skipCORS func(c *fiber.Ctx) bool
 
 	// Authn is the standard middleware; AuthnOptional lets anonymous requests
 	// through; AuthnExchange also admits sessions retired by the phase.
@@ -177,7 +179,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}}))
 	s.App.Use(s.requestContext)
 	s.App.Use(htmlSecurityHeaders)
-	s.App.Use(newCORS(corsAllowed))
+	s.App.Use(newCORS(corsAllowed, func(c *fiber.Ctx) bool { return s.skipCORS != nil && s.skipCORS(c) }))
 
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
@@ -257,6 +259,12 @@ func notRouted(app *fiber.App) fiber.Handler {
 // gateway's forward-auth and reverse proxy): same verifiers, flags, usage
 // counting and CSRF protection.
 func (s *Server) AuthnConfig() authn.Config { return s.authn }
+
+// SkipCORS exempts the requests skip reports from tokenshift's CORS
+// middleware: routes mounted through Options.Mount that answer for another
+// application (the gateway's proxy routes and forward-auth) must leave
+// preflights and CORS headers to it. Call it from Options.Mount.
+func (s *Server) SkipCORS(skip func(c *fiber.Ctx) bool) { s.skipCORS = skip }
 
 // CSRF is the server's CSRF protection.
 func (s *Server) CSRF() *CSRF { return s.csrf }
