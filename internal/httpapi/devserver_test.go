@@ -95,7 +95,7 @@ func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 	}
 	o := Options{
 		Logger: slog.New(slog.DiscardHandler),
-		Store:  st, Sessions: sessions, Revoked: rev, Users: user.NewVerifier(fs, nil),
+		Store:  st, Sessions: sessions, Revoked: rev, Users: user.NewVerifier(fs, &user.VerifierOptions{Logger: slog.New(slog.DiscardHandler)}),
 		Flags: flags, Usage: rec, Clients: testClients, DefaultClient: "web",
 		Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
 		RateLimit: RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
