@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,24 +24,37 @@ import (
 
 // testKeysDir holds one key per algorithm, written by
 //
-//	go test ./internal/token -run TestWriteTestdataKeys -update
+//	go test ./internal/token -update
 //
 // Its kids sort as ec-1 < ed-1 < hs-1 < rsa-1.
 const testKeysDir = "testdata/keys"
 
 var updateTestdata = flag.Bool("update", false, "regenerate testdata/keys")
 
-func TestWriteTestdataKeys(t *testing.T) {
-	if !*updateTestdata {
-		t.Skip("run with -update to regenerate testdata/keys")
-	}
-	for kid, alg := range map[string]string{"ed-1": AlgEdDSA, "ec-1": AlgES256, "rsa-1": AlgRS256, "hs-1": AlgHS256} {
-		_ = os.Remove(filepath.Join(testKeysDir, kid+".pem"))
-		if _, err := GenerateKeyFile(testKeysDir, kid, alg); err != nil {
-			t.Fatal(err)
+// TestMain regenerates testdata/keys before the tests when run with -update;
+// a plain run only reads them.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *updateTestdata {
+		if err := writeTestdataKeys(); err != nil {
+			fmt.Fprintln(os.Stderr, "regenerating testdata/keys:", err)
+			os.Exit(1)
 		}
 	}
+	os.Exit(m.Run())
 }
+
+func writeTestdataKeys() error {
+	for kid, alg := range kidAlgs {
+		_ = os.Remove(filepath.Join(testKeysDir, kid+".pem"))
+		if _, err := GenerateKeyFile(testKeysDir, kid, alg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var kidAlgs = map[string]string{"ed-1": AlgEdDSA, "ec-1": AlgES256, "rsa-1": AlgRS256, "hs-1": AlgHS256}
 
 var kidOfAlg = map[string]string{AlgEdDSA: "ed-1", AlgES256: "ec-1", AlgRS256: "rsa-1", AlgHS256: "hs-1"}
 
