@@ -52,49 +52,48 @@ Every rotation is audited with who and why. Needs an admin account:
 				return usageError{errors.New("--force needs a --reason")}
 			}
 			ctx := cmd.Context()
-			c, err := o.client(ctx)
-			if err != nil {
-				return err
-			}
-			if generate {
-				if alg == "" {
-					// The same algorithm as the signing key is what the server
-					// allows by default (jwt.rotation.algorithms).
-					var cur keysAnswer
-					if err := c.call(ctx, "GET", "/admin/keys", nil, &cur); err != nil {
+			return o.withClient(cmd, func(c *opsClient) error {
+				var err error
+				if generate {
+					if alg == "" {
+						// The same algorithm as the signing key is what the server
+						// allows by default (jwt.rotation.algorithms).
+						var cur keysAnswer
+						if err := c.call(ctx, "GET", "/admin/keys", nil, &cur); err != nil {
+							return err
+						}
+						alg = cur.signingAlg()
+					}
+					if kid, err = generateKey(cmd, dir, kid, alg); err != nil {
 						return err
 					}
-					alg = cur.signingAlg()
 				}
-				if kid, err = generateKey(cmd, dir, kid, alg); err != nil {
+				var raw json.RawMessage
+				err = c.call(ctx, "POST", "/admin/keys/rotate", map[string]any{"kid": kid, "reason": reason, "force": force}, &raw)
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Code == "unknown_key" && generate {
+					return fmt.Errorf("%w\nthe server does not see the new key: is --dir %s its jwt.keys_dir?", err, dir)
+				}
+				if err != nil {
 					return err
 				}
-			}
-			var raw json.RawMessage
-			err = c.call(ctx, "POST", "/admin/keys/rotate", map[string]any{"kid": kid, "reason": reason, "force": force}, &raw)
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == "unknown_key" && generate {
-				return fmt.Errorf("%w\nthe server does not see the new key: is --dir %s its jwt.keys_dir?", err, dir)
-			}
-			if err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var a keysAnswer
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return fmt.Errorf("unexpected answer: %w", err)
-			}
-			if r := a.Rotation; r != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
-					r.Version, r.KID, stamp(r.SignsAt), r.From, stamp(r.RetireAt))
-				if r.Cancelled != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", r.Cancelled)
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
 				}
-				fmt.Fprintln(cmd.OutOrStdout())
-			}
-			return a.print(cmd.OutOrStdout(), cmd.ErrOrStderr())
+				var a keysAnswer
+				if err := json.Unmarshal(raw, &a); err != nil {
+					return fmt.Errorf("unexpected answer: %w", err)
+				}
+				if r := a.Rotation; r != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
+						r.Version, r.KID, stamp(r.SignsAt), r.From, stamp(r.RetireAt))
+					if r.Cancelled != "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", r.Cancelled)
+					}
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				return a.print(cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
 		},
 	}
 	o.register(cmd)
@@ -120,28 +119,26 @@ needs. Problems go to stderr and make the command exit 1.
   TOKENSHIFT_ADMIN_PASSWORD=... tokenshift keys list --email ops@example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", "/admin/keys", nil, &raw); err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var a keysAnswer
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return fmt.Errorf("unexpected answer: %w", err)
-			}
-			if err := a.print(cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
-				return err
-			}
-			if len(a.Problems) > 0 {
-				return fmt.Errorf("%d key problem(s), see above", len(a.Problems))
-			}
-			return nil
+			return o.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/admin/keys", nil, &raw); err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
+				}
+				var a keysAnswer
+				if err := json.Unmarshal(raw, &a); err != nil {
+					return fmt.Errorf("unexpected answer: %w", err)
+				}
+				if err := a.print(cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				if len(a.Problems) > 0 {
+					return fmt.Errorf("%d key problem(s), see above", len(a.Problems))
+				}
+				return nil
+			})
 		},
 	}
 	o.register(cmd)

@@ -38,23 +38,20 @@ With --email it logs in and logs out again when done (every operator command
 does), so repeated runs leave no sessions behind; a --token is used as given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			q := url.Values{"window": {window}}
-			if client != "" {
-				q.Set("client", client)
-			}
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", "/admin/usage?"+q.Encode(), nil, &raw); err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			return printUsage(cmd.OutOrStdout(), raw)
+			return o.withClient(cmd, func(c *opsClient) error {
+				q := url.Values{"window": {window}}
+				if client != "" {
+					q.Set("client", client)
+				}
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/admin/usage?"+q.Encode(), nil, &raw); err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
+				}
+				return printUsage(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 	o.register(cmd)
@@ -281,19 +278,16 @@ share (override with --force and a --reason).`,
 		Short: "Print the current flags and each client's effective phase",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &raw); err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			return printFlags(cmd.OutOrStdout(), raw)
+			return o.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &raw); err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
+				}
+				return printFlags(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 
@@ -327,69 +321,66 @@ Examples:
 			if len(args) == 0 && client != "" {
 				return usageError{errors.New("--client needs a PHASE (or inherit)")}
 			}
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			var cur struct {
-				Version       int64                        `json:"version"`
-				Clients       map[string]map[string]string `json:"clients"`
-				ExemptClients []string                     `json:"exempt_clients"`
-			}
-			if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &cur); err != nil {
-				return err
-			}
-			body := map[string]any{"version": cur.Version, "reason": reason, "force": force}
-			switch {
-			case len(args) == 0:
-			case client != "":
-				if cur.Clients == nil {
-					cur.Clients = map[string]map[string]string{}
+			return o.withClient(cmd, func(c *opsClient) error {
+				var cur struct {
+					Version       int64                        `json:"version"`
+					Clients       map[string]map[string]string `json:"clients"`
+					ExemptClients []string                     `json:"exempt_clients"`
 				}
-				if args[0] == "inherit" {
-					delete(cur.Clients, client)
-				} else {
-					cur.Clients[client] = map[string]string{"phase": args[0]}
+				if err := c.call(cmd.Context(), "GET", "/admin/flags", nil, &cur); err != nil {
+					return err
 				}
-				body["clients"] = cur.Clients
-			case args[0] == "inherit":
-				return usageError{errors.New("inherit needs --client")}
-			default:
-				body["phase"] = args[0]
-			}
-			if changed("rollout") {
-				body["rollout"] = rollout
-			}
-			if changed("exempt-add") || changed("exempt-remove") {
-				exempt := slices.DeleteFunc(cur.ExemptClients, func(id string) bool { return slices.Contains(exemptRemove, id) })
-				for _, id := range exemptAdd {
-					if !slices.Contains(exempt, id) {
-						exempt = append(exempt, id)
+				body := map[string]any{"version": cur.Version, "reason": reason, "force": force}
+				switch {
+				case len(args) == 0:
+				case client != "":
+					if cur.Clients == nil {
+						cur.Clients = map[string]map[string]string{}
 					}
+					if args[0] == "inherit" {
+						delete(cur.Clients, client)
+					} else {
+						cur.Clients[client] = map[string]string{"phase": args[0]}
+					}
+					body["clients"] = cur.Clients
+				case args[0] == "inherit":
+					return usageError{errors.New("inherit needs --client")}
+				default:
+					body["phase"] = args[0]
 				}
-				if exempt == nil {
-					exempt = []string{}
+				if changed("rollout") {
+					body["rollout"] = rollout
 				}
-				body["exempt_clients"] = exempt
-			}
-			if changed("sunset") {
-				if sunset == "none" {
-					sunset = ""
+				if changed("exempt-add") || changed("exempt-remove") {
+					exempt := slices.DeleteFunc(cur.ExemptClients, func(id string) bool { return slices.Contains(exemptRemove, id) })
+					for _, id := range exemptAdd {
+						if !slices.Contains(exempt, id) {
+							exempt = append(exempt, id)
+						}
+					}
+					if exempt == nil {
+						exempt = []string{}
+					}
+					body["exempt_clients"] = exempt
 				}
-				body["sunset"] = sunset
-			}
-			var raw json.RawMessage
-			err = c.call(cmd.Context(), "PUT", "/admin/flags", body, &raw)
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == "guard_refused" {
-				return guardMessage(cmd.ErrOrStderr(), ae)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "changed:")
-			return printFlags(cmd.OutOrStdout(), raw)
+				if changed("sunset") {
+					if sunset == "none" {
+						sunset = ""
+					}
+					body["sunset"] = sunset
+				}
+				var raw json.RawMessage
+				err := c.call(cmd.Context(), "PUT", "/admin/flags", body, &raw)
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Code == "guard_refused" {
+					return guardMessage(cmd.ErrOrStderr(), ae)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "changed:")
+				return printFlags(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 	set.Flags().StringVar(&client, "client", "", "change only this client's phase (an override; PHASE inherit drops it)")
@@ -406,17 +397,14 @@ Examples:
 		Short: "Restore the previous flags exactly (never guarded)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "rolled back:")
-			return printFlags(cmd.OutOrStdout(), raw)
+			return o.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "rolled back:")
+				return printFlags(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 	rollback.Flags().StringVar(&rbReason, "reason", "", "why; written to the audit log")
@@ -509,19 +497,16 @@ exemptions, sunset), the guard's figures and the reason.
   TOKENSHIFT_ADMIN_PASSWORD=... tokenshift audit --email ops@example.com --limit 20`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", "/admin/audit?limit="+strconv.Itoa(limit), nil, &raw); err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			return printAudit(cmd.OutOrStdout(), raw)
+			return o.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/admin/audit?limit="+strconv.Itoa(limit), nil, &raw); err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
+				}
+				return printAudit(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 	o.register(cmd)
@@ -541,19 +526,16 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 		Short: "List a user's live logins",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", "/admin/users/"+url.PathEscape(args[0])+"/sessions", nil, &raw); err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			return printSessions(cmd.OutOrStdout(), raw)
+			return o.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", "/admin/users/"+url.PathEscape(args[0])+"/sessions", nil, &raw); err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return printJSON(cmd.OutOrStdout(), raw)
+				}
+				return printSessions(cmd.OutOrStdout(), raw)
+			})
 		},
 	}
 	var all bool
@@ -565,20 +547,17 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 			if (len(args) == 2) == all {
 				return usageError{errors.New("give either a SID or --all")}
 			}
-			c, err := o.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.logout(cmd)
-			path := "/admin/users/" + url.PathEscape(args[0]) + "/sessions"
-			if !all {
-				path += "/" + url.PathEscape(args[1])
-			}
-			if err := c.call(cmd.Context(), "DELETE", path, nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "revoked")
-			return nil
+			return o.withClient(cmd, func(c *opsClient) error {
+				path := "/admin/users/" + url.PathEscape(args[0]) + "/sessions"
+				if !all {
+					path += "/" + url.PathEscape(args[1])
+				}
+				if err := c.call(cmd.Context(), "DELETE", path, nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "revoked")
+				return nil
+			})
 		},
 	}
 	revoke.Flags().BoolVar(&all, "all", false, "revoke every login of the user")

@@ -59,7 +59,19 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Detail)
 }
 
-func (o *opsFlags) client(ctx context.Context) (*opsClient, error) {
+// withClient logs in (or takes --token), runs fn, and always ends the login
+// it made: every operator command goes through it, so none can leave logins
+// behind.
+func (o *opsFlags) withClient(cmd *cobra.Command, fn func(c *opsClient) error) error {
+	c, err := o.login(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer c.logout(cmd)
+	return fn(c)
+}
+
+func (o *opsFlags) login(ctx context.Context) (*opsClient, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &opsClient{base: strings.TrimRight(o.server, "/"), http: &http.Client{Timeout: 15 * time.Second, Jar: jar}}
 	token := o.token

@@ -314,6 +314,25 @@ func TestOpsCommandsLogOut(t *testing.T) {
 	}
 }
 
+// Every operator command ends the login it made, whatever the server answers
+// (most of these paths are 404 on the fake): they all go through withClient.
+func TestEveryOpsCommandLogsOut(t *testing.T) {
+	for _, args := range [][]string{
+		{"usage"}, {"phase", "show"}, {"phase", "set", "dual", "--reason", "r"}, {"phase", "rollback", "--reason", "r"},
+		{"audit"}, {"sessions", "list", "u-alice"}, {"sessions", "revoke", "u-alice", "--all"},
+		{"keys", "list"}, {"keys", "rotate", "--kid", "k2", "--reason", "r"},
+		{"user", "suspend", "u-alice", "--reason", "r"}, {"user", "unsuspend", "u-alice"}, {"user", "account", "u-alice"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			f := newFakeAdmin(t)
+			_, stderr, _ := runCLI(t, f, append(args, "--email", "ops@example.com")...)
+			if f.logins != 1 || strings.Join(f.logouts, ",") != "bearer" || f.live != 0 {
+				t.Errorf("logins %d, logouts %v, live %d; want 1, [bearer], 0 (requests %v)\n%s", f.logins, f.logouts, f.live, f.paths, stderr)
+			}
+		})
+	}
+}
+
 // The operator's own requests can be kept off the apps' figures by logging
 // in with a client of their own.
 func TestOpsLoginClient(t *testing.T) {

@@ -31,15 +31,13 @@ reason and the operator are recorded and logged. Needs an admin account:
 			if strings.TrimSpace(reason) == "" {
 				return usageError{errors.New("--reason is required: it is what the next operator reads")}
 			}
-			c, err := so.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "POST", accountPath(args[0], "suspend"), map[string]string{"reason": reason}, &raw); err != nil {
-				return err
-			}
-			return printAccount(cmd.OutOrStdout(), raw, so.jsonOut)
+			return so.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "POST", accountPath(args[0], "suspend"), map[string]string{"reason": reason}, &raw); err != nil {
+					return err
+				}
+				return printAccount(cmd.OutOrStdout(), raw, so.jsonOut)
+			})
 		},
 	}
 	so.register(suspend)
@@ -53,15 +51,13 @@ reason and the operator are recorded and logged. Needs an admin account:
 account (see "tokenshift user suspend --help").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := uo.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "DELETE", accountPath(args[0], "suspend"), nil, &raw); err != nil {
-				return err
-			}
-			return printAccount(cmd.OutOrStdout(), raw, uo.jsonOut)
+			return uo.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "DELETE", accountPath(args[0], "suspend"), nil, &raw); err != nil {
+					return err
+				}
+				return printAccount(cmd.OutOrStdout(), raw, uo.jsonOut)
+			})
 		},
 	}
 	uo.register(unsuspend)
@@ -72,15 +68,13 @@ account (see "tokenshift user suspend --help").`,
 		Short: "Show what tokenshift holds about a user: suspension, password changed here",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := ao.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.call(cmd.Context(), "GET", accountPath(args[0], "account"), nil, &raw); err != nil {
-				return err
-			}
-			return printAccount(cmd.OutOrStdout(), raw, ao.jsonOut)
+			return ao.withClient(cmd, func(c *opsClient) error {
+				var raw json.RawMessage
+				if err := c.call(cmd.Context(), "GET", accountPath(args[0], "account"), nil, &raw); err != nil {
+					return err
+				}
+				return printAccount(cmd.OutOrStdout(), raw, ao.jsonOut)
+			})
 		},
 	}
 	ao.register(account)
