@@ -7,13 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/faultproxy"
 )
 
 // The machine's shared PostgreSQL and MariaDB (.ci/run starts them). The
@@ -179,13 +177,13 @@ func TestLegacyDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	db := legacyDBs[0]
 	table := legacyUsers(t, db)
-	p := newProxy(t, pgAddr)
-	in := start(t, sqlEnv(db, p.addr(), table)...)
+	p := faultproxy.Start(t, pgAddr)
+	in := start(t, sqlEnv(db, p.Addr(), table)...)
 	lr := in.login(t, "express@example.com", "express-password", "web")
 	sess := lr.cookie("ts_session")
 	bearer := lr.json(t)["access_token"].(string)
 
-	p.setUp(false)
+	p.Set(faultproxy.Refuse)
 	if r := in.do(t, req{path: "/auth/me", bearer: bearer}); r.status != 200 {
 		t.Fatalf("bearer during the outage: %d %s", r.status, r.body)
 	}
@@ -201,7 +199,7 @@ func TestLegacyDatabaseOutage(t *testing.T) {
 		t.Fatalf("/readyz during a user-store outage: %d %s", r.status, r.body)
 	}
 
-	p.setUp(true)
+	p.Set(faultproxy.Forward)
 	in.login(t, "express@example.com", "express-password", "web")
 }
 
@@ -211,9 +209,9 @@ func TestLegacyDatabaseDownAtStart(t *testing.T) {
 	t.Parallel()
 	db := legacyDBs[0]
 	table := legacyUsers(t, db)
-	p := newProxy(t, pgAddr)
-	p.setUp(false)
-	in := start(t, sqlEnv(db, p.addr(), table)...)
+	p := faultproxy.Start(t, pgAddr)
+	p.Set(faultproxy.Refuse)
+	in := start(t, sqlEnv(db, p.Addr(), table)...)
 	if !strings.Contains(in.logs.String(), "unreachable at start") || strings.Contains(in.logs.String(), "s3cret") {
 		t.Fatalf("start-up log:\n%s", in.logs.String())
 	}
@@ -221,7 +219,7 @@ func TestLegacyDatabaseDownAtStart(t *testing.T) {
 	if r := in.do(t, req{path: "/readyz"}); r.status != 200 {
 		t.Fatalf("/readyz: %d %s", r.status, r.body)
 	}
-	p.setUp(true)
+	p.Set(faultproxy.Forward)
 	in.login(t, "express@example.com", "express-password", "web")
 }
 
@@ -249,68 +247,5 @@ func TestLegacyQueryWrongAtStart(t *testing.T) {
 		if strings.Contains(string(out), "pw-s3cret") {
 			t.Fatalf("%s: the DSN password is in the output:\n%s", name, out)
 		}
-	}
-}
-
-// proxy forwards a loopback port to a database, or refuses every connection
-// and cuts the open ones, as a stopped server does.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	up     bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, up: true, conns: map[net.Conn]struct{}{}}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() { _ = ln.Close(); p.setUp(false); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) setUp(up bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.up = up
-	if !up {
-		for c := range p.conns {
-			_ = c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		up := p.up
-		p.mu.Unlock()
-		if !up {
-			_ = c.Close()
-			continue
-		}
-		u, err := net.DialTimeout("tcp", p.target, time.Second)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(u, c); _ = u.Close(); _ = c.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(c, u); _ = u.Close(); _ = c.Close() })
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/faultproxy"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -338,9 +339,9 @@ func TestNewSQLWhileDatabaseDown(t *testing.T) {
 	for _, b := range sqlBackends {
 		t.Run(b.name, func(t *testing.T) {
 			table := legacyTable(t, b)
-			p := startProxy(t, b.addr)
-			p.set(proxyRefuse)
-			s, err := NewSQL(SQLOptions{Driver: b.driver, DSN: b.dsn(p.addr()), Query: fmt.Sprintf(b.query, table),
+			p := faultproxy.Start(t, b.addr)
+			p.Set(faultproxy.Refuse)
+			s, err := NewSQL(SQLOptions{Driver: b.driver, DSN: b.dsn(p.Addr()), Query: fmt.Sprintf(b.query, table),
 				RolesSeparator: b.sep, QueryTimeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatalf("NewSQL with the database down: %v", err)
@@ -354,7 +355,7 @@ func TestNewSQLWhileDatabaseDown(t *testing.T) {
 			if _, err := v.Verify(ctx, "django@example.com", vectorPassword); !errors.Is(err, auth.ErrUnavailable) {
 				t.Fatalf("Verify = %v, want auth.ErrUnavailable", err)
 			}
-			p.set(proxyForward)
+			p.Set(faultproxy.Forward)
 			if err := s.Probe(ctx); err != nil {
 				t.Fatalf("Probe after the database came up: %v", err)
 			}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/faultproxy"
 )
 
 // The machine's shared PostgreSQL and MariaDB (.ci/run starts them). Tests
@@ -458,8 +458,8 @@ func TestSQLStoreDatabaseOutage(t *testing.T) {
 	for _, b := range sqlBackends {
 		t.Run(b.name, func(t *testing.T) {
 			table := legacyTable(t, b)
-			p := startProxy(t, b.addr)
-			s := openLegacy(t, b, p.addr(), table, timeout)
+			p := faultproxy.Start(t, b.addr)
+			s := openLegacy(t, b, p.Addr(), table, timeout)
 			v := NewVerifier(s, nil)
 			ctx := context.Background()
 
@@ -481,16 +481,16 @@ func TestSQLStoreDatabaseOutage(t *testing.T) {
 			if idle := s.db.Stats().Idle; idle < 2 {
 				t.Fatalf("pool warm-up left %d idle connections, want at least 2", idle)
 			}
-			p.set(proxyRefuse)
-			p.set(proxyForward)
+			p.Set(faultproxy.Refuse)
+			p.Set(faultproxy.Forward)
 			for i := range 3 {
 				if err := login(); err != nil {
 					t.Fatalf("login %d after a restart while idle: %v", i, err)
 				}
 			}
 
-			for _, mode := range []proxyMode{proxyBlackhole, proxyRefuse} {
-				p.set(mode)
+			for _, mode := range []faultproxy.Mode{faultproxy.Blackhole, faultproxy.Refuse} {
+				p.Set(mode)
 				for i := range 2 { // the second attempt meets a fresh connection
 					start := time.Now()
 					_, err := s.Lookup(ctx, "django@example.com")
@@ -509,7 +509,7 @@ func TestSQLStoreDatabaseOutage(t *testing.T) {
 					t.Fatalf("%s: Verify error = %v, want auth.ErrUnavailable", mode, err)
 				}
 
-				p.set(proxyForward)
+				p.Set(faultproxy.Forward)
 				if err := login(); err != nil {
 					t.Fatalf("after %s healed: first login = %v", mode, err)
 				}
@@ -519,119 +519,4 @@ func TestSQLStoreDatabaseOutage(t *testing.T) {
 			}
 		})
 	}
-}
-
-// tcpProxy forwards a loopback port to a database and can fail on command,
-// standing in for a database outage without touching the shared servers.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	mode  proxyMode
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-type proxyMode int
-
-const (
-	proxyForward   proxyMode = iota
-	proxyBlackhole           // accept and hold connections, drop every byte
-	proxyRefuse              // close every connection at once
-)
-
-func (m proxyMode) String() string { return [...]string{"forward", "blackhole", "refuse"}[m] }
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Go(p.acceptLoop)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) acceptLoop() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		mode := p.mode
-		p.mu.Unlock()
-		switch mode {
-		case proxyRefuse:
-			_ = c.Close()
-			continue
-		case proxyBlackhole:
-			p.track(c)
-			p.wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
-			continue
-		}
-		up, err := net.DialTimeout("tcp", p.target, time.Second)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.track(c)
-		p.track(up)
-		p.wg.Go(func() { p.pipe(c, up) })
-		p.wg.Go(func() { p.pipe(up, c) })
-	}
-}
-
-func (p *tcpProxy) track(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.conns[c] = struct{}{}
-}
-
-// pipe copies src to dst while forwarding and drops the bytes otherwise.
-func (p *tcpProxy) pipe(src, dst net.Conn) {
-	defer func() { _ = src.Close(); _ = dst.Close() }()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			forward := p.mode == proxyForward
-			p.mu.Unlock()
-			if forward {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// set switches mode. Entering the black hole keeps the open connections, now
-// silent, as a network partition would; leaving it or refusing closes them:
-// they lost bytes and cannot resume, and refusing means the server is gone.
-func (p *tcpProxy) set(m proxyMode) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if m != proxyBlackhole {
-		for c := range p.conns {
-			_ = c.Close()
-		}
-		clear(p.conns)
-	}
-	p.mode = m
-}
-
-func (p *tcpProxy) close() {
-	_ = p.ln.Close()
-	p.set(proxyRefuse)
-	p.wg.Wait()
 }
