@@ -10,10 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/usage"
 )
 
 func init() {
@@ -97,25 +99,8 @@ type usageReport struct {
 	} `json:"clients"`
 }
 
-type readiness struct {
-	Ready                       bool     `json:"ready"`
-	Reasons                     []string `json:"reasons"`
-	Notes                       []string `json:"notes"`
-	SessionShare                float64  `json:"session_share"`
-	SessionRequests             int64    `json:"session_requests"`
-	TotalRequests               int64    `json:"total_requests"`
-	Threshold                   float64  `json:"threshold"`
-	Window                      string   `json:"window"`
-	SessionLifetime             string   `json:"session_lifetime"`
-	WindowCoversSessionLifetime bool     `json:"window_covers_session_lifetime"`
-	WindowObserved              bool     `json:"window_observed"`
-	ClientsUsingSessions        []struct {
-		ClientID string  `json:"client_id"`
-		Requests int64   `json:"requests"`
-		Share    float64 `json:"share"`
-		LastSeen *string `json:"last_seen"`
-	} `json:"clients_using_sessions"`
-}
+// readiness is the verdict as the server encodes it.
+type readiness = usage.Readiness
 
 var reportSchemes = []string{"session", "bearer", "jwt_cookie"}
 
@@ -193,7 +178,7 @@ func printReadiness(w io.Writer, indent string, v readiness) {
 	for _, c := range v.ClientsUsingSessions {
 		last := "never"
 		if c.LastSeen != nil {
-			last = *c.LastSeen
+			last = c.LastSeen.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "%sstill using sessions: %s, %d requests (%s of its traffic), last %s\n", indent, c.ClientID, c.Requests, pct(c.Share), last)
 	}
