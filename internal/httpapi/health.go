@@ -20,12 +20,19 @@ func (s *Server) livez(c *fiber.Ctx) error {
 // database is deliberately not checked: all instances share it, so its outage
 // would mark every instance unready at once and cut off the sessions and
 // tokens that keep working without it; login answers 503
-// user_store_unavailable instead.
+// user_store_unavailable instead. It also fails until the revocation lists
+// are loaded: with an empty mirror the instance would accept logged-out and
+// revoked tokens.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is not reachable")
+	}
+	if s.opts.Revoked != nil {
+		if err := s.opts.Revoked.Ready(); err != nil {
+			return auth.Wrap(err, auth.CodeStoreUnavailable, "the revocation lists are not loaded yet")
+		}
 	}
 	for _, check := range s.opts.ReadyChecks {
 		if err := check(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -32,6 +33,10 @@ const (
 // Timings of the background loop. The first re-sync closes the window between
 // the initial load and the subscription being confirmed by the store; the
 // periodic one is a safety net for lost messages and prunes expired entries.
+// A failed re-sync is retried with back-off from revBackoffMin to
+// revBackoffMax until it succeeds: right after Redis restarts empty the first
+// attempts often fail, and until one succeeds the store lacks the entries
+// that an instance started meanwhile would load.
 const (
 	revFirstResync = time.Second
 	revResyncEvery = time.Minute
@@ -75,6 +80,10 @@ type Revocations struct {
 	user map[string]userRevocation
 
 	started atomic.Bool
+	loaded  atomic.Bool
+	// resync asks the background loop for a re-sync (with its reason); one
+	// pending request is enough, so senders never block.
+	resync chan string
 }
 
 // NewRevocations builds an empty mirror; Start loads it. clock nil means
@@ -88,19 +97,25 @@ func NewRevocations(st store.Store, clock func() time.Time, log *slog.Logger) *R
 	}
 	return &Revocations{
 		st: st, clock: clock, log: log,
-		jti:  make(map[string]int64),
-		sid:  make(map[string]int64),
-		user: make(map[string]userRevocation),
+		jti:    make(map[string]int64),
+		sid:    make(map[string]int64),
+		user:   make(map[string]userRevocation),
+		resync: make(chan string, 1),
 	}
 }
 
 // ErrAlreadyStarted is returned by a second Start.
 var ErrAlreadyStarted = errors.New("token: revocations already started")
 
+// ErrNotLoaded is what Ready reports until the initial load has succeeded:
+// until then the mirror may lack revocations and would accept their tokens.
+var ErrNotLoaded = fmt.Errorf("token: revocation lists not loaded yet: %w", auth.ErrUnavailable)
+
 // Start loads every revocation from the store, then keeps the mirror current
 // in the background until ctx is done: pub/sub messages, a re-sync whenever
-// the subscription reconnects, and a periodic re-sync. It returns once the
-// initial load is done, with its error if it failed.
+// the subscription reconnects, and a periodic re-sync, each retried with
+// back-off until it succeeds. It returns once the initial load is done, with
+// its error if it failed.
 func (r *Revocations) Start(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrAlreadyStarted
@@ -109,15 +124,35 @@ func (r *Revocations) Start(ctx context.Context) error {
 		r.started.Store(false)
 		return err
 	}
+	r.loaded.Store(true)
 	go r.subscribe(ctx)
 	go r.resyncLoop(ctx)
 	return nil
 }
 
+// Ready is nil once the initial load has succeeded and ErrNotLoaded before,
+// so /readyz keeps traffic away from an instance whose revocation state is
+// unknown.
+func (r *Revocations) Ready() error {
+	if !r.loaded.Load() {
+		return ErrNotLoaded
+	}
+	return nil
+}
+
+// requestResync asks the background loop for a re-sync without waiting: the
+// subscription's reconnect callback must not hold up message delivery.
+func (r *Revocations) requestResync(why string) {
+	select {
+	case r.resync <- why:
+	default: // one is pending already; it will see the same store
+	}
+}
+
 func (r *Revocations) subscribe(ctx context.Context) {
 	backoff := revBackoffMin
 	for {
-		err := r.st.Subscribe(ctx, RevocationChannel, r.onMessage, func() { r.syncLogged(ctx, "reconnect") })
+		err := r.st.Subscribe(ctx, RevocationChannel, r.onMessage, func() { r.requestResync("reconnect") })
 		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
 			return
 		}
@@ -133,27 +168,57 @@ func (r *Revocations) subscribe(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, revBackoffMax)
-		r.syncLogged(ctx, "resubscribe")
+		r.requestResync("resubscribe")
 	}
 }
 
+// resyncLoop runs every re-sync, one at a time: the first and periodic ones
+// on its timer, the others on request.
 func (r *Revocations) resyncLoop(ctx context.Context) {
 	t := time.NewTimer(revFirstResync)
 	defer t.Stop()
 	for {
+		why := "periodic"
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.syncLogged(ctx, "periodic")
-			t.Reset(revResyncEvery)
+		case why = <-r.resync:
+			t.Stop() // since Go 1.23 no stale tick can follow
 		}
+		if !r.syncRetrying(ctx, why) {
+			return
+		}
+		t.Reset(revResyncEvery)
 	}
 }
 
-func (r *Revocations) syncLogged(ctx context.Context, why string) {
-	if err := r.sync(ctx); err != nil && ctx.Err() == nil {
-		r.log.Warn("revocations: re-sync failed", "why", why, "err", err)
+// syncRetrying re-syncs until it succeeds, waiting revBackoffMin, then twice
+// as long each time up to revBackoffMax, between attempts. A re-sync is what
+// writes back the entries an emptied store lost, so giving up after a failure
+// (as the periodic safety net alone would, for a minute) leaves instances
+// started meanwhile accepting revoked credentials. It reports false when ctx
+// is done or the store closed.
+func (r *Revocations) syncRetrying(ctx context.Context, why string) bool {
+	backoff := revBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := r.sync(ctx)
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				r.log.Info("revocations: re-sync succeeded after retries", "why", why, "attempts", attempt)
+			}
+			return true
+		case ctx.Err() != nil || errors.Is(err, store.ErrClosed):
+			return false
+		}
+		r.log.Warn("revocations: re-sync failed, retrying", "why", why, "attempt", attempt, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, revBackoffMax)
 	}
 }
 
@@ -326,6 +391,8 @@ func (r *Revocations) revoke(ctx context.Context, rv revocation) error {
 		return fmt.Errorf("token: revoke: %w", err)
 	}
 	if err := r.st.HSet(ctx, revKey(rv.Kind), time.Duration(rv.Until-now.UnixNano()), rv.ID, val); err != nil {
+		// The re-sync writes it back (and announces it) once the store answers.
+		r.requestResync("revoke not stored")
 		return fmt.Errorf("token: store revocation: %w", err)
 	}
 	if err := r.st.Publish(ctx, RevocationChannel, val); err != nil {
