@@ -240,10 +240,13 @@ func (m *Manager) Authenticate(ctx context.Context, cookieValue string) (*Sessio
 
 // Verify checks a cookie value and returns its login without recording the
 // use. Garbage, unknown sids and wrong secrets wrap auth.ErrInvalid; a cookie
-// past its idle or absolute deadline wraps auth.ErrExpired and its cookie part
-// is dropped (the login lives on if its tokens do); a store failure wraps
-// auth.ErrUnavailable. The secret is checked before the deadlines, so someone
-// holding only the public sid can neither learn nor change anything.
+// past its idle or absolute deadline wraps auth.ErrExpired, every time, for as
+// long as the record exists (expiredGrace): dropping the cookie part at the
+// first refusal made the next request with the same cookie "invalid", so one
+// expiry was counted as an expired and then as invalid requests. A store
+// failure wraps auth.ErrUnavailable. The secret is checked before the
+// deadlines, so someone holding only the public sid can neither learn nor
+// change anything.
 func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, error) {
 	sid, secret, ok := parseCookie(cookieValue)
 	if !ok {
@@ -264,7 +267,8 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 	}
 	now := m.cfg.Clock()
 	if !l.cookieLive(&m.cfg, now) {
-		m.dropCookie(ctx, l, now)
+		// Nothing is deleted: liveness is decided from the times, and the
+		// store expiry collects the record after expiredGrace.
 		return nil, fmt.Errorf("session %s: %w", sid, auth.ErrExpired)
 	}
 	s := l.view(&m.cfg, now)
@@ -297,16 +301,6 @@ func (m *Manager) Touch(ctx context.Context, s *Session) {
 		s.LastSeenAt = l.famTouched
 	}
 	s.IdleExpiresAt = l.idleEnd(&m.cfg)
-}
-
-// dropCookie ends a timed-out cookie part: the whole login when its tokens
-// are dead too. Cleanup is best effort: liveness never depends on it.
-func (m *Manager) dropCookie(ctx context.Context, l *login, now time.Time) {
-	if l.familyLive(&m.cfg, now) {
-		_ = m.st.HDel(ctx, sessionKey(l.sid), fieldCookie)
-		return
-	}
-	_ = m.remove(ctx, l.sid, l.rec.UserID)
 }
 
 // Get returns a live login by sid, whatever its parts; auth.ErrNotFound when
@@ -388,7 +382,7 @@ func (m *Manager) remove(ctx context.Context, sid, userID string) error {
 }
 
 // ListByUser returns the user's live logins, oldest first, and prunes index
-// entries whose login is gone.
+// entries whose login is gone or dead.
 func (m *Manager) ListByUser(ctx context.Context, userID string) ([]*Session, error) {
 	sids, err := m.st.SMembers(ctx, userKey(userID))
 	if err != nil {
@@ -407,8 +401,9 @@ func (m *Manager) ListByUser(ctx context.Context, userID string) ([]*Session, er
 			continue
 		}
 		if !l.live(&m.cfg, now) {
+			// Out of the index, but the record stays for expiredGrace so
+			// that its cookie is still answered (and counted) "expired".
 			dead = append(dead, sid)
-			_ = m.st.DeleteCtx(ctx, sessionKey(sid)) // best effort
 			continue
 		}
 		out = append(out, l.view(&m.cfg, now))

@@ -244,9 +244,28 @@ var keyCases = []struct {
 		e.clk.Advance(30 * time.Minute) // touched at 29m59s, so now past 59m58s
 		_, err = e.m.Authenticate(ctx, cookie)
 		wantErr(t, err, auth.ErrExpired)
-		_, err = e.m.Authenticate(ctx, cookie)
-		wantErr(t, err, auth.ErrInvalid) // the cookie part was dropped
 		_, err = e.m.Get(ctx, s.SID)
+		wantErr(t, err, auth.ErrNotFound)
+	}},
+	{name: "an expired cookie stays expired while its record exists", run: func(t *testing.T, e *env) {
+		tokensDead, deadCookie := e.create(t, NewSession{Cookie: true})
+		_, liveTokensCookie := e.create(t, NewSession{Cookie: true, Tokens: true})
+		e.clk.Advance(31 * time.Minute) // past the idle timeout, tokens still live for the second
+		for _, cookie := range []string{deadCookie, liveTokensCookie} {
+			for i := range 3 {
+				_, err := e.m.Verify(ctx, cookie)
+				wantErr(t, err, auth.ErrExpired)
+				if errors.Is(err, auth.ErrInvalid) {
+					t.Fatalf("request %d with the same expired cookie: %v; want expired, not invalid", i+1, err)
+				}
+			}
+		}
+		// An admin listing prunes the index but keeps the record.
+		_, err := e.m.ListByUser(ctx, "u-alice")
+		mustOK(t, err)
+		_, err = e.m.Authenticate(ctx, deadCookie)
+		wantErr(t, err, auth.ErrExpired)
+		_, err = e.m.Get(ctx, tokensDead.SID)
 		wantErr(t, err, auth.ErrNotFound)
 	}},
 	{name: "activity keeps the session past the idle timeout", run: func(t *testing.T, e *env) {
