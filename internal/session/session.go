@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -136,6 +137,7 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 	if err := m.write(ctx, l, now); err != nil {
 		return nil, "", err
 	}
+	m.pruneIndex(ctx, ns.UserID, sid, now)
 	s = l.view(&m.cfg, now)
 	s.Evicted = evicted
 	if ns.Cookie {
@@ -176,6 +178,44 @@ func (m *Manager) write(ctx context.Context, l *login, now time.Time) error {
 		return fmt.Errorf("session: create: %w", err)
 	}
 	return nil
+}
+
+// pruneBatch bounds the records one login reads to prune its user's index.
+// A login adds one entry and removes up to pruneBatch dead ones, so the index
+// stays within about live + live/pruneBatch entries however many logins are
+// abandoned.
+const pruneBatch = 32
+
+// pruneIndex drops from the user's index the entries whose login is gone or
+// dead, reading at most pruneBatch records from a random place in the index
+// (the store gives no order, so a fixed place could keep reading the same
+// live ones). Without it, abandoned logins stayed in the index until an admin
+// listing pruned it, since every login extends the index's expiry. Best
+// effort: a failure leaves entries that the next login or listing prunes.
+func (m *Manager) pruneIndex(ctx context.Context, userID, newSID string, now time.Time) {
+	sids, err := m.st.SMembers(ctx, userKey(userID))
+	if err != nil || len(sids) <= 1 {
+		return
+	}
+	n := min(len(sids), pruneBatch)
+	start := mathrand.IntN(len(sids))
+	var dead []string
+	for i := range n {
+		sid := sids[(start+i)%len(sids)]
+		if sid == newSID {
+			continue
+		}
+		l, err := m.load(ctx, sid)
+		if err != nil && !errors.Is(err, errCorrupt) {
+			return
+		}
+		if l == nil || l.rec.UserID != userID || !l.live(&m.cfg, now) {
+			dead = append(dead, sid)
+		}
+	}
+	if len(dead) > 0 {
+		_ = m.st.SRem(ctx, userKey(userID), dead...)
+	}
 }
 
 // destroyPresented ends the login of a cookie presented at login, if its

@@ -441,6 +441,48 @@ var keyCases = []struct {
 			t.Fatal("dead sid still in the index")
 		}
 	}},
+	{name: "abandoned logins leave the index at the next login", run: func(t *testing.T, e *env) {
+		for range pruneBatch {
+			e.create(t, NewSession{Cookie: true})
+			e.create(t, NewSession{Tokens: true})
+		}
+		e.clk.Advance(170 * time.Hour) // past the idle timeout and the family TTL
+		alive, _ := e.create(t, NewSession{Cookie: true})
+		// 2*pruneBatch dead entries: one login reads at most pruneBatch of
+		// them, so a few logins are needed; each removes what it read.
+		members, err := e.st.SMembers(ctx, userKey("u-alice"))
+		mustOK(t, err)
+		if len(members) < pruneBatch+1 || len(members) > pruneBatch+2 {
+			t.Fatalf("index holds %d entries after one login; want %d or %d (pruneBatch removed)", len(members), pruneBatch+1, pruneBatch+2)
+		}
+		live := []string{alive.SID}
+		for range 10 {
+			s, _ := e.create(t, NewSession{Tokens: true})
+			live = append(live, s.SID)
+			members, err = e.st.SMembers(ctx, userKey("u-alice"))
+			mustOK(t, err)
+			if len(members) == len(live) {
+				break
+			}
+		}
+		slices.Sort(live)
+		slices.Sort(members)
+		if !slices.Equal(members, live) {
+			t.Fatalf("index holds %d entries after %d live logins; want only the live ones", len(members), len(live))
+		}
+	}},
+	{name: "one more login prunes a few abandoned ones entirely", run: func(t *testing.T, e *env) {
+		for range 10 {
+			e.create(t, NewSession{Cookie: true})
+		}
+		e.clk.Advance(2 * time.Hour)
+		alive, _ := e.create(t, NewSession{Cookie: true})
+		members, err := e.st.SMembers(ctx, userKey("u-alice"))
+		mustOK(t, err)
+		if !slices.Equal(members, []string{alive.SID}) {
+			t.Fatalf("index = %d entries; want only the new login", len(members))
+		}
+	}},
 	{name: "limit evicts the oldest login", cfg: Config{MaxPerUser: 2}, run: func(t *testing.T, e *env) {
 		first, firstCookie := e.create(t, NewSession{Cookie: true})
 		e.clk.Advance(time.Second)
