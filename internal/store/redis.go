@@ -110,10 +110,13 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		PoolSize:              o.PoolSize,
 		MinIdleConns:          o.MinIdleConns,
 		ContextTimeoutEnabled: true,
-		// One retry covers the usual case, a pooled connection that died with
-		// a restart; more retries (and go-redis's five dial attempts) would
-		// stretch a dead Redis into seconds per request.
-		MaxRetries:         1,
+		// No retries (-1: go-redis reads 0 as its default of 3): a command
+		// is sent once, so a Redis that does not answer costs a request one
+		// read timeout, as configured, not one per attempt. A pooled
+		// connection that died with a restart does not need a retry: the
+		// pool checks a connection's socket before handing it out. (go-redis's
+		// five dial attempts would likewise stretch a dead Redis into seconds.)
+		MaxRetries:         -1,
 		DialerRetries:      1,
 		DialerRetryTimeout: 50 * time.Millisecond,
 		// CLIENT SETINFO and maintenance notifications are extra round trips
@@ -127,12 +130,18 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 			uo.TLSConfig.ServerName = hostOf(t.Addrs[0])
 		}
 	}
-	client := redis.NewUniversalClient(uo)
+	done := make(chan struct{})
+	var client redis.UniversalClient
+	if t.Mode == modeCluster {
+		client = newClusterClient(uo, done)
+	} else {
+		client = redis.NewUniversalClient(uo)
+	}
 	return &Redis{
 		client:  client,
 		storage: fiberredis.NewFromConnection(client),
 		target:  t,
-		done:    make(chan struct{}),
+		done:    done,
 	}, nil
 }
 

@@ -28,6 +28,7 @@ type Server struct {
 	t    testing.TB
 	Port int
 	dir  string
+	args []string // extra redis-server arguments (StartWith)
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -36,10 +37,18 @@ type Server struct {
 // Start launches redis-server for t and registers its cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, FreePort(t))
+}
+
+// StartWith launches redis-server for t on port with extra arguments (for
+// instance a replica's or a cluster node's settings), after the defaults so
+// they can override them.
+func StartWith(t testing.TB, port int, args ...string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		citest.Unavailable(t, "redis-server not found on PATH")
 	}
-	s := &Server{t: t, Port: FreePort(t), dir: t.TempDir()}
+	s := &Server{t: t, Port: port, dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -61,6 +70,8 @@ func (s *Server) start() {
 		"--dir", s.dir,
 		"--protected-mode", "no",
 	)
+	cmd.Args = append(cmd.Args, s.args...)
+	cmd.Dir = s.dir
 	cmd.Stdout = nil
 	cmd.Stderr = nil
 	if err := cmd.Start(); err != nil {
