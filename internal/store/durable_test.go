@@ -120,3 +120,40 @@ func TestRedisDurableFailsOnReplacedMaster(t *testing.T) {
 		t.Fatalf("write + Durable on the replaced master = %v, want an error wrapping auth.ErrUnavailable", err)
 	}
 }
+
+// TestClusterMarkerKeys: the barrier's marker on a Cluster master must hash
+// to a slot that master serves, or the node answers MOVED.
+func TestClusterMarkerKeys(t *testing.T) {
+	if got := crc16([]byte("123456789")); got != 0x31C3 {
+		t.Fatalf("crc16 check value = %#x, want 0x31c3 (CRC-16/XMODEM)", got)
+	}
+	if got := crc16([]byte("foo")) & 16383; got != 12182 {
+		t.Fatalf("slot of foo = %d, want 12182 (CLUSTER KEYSLOT foo)", got)
+	}
+	for _, slot := range []int{0, 5461, 10923, 16383} {
+		if got := int(crc16([]byte(tagForSlot(slot))) & 16383); got != slot {
+			t.Fatalf("tagForSlot(%d) hashes to %d", slot, got)
+		}
+	}
+	nodes := "07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected\n" +
+		"67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922\n" +
+		"e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected [0->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1] 17 0-5460\n"
+	tests := []struct {
+		name     string
+		nodes    string
+		wantSlot int
+		wantOK   bool
+	}{
+		{name: "own range after a migration entry", nodes: nodes, wantSlot: 17, wantOK: true},
+		{name: "replica: no own slots", nodes: "abc 127.0.0.1:1@2 myself,slave def 0 0 1 connected\n", wantOK: false},
+		{name: "empty", nodes: "", wantOK: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			slot, ok := firstOwnSlot(tc.nodes)
+			if ok != tc.wantOK || (ok && slot != tc.wantSlot) {
+				t.Fatalf("firstOwnSlot = %d, %v; want %d, %v", slot, ok, tc.wantSlot, tc.wantOK)
+			}
+		})
+	}
+}
