@@ -185,6 +185,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	st, err := store.Open(store.RedisOptions{
 		URL: r.URL, DialTimeout: r.DialTimeout, ReadTimeout: r.ReadTimeout,
 		WriteTimeout: r.WriteTimeout, PoolTimeout: r.PoolTimeout, PoolSize: r.PoolSize,
+		MinReplicas: r.MinReplicas, ReplicaTimeout: r.ReplicaTimeout,
 	}, time.Now)
 	if err != nil {
 		return nil, fmt.Errorf("storage.redis.url %s: %w", config.MaskURL(r.URL), err)

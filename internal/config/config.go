@@ -71,6 +71,11 @@ type RedisConfig struct {
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	PoolTimeout  time.Duration `mapstructure:"pool_timeout"`
 	PoolSize     int           `mapstructure:"pool_size"`
+	// MinReplicas > 0: a login, refresh, logout or revocation answers success
+	// only once that many replicas acknowledged its writes (Redis WAIT, at
+	// most ReplicaTimeout), else 503. 0 = off.
+	MinReplicas    int           `mapstructure:"min_replicas"`
+	ReplicaTimeout time.Duration `mapstructure:"replica_timeout"`
 }
 
 type SessionConfig struct {

@@ -107,6 +107,11 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "addr", mutate: func(c *Config) { c.Server.Addr = "8080" }, wantKey: "server.addr", wantVal: "8080"},
 		{name: "redis scheme", mutate: func(c *Config) { c.Storage.Redis.URL = "http://x:pw@h/0" }, wantKey: "storage.redis.url", wantVal: "xxxxx"},
 		{name: "negative timeout", mutate: func(c *Config) { c.Storage.Redis.ReadTimeout = -1 }, wantKey: "storage.redis.read_timeout"},
+		{name: "negative min_replicas", mutate: func(c *Config) { c.Storage.Redis.MinReplicas = -1 }, wantKey: "storage.redis.min_replicas", wantVal: "-1"},
+		{name: "zero replica_timeout", mutate: func(c *Config) { c.Storage.Redis.ReplicaTimeout = 0 }, wantKey: "storage.redis.replica_timeout"},
+		{name: "replica_timeout beyond read_timeout", mutate: func(c *Config) {
+			c.Storage.Redis.MinReplicas, c.Storage.Redis.ReplicaTimeout = 1, c.Storage.Redis.ReadTimeout
+		}, wantKey: "storage.redis.replica_timeout", wantVal: "storage.redis.read_timeout"},
 		{name: "idle above absolute", mutate: func(c *Config) { c.Session.IdleTimeout = 24 * time.Hour }, wantKey: "session.idle_timeout"},
 		{name: "algorithm", mutate: func(c *Config) { c.JWT.Algorithm = "none" }, wantKey: "jwt.algorithm", wantVal: "none"},
 		{name: "leeway", mutate: func(c *Config) { c.JWT.Leeway = time.Hour }, wantKey: "jwt.leeway"},

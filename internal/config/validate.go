@@ -101,6 +101,14 @@ func (c *Config) Validate() error {
 	if r.PoolSize < 0 {
 		bad("storage.redis.pool_size", r.PoolSize, "must be 0 (default) or more")
 	}
+	if r.MinReplicas < 0 {
+		bad("storage.redis.min_replicas", r.MinReplicas, "must be 0 (off) or the number of replicas that must acknowledge a credential write")
+	}
+	positive(bad, "storage.redis.replica_timeout", r.ReplicaTimeout)
+	if r.MinReplicas > 0 && r.ReplicaTimeout >= r.ReadTimeout {
+		// The WAIT that carries the timeout is one reply, bounded by read_timeout.
+		bad("storage.redis.replica_timeout", r.ReplicaTimeout, "must be shorter than storage.redis.read_timeout (%s)", r.ReadTimeout)
+	}
 
 	s := c.Session
 	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`).MatchString(s.CookieName) || strings.HasPrefix(s.CookieName, "__") {

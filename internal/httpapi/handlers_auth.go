@@ -193,6 +193,10 @@ func (s *Server) login(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	if err := s.durableAnswer(c); err != nil {
+		s.opts.Usage.Login(client.ID, "error")
+		return err
+	}
 	if resp.Session || resp.TokenTransport == string(auth.TransportCookie) {
 		resp.CSRFToken = s.csrf.Token(sess.SID)
 	}
@@ -387,6 +391,9 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		}
 		return s.tokenError(err)
 	}
+	if err := s.durable(ctx); err != nil {
+		return s.storeError(err)
+	}
 	client := s.clients[sub.ClientID]
 	s.opts.Usage.Issued("access")
 	s.opts.Usage.Issued("refresh")
@@ -436,6 +443,9 @@ func (s *Server) exchange(c *fiber.Ctx) error {
 	client := s.clients[p.ClientID]
 	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: dec.Phase.String(), SID: p.SID, Session: dec.AcceptSession}
 	if err := s.issueTokens(c, client, token.Subject{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, SID: p.SID, Roles: p.Roles}, &resp); err != nil {
+		return err
+	}
+	if err := s.durableAnswer(c); err != nil {
 		return err
 	}
 	s.log.Info("session exchanged for tokens", "user_id", p.UserID, "client_id", p.ClientID, "sid", p.SID)

@@ -104,6 +104,9 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 		}
 		return s.storeError(err)
 	}
+	if err := s.durable(ctx); err != nil {
+		return s.storeError(err)
+	}
 	s.log.Info("access token revoked", "user_id", cl.Subject, "client_id", cl.ClientID, "sid", cl.SID, "jti", cl.ID)
 	return revokeOK(c)
 }

@@ -56,7 +56,10 @@ func (s *Server) revokeLogin(ctx context.Context, sid string) error {
 	if err := s.opts.Tokens.RevokeFamily(ctx, sid); err != nil {
 		return err
 	}
-	return s.opts.Sessions.Delete(ctx, sid)
+	if err := s.opts.Sessions.Delete(ctx, sid); err != nil {
+		return err
+	}
+	return s.durable(ctx)
 }
 
 func (s *Server) revokeUser(ctx context.Context, userID, why string) error {
@@ -74,6 +77,9 @@ func (s *Server) revokeUser(ctx context.Context, userID, why string) error {
 		if err := s.opts.Tokens.RevokeFamily(ctx, sid); err != nil {
 			return err
 		}
+	}
+	if err := s.durable(ctx); err != nil {
+		return err
 	}
 	s.log.Info("revoked every login of a user", "user_id", userID, "logins", len(sids), "why", why)
 	return nil

@@ -21,4 +21,10 @@ var (
 	// ErrBadURL: storage.redis.url cannot be used. The message names the part
 	// that is wrong, never the credentials.
 	ErrBadURL = errors.New("store: invalid Redis URL")
+	// ErrNotDurable: fewer replicas than storage.redis.min_replicas
+	// acknowledged the writes in time (replicas down or lagging, or a master
+	// that a failover has already replaced). The writes may still be on the
+	// master, but nothing promises they survive it, so the caller must not
+	// answer success: it wraps auth.ErrUnavailable (503 store_unavailable).
+	ErrNotDurable = fmt.Errorf("store: writes not acknowledged by enough replicas: %w", auth.ErrUnavailable)
 )

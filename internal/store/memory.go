@@ -555,5 +555,15 @@ func (m *Memory) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Durable has nothing to wait for: the in-memory store has no replicas, and
+// its writes are as durable as the process.
+func (m *Memory) Durable(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	m.mu.Unlock()
+	return nil
+}
+
 // Redis is nil: callers with Redis-only fast paths use their in-memory path.
 func (m *Memory) Redis() redis.UniversalClient { return nil }

@@ -38,6 +38,12 @@ type RedisOptions struct {
 	MinIdleConns       int           // default 0
 	// TLS forces TLS even with a redis:// scheme.
 	TLS bool
+	// MinReplicas is how many replicas must acknowledge the writes before
+	// Durable returns nil (storage.redis.min_replicas); 0 turns the barrier
+	// off. ReplicaTimeout bounds the wait (default 500ms); it must be shorter
+	// than ReadTimeout, which bounds the reply of the WAIT that carries it.
+	MinReplicas    int
+	ReplicaTimeout time.Duration
 }
 
 const (
@@ -45,6 +51,10 @@ const (
 	defaultReadTimeout  = time.Second
 	defaultWriteTimeout = time.Second
 	defaultPoolTimeout  = 2 * time.Second
+	// DefaultReplicaTimeout: replicas on a healthy network acknowledge in
+	// well under a millisecond; half a second tells a lagging or absent
+	// replica from a slow one without holding a login for long.
+	DefaultReplicaTimeout = 500 * time.Millisecond
 )
 
 func (o RedisOptions) withDefaults() RedisOptions {
@@ -60,6 +70,9 @@ func (o RedisOptions) withDefaults() RedisOptions {
 	if o.PoolTimeout <= 0 {
 		o.PoolTimeout = defaultPoolTimeout
 	}
+	if o.ReplicaTimeout <= 0 {
+		o.ReplicaTimeout = DefaultReplicaTimeout
+	}
 	return o
 }
 
@@ -71,6 +84,10 @@ type Redis struct {
 	client  redis.UniversalClient
 	storage *fiberredis.Storage
 	target  redisTarget
+
+	minReplicas    int
+	replicaTimeout time.Duration
+	markers        markerKeys // Cluster only: a marker key per master (durable.go)
 
 	done      chan struct{} // closed by Close: ends every Subscribe
 	closeOnce sync.Once
@@ -94,6 +111,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	t.TLS = t.TLS || o.TLS
 	if o.PoolSize < 0 || o.MinIdleConns < 0 {
 		return nil, fmt.Errorf("store: PoolSize and MinIdleConns must not be negative")
+	}
+	if o.MinReplicas < 0 {
+		return nil, fmt.Errorf("store: MinReplicas must not be negative")
+	}
+	if o.MinReplicas > 0 && o.ReplicaTimeout >= o.ReadTimeout {
+		return nil, fmt.Errorf("store: ReplicaTimeout (%s) must be shorter than ReadTimeout (%s)", o.ReplicaTimeout, o.ReadTimeout)
 	}
 
 	uo := &redis.UniversalOptions{
@@ -142,6 +165,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		storage: fiberredis.NewFromConnection(client),
 		target:  t,
 		done:    done,
+
+		minReplicas:    o.MinReplicas,
+		replicaTimeout: o.ReplicaTimeout,
 	}, nil
 }
 

@@ -62,6 +62,16 @@ type Store interface {
 	// so mirrors can re-sync what they may have missed.
 	Subscribe(ctx context.Context, channel string, fn func(payload []byte), onReconnect func()) error
 
+	// Durable returns once every write this process made before the call is
+	// held by as many replicas as the back end is configured to require
+	// (storage.redis.min_replicas), or with an error wrapping
+	// auth.ErrUnavailable (ErrNotDurable) when they did not acknowledge in
+	// time. Calls that answer success for a credential (login, refresh,
+	// logout, revocation) make it their last store call, so that a failover
+	// cannot lose what was acknowledged. With no replicas required, and on the
+	// in-memory store, it returns nil at once.
+	Durable(ctx context.Context) error
+
 	// Ping reports whether the back end answers (readiness).
 	Ping(ctx context.Context) error
 	// Redis returns the go-redis client, or nil for the in-memory back end.
