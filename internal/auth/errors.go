@@ -54,6 +54,14 @@ const (
 	CodePasswordChangeDisabled Code = "password_change_disabled"
 )
 
+// Codes of cookie and origin integrity.
+const (
+	// CodeDuplicateCookie: the request carries two cookies of one credential
+	// name; one was planted by another host (cookie tossing), and which one
+	// is ours cannot be told.
+	CodeDuplicateCookie Code = "duplicate_cookie"
+)
+
 // Error is a domain error with a stable code and a message safe to show the
 // client. Err, if set, is the cause, for logs only.
 type Error struct {

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
 )
 
 // CookieOptions name and secure the credential cookies.
@@ -50,6 +52,21 @@ func (o CookieOptions) cookie(name, value, path string, expires time.Time) *fibe
 		Secure:   o.Secure,
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteLaxMode,
+	}
+}
+
+// refuseDuplicateCookies answers 400 duplicate_cookie, on every route, to a
+// request that carries one of the credential cookies twice (see
+// authn.DuplicateCookie): the refresh cookie's __Secure- prefix does not stop
+// a sibling subdomain from planting a Domain-wide one with a longer Path,
+// which the browser then sends first.
+func refuseDuplicateCookies(o CookieOptions) fiber.Handler {
+	session, access, refresh := o.SessionCookie(), o.AccessCookie(), o.RefreshCookie()
+	return func(c *fiber.Ctx) error {
+		if name := authn.DuplicateCookie(c, session, access, refresh); name != "" {
+			return authn.DuplicateCookieError(name)
+		}
+		return c.Next()
 	}
 }
 
