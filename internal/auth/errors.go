@@ -60,6 +60,9 @@ const (
 	// name; one was planted by another host (cookie tossing), and which one
 	// is ours cannot be told.
 	CodeDuplicateCookie Code = "duplicate_cookie"
+	// CodeOriginNotAllowed: a browser request from an origin that is not in
+	// its client's clients[].allowed_origins.
+	CodeOriginNotAllowed Code = "origin_not_allowed"
 )
 
 // Error is a domain error with a stable code and a message safe to show the

@@ -47,7 +47,8 @@ var statusOf = map[auth.Code]int{
 	auth.CodePasswordChangeDisabled: fiber.StatusForbidden,
 
 	// Cookie and origin integrity.
-	auth.CodeDuplicateCookie: fiber.StatusBadRequest,
+	auth.CodeDuplicateCookie:  fiber.StatusBadRequest,
+	auth.CodeOriginNotAllowed: fiber.StatusForbidden,
 }
 
 // Status returns the HTTP status for a code (500 for an unmapped one).
