@@ -249,7 +249,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	clients := make([]auth.Client, 0, len(cfg.Clients))
 	ids := make([]string, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
-		clients = append(clients, auth.Client{ID: c.ID, Name: c.Name, Kind: auth.ClientKind(c.Kind), TokenTransport: auth.TokenTransport(c.TokenTransport)})
+		clients = append(clients, auth.Client{ID: c.ID, Name: c.Name, Kind: auth.ClientKind(c.Kind), TokenTransport: auth.TokenTransport(c.TokenTransport), AllowedOrigins: c.AllowedOrigins})
 		ids = append(ids, c.ID)
 	}
 

@@ -139,6 +139,10 @@ type Client struct {
 	Name           string
 	Kind           ClientKind
 	TokenTransport TokenTransport
+	// AllowedOrigins, when not empty, are the only origins (scheme://host
+	// [:port]) from which browsers may log in, refresh or exchange for this
+	// client (clients[].allowed_origins).
+	AllowedOrigins []string
 }
 
 // ClientUnknown labels requests whose client could not be established (no valid

@@ -54,6 +54,17 @@ const (
 	CodePasswordChangeDisabled Code = "password_change_disabled"
 )
 
+// Codes of cookie and origin integrity.
+const (
+	// CodeDuplicateCookie: the request carries two cookies of one credential
+	// name; one was planted by another host (cookie tossing), and which one
+	// is ours cannot be told.
+	CodeDuplicateCookie Code = "duplicate_cookie"
+	// CodeOriginNotAllowed: a browser request from an origin that is not in
+	// its client's clients[].allowed_origins.
+	CodeOriginNotAllowed Code = "origin_not_allowed"
+)
+
 // Error is a domain error with a stable code and a message safe to show the
 // client. Err, if set, is the cause, for logs only.
 type Error struct {

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // Credentials are the raw credentials a request carries. Extraction does no I/O
@@ -15,6 +17,9 @@ type Credentials struct {
 	// carried no single token (RFC 6750 section 2.1 syntax).
 	BearerMalformed bool
 	JWTCookie       string
+	// Duplicate names a credential cookie the request carries more than
+	// once (see DuplicateCookie); the other fields are then not to be used.
+	Duplicate string
 }
 
 // Any reports whether the request carries at least one credential.
@@ -26,10 +31,54 @@ func (cr *Credentials) Any() bool {
 // the URL or the body.
 func Extract(c *fiber.Ctx, sessionCookie, accessCookie string) Credentials {
 	var cr Credentials
+	if cr.Duplicate = DuplicateCookie(c, sessionCookie, accessCookie); cr.Duplicate != "" {
+		return cr
+	}
 	cr.Session = c.Cookies(sessionCookie)
 	cr.JWTCookie = c.Cookies(accessCookie)
 	cr.Bearer, cr.BearerMalformed = ParseBearer(c.Get(fiber.HeaderAuthorization))
 	return cr
+}
+
+// DuplicateCookie returns the first of names that the request's cookies hold
+// more than once, or "". A browser sends two cookies of one name only when
+// they were set for different domains or paths: a sibling subdomain can plant
+// a Domain=parent cookie of our name, even under the __Secure- prefix, and
+// one with a longer Path is sent first (cookie tossing). Which of the two is
+// ours cannot be told from the request, and reading the first would log the
+// victim into the planter's login (or out of their own), so the request is
+// refused instead. __Host- cookies cannot be planted that way, but the check
+// costs nothing and covers development without the prefixes.
+func DuplicateCookie(c *fiber.Ctx, names ...string) string {
+	var seen, dup uint8 // bit i: names[i]; at most 8 names
+	if len(names) > 8 {
+		names = names[:8]
+	}
+	c.Request().Header.VisitAllCookie(func(key, _ []byte) {
+		for i, n := range names {
+			if n == "" || string(key) != n {
+				continue
+			}
+			if seen&(1<<i) != 0 {
+				dup |= 1 << i
+			}
+			seen |= 1 << i
+		}
+	})
+	for i, n := range names {
+		if dup&(1<<i) != 0 {
+			return n
+		}
+	}
+	return ""
+}
+
+// DuplicateCookieError is the refusal of a request that carries a credential
+// cookie twice: 400 duplicate_cookie. Clearing cookies would not help the
+// user: the planted one was set for another domain, which this host cannot
+// name, and expiring ours would leave only the planted one.
+func DuplicateCookieError(name string) error {
+	return auth.Errorf(auth.CodeDuplicateCookie, "the request carries the %s cookie more than once; another site under this domain may have set one: remove this site's cookies in the browser and log in again", name)
 }
 
 // ParseBearer extracts the token of an Authorization header value. The scheme

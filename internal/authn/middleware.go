@@ -32,6 +32,12 @@ func New(config ...Config) fiber.Handler {
 			return c.Next()
 		}
 		cr := Extract(c, cfg.SessionCookie, cfg.AccessCookie)
+		if cr.Duplicate != "" {
+			// Refused even on optional routes: which cookie is ours is
+			// unknown, so no credential of the request can be believed.
+			cfg.record(auth.SchemeNone, nil, auth.OutcomeInvalid)
+			return cfg.ErrorHandler(c, DuplicateCookieError(cr.Duplicate))
+		}
 		if !cr.Any() {
 			if cfg.Optional {
 				return c.Next()

@@ -478,3 +478,84 @@ func TestMethodHookDecidesCSRF(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateCredentialCookie: a session or access cookie sent twice is
+// refused (duplicate_cookie) whichever copy is valid, even on an optional
+// route, since which one this host set cannot be told.
+func TestDuplicateCredentialCookie(t *testing.T) {
+	verifier := fakeVerifier{"s-alice": alice, "s-bob": bob, "t-alice": alice}
+	tests := []struct {
+		name     string
+		cookie   string
+		optional bool
+		wantCode auth.Code
+	}{
+		{name: "session twice, planted first", cookie: "ts_session=s-bob; ts_session=s-alice", wantCode: auth.CodeDuplicateCookie},
+		{name: "session twice, same value", cookie: "ts_session=s-alice; ts_session=s-alice", wantCode: auth.CodeDuplicateCookie},
+		{name: "session twice, one empty", cookie: "ts_session=; ts_session=s-alice", wantCode: auth.CodeDuplicateCookie},
+		{name: "access cookie twice", cookie: "ts_access=t-alice; a=b; ts_access=forged", wantCode: auth.CodeDuplicateCookie},
+		{name: "session twice on an optional route", cookie: "ts_session=s-bob; ts_session=s-alice", optional: true, wantCode: auth.CodeDuplicateCookie},
+		{name: "another cookie twice", cookie: "theme=dark; ts_session=s-alice; theme=light"},
+		{name: "look-alike names", cookie: "ts_session=s-alice; ts_session_old=x; Ts_session=y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			app := newApp(Config{Sessions: verifier, Tokens: verifier, Flags: dual, Usage: rec, Optional: tt.optional})
+			r := httptest.NewRequest("GET", "/me", nil)
+			r.Header.Set("Cookie", tt.cookie)
+			res, err := app.Test(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&body)
+			if tt.wantCode == "" {
+				if res.StatusCode != 200 || body["user_id"] != "u-alice" {
+					t.Fatalf("%d %v; want alice", res.StatusCode, body)
+				}
+				return
+			}
+			if body["code"] != string(tt.wantCode) {
+				t.Fatalf("%d %v; want %s", res.StatusCode, body, tt.wantCode)
+			}
+			if len(rec.events) != 1 || rec.events[0].outcome != auth.OutcomeInvalid || rec.events[0].client != auth.ClientUnknown {
+				t.Fatalf("usage events %+v; want one invalid, unknown client", rec.events)
+			}
+		})
+	}
+}
+
+func TestDuplicateCookieFunc(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers []string
+		names   []string
+		want    string
+	}{
+		{name: "none", headers: []string{"a=1; b=2"}, names: []string{"a", "b"}},
+		{name: "first name twice", headers: []string{"a=1; b=2; a=3"}, names: []string{"a", "b"}, want: "a"},
+		{name: "second name twice", headers: []string{"b=1; a=2; b=3"}, names: []string{"a", "b"}, want: "b"},
+		{name: "across two Cookie lines", headers: []string{"a=1", "c=0; a=2"}, names: []string{"a"}, want: "a"},
+		{name: "unlisted name twice", headers: []string{"x=1; x=2; a=1"}, names: []string{"a"}},
+		{name: "empty name ignored", headers: []string{"=1; =2"}, names: []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fiber.New()
+			app.Get("/", func(c *fiber.Ctx) error { return c.SendString(DuplicateCookie(c, tt.names...)) })
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, h := range tt.headers {
+				r.Header.Add("Cookie", h)
+			}
+			res, err := app.Test(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			if string(b) != tt.want {
+				t.Fatalf("DuplicateCookie = %q, want %q", b, tt.want)
+			}
+		})
+	}
+}

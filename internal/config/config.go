@@ -171,6 +171,9 @@ type ClientConfig struct {
 	Name           string `mapstructure:"name"`
 	Kind           string `mapstructure:"kind"`
 	TokenTransport string `mapstructure:"token_transport"`
+	// AllowedOrigins restricts browser logins, refreshes and exchanges of
+	// this client to these origins; empty = no restriction.
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
 }
 
 type MigrationConfig struct {

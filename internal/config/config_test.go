@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,15 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "deprecated_at after sunset", mutate: func(c *Config) {
 			c.Migration.Sunset, c.Migration.DeprecatedAt = "2027-01-01T00:00:00Z", "2027-06-01T00:00:00Z"
 		}, wantKey: "migration.deprecated_at", wantVal: "2027-06-01T00:00:00Z"},
+		{name: "client origin with a path", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"https://spa.example.com/app"} }, wantKey: "clients[1].allowed_origins", wantVal: "https://spa.example.com/app"},
+		{name: "client origin with a trailing slash", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"https://spa.example.com/"} }, wantKey: "clients[1].allowed_origins", wantVal: "https://spa.example.com/"},
+		{name: "client origin star", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"*"} }, wantKey: "clients[1].allowed_origins", wantVal: "*"},
+		{name: "client origin null", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"null"} }, wantKey: "clients[1].allowed_origins", wantVal: "null"},
+		{name: "client origin without scheme", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"spa.example.com"} }, wantKey: "clients[1].allowed_origins", wantVal: "spa.example.com"},
+		{name: "client origin with a query", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"https://spa.example.com?x=1"} }, wantKey: "clients[1].allowed_origins", wantVal: "?x=1"},
+		{name: "client origin with a user", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"https://u@spa.example.com"} }, wantKey: "clients[1].allowed_origins", wantVal: "u@spa"},
+		{name: "client origin with a bad port", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"https://spa.example.com:99999"} }, wantKey: "clients[1].allowed_origins", wantVal: ":99999"},
+		{name: "client origin of another scheme", mutate: func(c *Config) { c.Clients[1].AllowedOrigins = []string{"ftp://spa.example.com"} }, wantKey: "clients[1].allowed_origins", wantVal: "ftp://"},
 		{name: "cors star", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }, wantKey: "cors.allowed_origins", wantVal: "*"},
 		{name: "cors null", mutate: func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, wantKey: "cors.allowed_origins", wantVal: "null"},
 		{name: "trusted proxy", mutate: func(c *Config) { c.Server.TrustedProxies = []string{"everyone"} }, wantKey: "server.trusted_proxies", wantVal: "everyone"},
@@ -194,6 +204,41 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 				t.Fatalf("password leaked in %v", err)
 			}
 		})
+	}
+}
+
+// clients[].allowed_origins comes from a config file (clients is a list of
+// objects, which no env variable can set) and accepts exact origins.
+func TestClientAllowedOriginsFromFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokenshift.yaml")
+	yaml := `clients:
+  - {id: web, kind: web, token_transport: body}
+  - id: spa
+    kind: spa
+    token_transport: cookie
+    allowed_origins: [https://spa.example.com, "http://localhost:5173", "https://[::1]:8443"]
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://spa.example.com", "http://localhost:5173", "https://[::1]:8443"}
+	if got := c.Clients[1].AllowedOrigins; !slices.Equal(got, want) {
+		t.Fatalf("allowed_origins = %q, want %q", got, want)
+	}
+	if len(c.Clients[0].AllowedOrigins) != 0 {
+		t.Fatalf("web got origins %q; none were configured", c.Clients[0].AllowedOrigins)
+	}
+	c.Clients[1].AllowedOrigins = []string{"https://spa.example.com/app"}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "clients[1].allowed_origins") || !strings.Contains(err.Error(), "no env variable") {
+		t.Fatalf("the error must name the key and say that no env variable sets it: %v", err)
 	}
 }
 

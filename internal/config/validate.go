@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,26 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 
 var clientIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// isOrigin reports whether s is exactly scheme://host[:port] with scheme http
+// or https: what a browser sends in Origin, so that a configured value can
+// ever match one.
+func isOrigin(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return false
+	}
+	if u.User != nil || u.Path != "" || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	return s == u.Scheme+"://"+u.Host
+}
 
 // Validate checks every key and the production rules. The error, if any, is a
 // *ValidationError listing each bad key with its value.
@@ -190,6 +211,11 @@ func (c *Config) Validate() error {
 		}
 		if cl.TokenTransport != "body" && cl.TokenTransport != "cookie" {
 			bad(key+".token_transport", cl.TokenTransport, "must be body or cookie")
+		}
+		for _, o := range cl.AllowedOrigins {
+			if !isOrigin(o) {
+				bad(key+".allowed_origins", o, "must list origins like https://app.example.com: http or https, a host, an optional port, no path, query, fragment or user")
+			}
 		}
 	}
 	if !ids[c.DefaultClient] {

@@ -389,3 +389,39 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateCookiesRefusedOnGatewayRoutes: a credential cookie sent twice
+// (one planted by a sibling subdomain) is refused by forward-auth and by the
+// reverse proxy, whichever copy is valid, and nothing reaches the upstream.
+func TestDuplicateCookiesRefusedOnGatewayRoutes(t *testing.T) {
+	up := newUpstream(t, nil)
+	e := newEnv(t, envOptions{gateway: routes(
+		gateway.Route{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired},
+		gateway.Route{Prefix: "/pub", Upstream: up.URL, Auth: gateway.AuthNone},
+	)})
+	victim, attacker := e.login(t, "web"), e.login(t, "spa")
+	tests := []struct {
+		name, path, cookie string
+	}{
+		{name: "forward-auth: session twice", path: "/auth/verify", cookie: "ts_session=" + attacker.session + "; ts_session=" + victim.session},
+		{name: "forward-auth: access cookie twice", path: "/auth/verify", cookie: "ts_access=" + attacker.accessCookie + "; theme=dark; ts_access=forged"},
+		{name: "forward-auth: refresh cookie twice", path: "/auth/verify/app/x", cookie: "ts_session=" + victim.session + "; ts_refresh=a; ts_refresh=b"},
+		{name: "proxy, auth required", path: "/app/orders", cookie: "ts_session=forged; ts_session=" + victim.session},
+		{name: "proxy, auth none", path: "/pub/page", cookie: "ts_session=" + victim.session + "; ts_session=" + attacker.session},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tt.path, nil)
+			r.Header.Set("X-Original-URI", "/app/x")
+			r.Header.Set("Cookie", tt.cookie)
+			res := e.do(t, r)
+			res.problem(t, 400, "duplicate_cookie")
+			if res.Header.Get("X-Auth-User") != "" {
+				t.Error("a refusal carries an identity")
+			}
+		})
+	}
+	if n := up.count(); n != 0 {
+		t.Fatalf("the upstream received %d requests", n)
+	}
+}

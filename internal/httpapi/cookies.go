@@ -4,6 +4,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/token"
 )
 
 // CookieOptions name and secure the credential cookies.
@@ -50,6 +54,42 @@ func (o CookieOptions) cookie(name, value, path string, expires time.Time) *fibe
 		Secure:   o.Secure,
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteLaxMode,
+	}
+}
+
+// setSessionCookie and setTokenCookies are how handlers set credential
+// cookies. Both pass the origin rules of origins.go first, so no path can
+// plant credentials in a browser from a cross-site request, whatever carried
+// the request's own credential. The handlers check earlier, before anything
+// changes state; this is the net under them.
+func (s *Server) setSessionCookie(c *fiber.Ctx, client auth.Client, value string, expires time.Time) error {
+	if err := s.checkIssueOrigin(c, client, true); err != nil {
+		return err
+	}
+	s.opts.Cookies.setSession(c, value, expires)
+	return nil
+}
+
+func (s *Server) setTokenCookies(c *fiber.Ctx, client auth.Client, pair token.Pair) error {
+	if err := s.checkIssueOrigin(c, client, true); err != nil {
+		return err
+	}
+	s.opts.Cookies.setTokens(c, pair.AccessToken, pair.AccessExpiresAt, pair.RefreshToken, pair.RefreshExpiresAt)
+	return nil
+}
+
+// refuseDuplicateCookies answers 400 duplicate_cookie, on every route, to a
+// request that carries one of the credential cookies twice (see
+// authn.DuplicateCookie): the refresh cookie's __Secure- prefix does not stop
+// a sibling subdomain from planting a Domain-wide one with a longer Path,
+// which the browser then sends first.
+func refuseDuplicateCookies(o CookieOptions) fiber.Handler {
+	session, access, refresh := o.SessionCookie(), o.AccessCookie(), o.RefreshCookie()
+	return func(c *fiber.Ctx) error {
+		if name := authn.DuplicateCookie(c, session, access, refresh); name != "" {
+			return authn.DuplicateCookieError(name)
+		}
+		return c.Next()
 	}
 }
 

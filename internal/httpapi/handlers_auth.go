@@ -109,8 +109,13 @@ func (s *Server) login(c *fiber.Ctx) error {
 		s.opts.Usage.Login(auth.ClientOther, "unknown_client")
 		return auth.Errorf(auth.CodeUnknownClient, "client_id %q is not registered", truncate(req.ClientID, 64))
 	}
-	// Login CSRF (csrf.go): checked before any budget is spent.
+	// Login CSRF (csrf.go) and the client's origins (origins.go): checked
+	// before any budget is spent.
 	if err := s.csrf.CheckLogin(c, isForm, csrfToken, c.Cookies(s.opts.Cookies.preSessionCookie()), s.opts.Clock()); err != nil {
+		s.opts.Usage.Login(client.ID, "csrf_failed")
+		return err
+	}
+	if err := checkClientOrigin(c, client); err != nil {
 		s.opts.Usage.Login(client.ID, "csrf_failed")
 		return err
 	}
@@ -183,7 +188,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	resp := loginResponse{UserID: u.ID, Email: u.Email, ClientID: client.ID, Roles: nonNil(u.Roles), Phase: dec.Phase.String(), SID: sess.SID}
 	if issueSession {
-		s.opts.Cookies.setSession(c, cookie, sess.AbsoluteExpiresAt)
+		if err := s.setSessionCookie(c, client, cookie, sess.AbsoluteExpiresAt); err != nil {
+			return err
+		}
 		s.opts.Usage.Issued("session")
 		resp.Session = true
 	}
@@ -218,23 +225,22 @@ func (s *Server) issueTokens(c *fiber.Ctx, client auth.Client, sub token.Subject
 	}
 	s.opts.Usage.Issued("access")
 	s.opts.Usage.Issued("refresh")
-	s.fillTokens(c, client, pair, resp)
-	return nil
+	return s.fillTokens(c, client, pair, resp)
 }
 
-func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair token.Pair, resp *loginResponse) {
+func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair token.Pair, resp *loginResponse) error {
 	now := s.opts.Clock()
 	resp.ExpiresIn = ceilSeconds(pair.AccessExpiresAt.Sub(now))
 	resp.RefreshExpiresIn = ceilSeconds(pair.RefreshExpiresAt.Sub(now))
 	resp.TokenType = "Bearer"
 	if client.TokenTransport == auth.TransportCookie {
 		resp.TokenTransport = string(auth.TransportCookie)
-		s.opts.Cookies.setTokens(c, pair.AccessToken, pair.AccessExpiresAt, pair.RefreshToken, pair.RefreshExpiresAt)
-		return
+		return s.setTokenCookies(c, client, pair)
 	}
 	resp.TokenTransport = string(auth.TransportBody)
 	resp.AccessToken = pair.AccessToken
 	resp.RefreshToken = pair.RefreshToken
+	return nil
 }
 
 func (s *Server) rateLimited(c *fiber.Ctx, lim limitState) error {
@@ -360,6 +366,11 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	sub, err := s.opts.Tokens.LookupRefresh(ctx, raw)
 	if err == nil {
+		// Before the token is rotated: a refused request changes nothing.
+		client := s.clients[sub.ClientID]
+		if err := s.checkIssueOrigin(c, client, client.TokenTransport == auth.TransportCookie); err != nil {
+			return err
+		}
 		if dec := s.decide(sub.ClientID, sub.UserID); !dec.IssueTokens {
 			return auth.Errorf(auth.CodeNotAllowedInPhase, "tokens are not issued to this client in phase %s", dec.Phase)
 		}
@@ -398,7 +409,9 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	s.opts.Usage.Issued("access")
 	s.opts.Usage.Issued("refresh")
 	var resp loginResponse
-	s.fillTokens(c, client, pair, &resp)
+	if err := s.fillTokens(c, client, pair, &resp); err != nil {
+		return err
+	}
 	return c.JSON(refreshResponse{
 		AccessToken: resp.AccessToken, RefreshToken: resp.RefreshToken, TokenType: resp.TokenType,
 		ExpiresIn: resp.ExpiresIn, RefreshExpiresIn: resp.RefreshExpiresIn, TokenTransport: resp.TokenTransport,
@@ -429,6 +442,11 @@ func (s *Server) exchange(c *fiber.Ctx) error {
 	dec := s.decide(p.ClientID, p.UserID)
 	if !dec.AllowExchange {
 		return auth.Errorf(auth.CodeNotAllowedInPhase, "session exchange is not offered in phase %s", dec.Phase)
+	}
+	// A session cookie carried the request, so authn's CSRF check ran; the
+	// client's origins are checked here, before the family is touched.
+	if err := s.checkIssueOrigin(c, s.clients[p.ClientID], true); err != nil {
+		return err
 	}
 	// The login gets its token family before any token exists: the record is
 	// what lists and revokes the tokens by sid and counts them against

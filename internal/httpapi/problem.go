@@ -45,6 +45,10 @@ var statusOf = map[auth.Code]int{
 	auth.CodeLoginBusy:              fiber.StatusServiceUnavailable,
 	auth.CodeAccountSuspended:       fiber.StatusForbidden,
 	auth.CodePasswordChangeDisabled: fiber.StatusForbidden,
+
+	// Cookie and origin integrity.
+	auth.CodeDuplicateCookie:  fiber.StatusBadRequest,
+	auth.CodeOriginNotAllowed: fiber.StatusForbidden,
 }
 
 // Status returns the HTTP status for a code (500 for an unmapped one).

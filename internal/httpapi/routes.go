@@ -22,6 +22,9 @@ package httpapi
 //	GET  /docs/migration         guide for client developers (target of Link rel="deprecation")
 func (s *Server) routes() {
 	a := s.App
+	// First, so that it covers everything mounted after: the admin API and
+	// the gateway (forward-auth, proxy routes) too.
+	a.Use(refuseDuplicateCookies(s.opts.Cookies))
 	a.Get("/livez", s.livez)
 	a.Get("/readyz", s.readyz)
 	a.Get("/metrics", s.metrics)

@@ -128,7 +128,7 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Login counts a login attempt. outcome is one of success,
 // invalid_credentials, rate_limited, unknown_client, csrf_failed (refused by
-// the login-CSRF check), suspended (right password, suspended account) or
+// the login-CSRF check or the client's allowed origins), suspended (right password, suspended account) or
 // error (ours: a store or user store failure); anything else counts as
 // error. clientID is labelled like Record's.
 func (r *Recorder) Login(clientID string, outcome string) {
