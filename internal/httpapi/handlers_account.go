@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
@@ -119,6 +120,55 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	s.opts.Cookies.clear(c)
 	s.log.Info("password changed; every login of the user revoked", "user_id", p.UserID, "client_id", p.ClientID, "scheme", p.Scheme.String(), "ip", ip)
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// refreshAllowed checks the account behind a token family at each refresh: a
+// suspended account, or one whose password was changed through tokenshift
+// after the family's login was authenticated, gets no new pair, and the
+// login ends. The per-user revocation that the suspension or the change took
+// normally ends such a family already; this check does not depend on it
+// (a revocation that failed half-way, revocation state lost with an emptied
+// store, an instance that has not heard of it yet), since the account state
+// is written before anything is revoked.
+func (s *Server) refreshAllowed(ctx context.Context, sub token.Subject) error {
+	if s.opts.Accounts == nil {
+		return nil
+	}
+	a, err := s.opts.Accounts.Account(ctx, sub.UserID)
+	switch {
+	case errors.Is(err, user.ErrNoOverlay):
+		return nil
+	case err != nil:
+		return auth.Wrap(err, auth.CodeStoreUnavailable, "refresh is unavailable: the store cannot be reached")
+	}
+	why := ""
+	switch {
+	case a.Suspended:
+		why = "account suspended"
+	case !a.PasswordChangedAt.IsZero():
+		l, err := s.opts.Sessions.Get(ctx, sub.SID)
+		if err != nil {
+			if isNotFound(err) {
+				return nil // the caller ends a family whose login is gone
+			}
+			return s.storeError(err)
+		}
+		// CreatedAt is the instant the login's account state was read.
+		if l.CreatedAt.Before(a.PasswordChangedAt) {
+			why = "password changed since the login"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	if err := s.revokeLogin(ctx, sub.SID); err != nil {
+		return s.storeError(err)
+	}
+	s.log.Warn("refresh refused and login ended: "+why, "user_id", sub.UserID, "client_id", sub.ClientID, "sid", sub.SID)
+	if a.Suspended {
+		return auth.Errorf(auth.CodeAccountSuspended, "this account is suspended; contact support")
+	}
+	return auth.Errorf(auth.CodeInvalidToken, "the password was changed since this login; log in again")
 }
 
 // AccountOf implements the admin API's AccountControl.

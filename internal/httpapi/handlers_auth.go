@@ -133,6 +133,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return s.rateLimited(c, lim)
 	}
 
+	// The login is dated by the instant before the account state is read
+	// (user.Verifier.Verify), not by when it is written: a password change or
+	// suspension that lands while the password is being checked revokes the
+	// user after this instant, so its not-before ends this login wherever it
+	// is checked.
+	authAt := s.opts.Clock()
 	u, err := s.opts.Users.Verify(ctx, req.Email, req.Password)
 	if err != nil {
 		if errors.Is(err, user.ErrInvalidCredentials) {
@@ -172,6 +178,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		UserAgent: cleanUserAgent(c.Get(fiber.HeaderUserAgent)),
 		Cookie:    issueSession,
 		Tokens:    dec.IssueTokens,
+		AuthAt:    authAt,
 		Replace:   c.Cookies(s.opts.Cookies.SessionCookie()),
 	})
 	if err != nil {
@@ -195,10 +202,22 @@ func (s *Server) login(c *fiber.Ctx) error {
 		resp.Session = true
 	}
 	if dec.IssueTokens {
-		if err := s.issueTokens(c, client, token.Subject{UserID: u.ID, Email: u.Email, ClientID: client.ID, SID: sess.SID, Roles: u.Roles}, &resp); err != nil {
+		if err := s.issueTokens(c, client, token.Subject{UserID: u.ID, Email: u.Email, ClientID: client.ID, SID: sess.SID, Roles: u.Roles, AuthTime: authAt}, &resp); err != nil {
 			s.opts.Usage.Login(client.ID, "error")
 			return err
 		}
+	}
+	// Revoked while it was being made: its credentials are dead already (they
+	// are dated authAt), so answer that instead of handing them out, and end
+	// the record that the revocation's DeleteByUser could not see yet.
+	if s.revokedSince(u.ID, authAt) {
+		if err := s.revokeLogin(ctx, sess.SID); err != nil {
+			s.log.Warn("ending a login overtaken by a revocation failed", "sid", sess.SID, "error", err)
+		}
+		c.Response().Header.DelAllCookies()
+		s.opts.Cookies.clear(c)
+		s.opts.Usage.Login(client.ID, "invalid_credentials")
+		return auth.Errorf(auth.CodeInvalidCredentials, "every login of this account was ended while this one was being checked; log in again")
 	}
 	if err := s.durableAnswer(c); err != nil {
 		s.opts.Usage.Login(client.ID, "error")
@@ -373,6 +392,9 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		}
 		if dec := s.decide(sub.ClientID, sub.UserID); !dec.IssueTokens {
 			return auth.Errorf(auth.CodeNotAllowedInPhase, "tokens are not issued to this client in phase %s", dec.Phase)
+		}
+		if err := s.refreshAllowed(ctx, sub); err != nil {
+			return err
 		}
 		// The login record is what lists, revokes and counts a token family
 		// (GET /auth/sessions, the operator's revocation, max_per_user). A

@@ -22,6 +22,11 @@ func (s *Server) ListLogins(ctx context.Context, userID string) ([]auth.LoginInf
 		if s.opts.Revoked != nil && s.opts.Revoked.SIDRevoked(l.SID) {
 			continue
 		}
+		if s.revokedSince(userID, l.CreatedAt) {
+			// Dated before a revocation of the user, whose DeleteByUser it
+			// escaped by being written later: dead, not to be listed.
+			continue
+		}
 		info := auth.LoginInfo{
 			SID: l.SID, ClientID: l.ClientID, CreatedAt: l.CreatedAt, LastSeenAt: l.LastSeenAt,
 			Session: l.HasCookie, Tokens: l.HasTokens, IP: l.IP, UserAgent: l.UserAgent,
@@ -83,6 +88,17 @@ func (s *Server) revokeUser(ctx context.Context, userID, why string) error {
 	}
 	s.log.Info("revoked every login of a user", "user_id", userID, "logins", len(sids), "why", why)
 	return nil
+}
+
+// revokedSince reports whether userID's credentials dated at are dead by a
+// per-user revocation (log out everywhere, password change, suspension), as
+// far as this instance knows yet.
+func (s *Server) revokedSince(userID string, at time.Time) bool {
+	if s.opts.Revoked == nil {
+		return false
+	}
+	nb := s.opts.Revoked.UserNotBefore(userID)
+	return !nb.IsZero() && at.Before(nb)
 }
 
 // mySessions lists the caller's own live logins.

@@ -57,6 +57,12 @@ type NewSession struct {
 	Cookie bool
 	// Tokens: tokens will be issued for this sid, which starts its family life.
 	Tokens bool
+	// AuthAt is when the account state this login rests on was read (before
+	// its password was checked); zero means now. The login is dated by it
+	// (CreatedAt), so a per-user revocation taken after it (password change,
+	// suspension, log out everywhere) ends this login even when the login is
+	// written after the revocation. It only moves CreatedAt earlier.
+	AuthAt time.Time
 	// Replace is the cookie value the client presented at login, if any. Its
 	// login is destroyed so that a planted session id cannot survive login
 	// (fixation). Only a cookie whose secret matches is honoured: the sid
@@ -114,14 +120,18 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 		return nil, "", err
 	}
 	now := m.cfg.Clock()
+	created := now
+	if !ns.AuthAt.IsZero() && ns.AuthAt.Before(now) {
+		created = ns.AuthAt
+	}
 	l := &login{
 		sid: sid,
 		rec: record{
 			UserID: ns.UserID, Email: ns.Email, ClientID: ns.ClientID,
-			Roles: slices.Clone(ns.Roles), CreatedAt: now,
+			Roles: slices.Clone(ns.Roles), CreatedAt: created,
 			IP: ns.IP, UserAgent: ns.UserAgent,
 		},
-		seen: now,
+		seen: created,
 	}
 	var secretEnc string
 	if ns.Cookie {

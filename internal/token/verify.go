@@ -127,7 +127,7 @@ func (s *Service) VerifyAccess(raw string) (*Claims, error) {
 }
 
 func (s *Service) checkRevoked(c *Claims) error {
-	return s.rev.check(c.ID, c.SID, c.Subject, c.IssuedAt.Time)
+	return s.rev.check(c.ID, c.SID, c.Subject, c.revocationTime())
 }
 
 // notOnlyExpired lists the parser failures that make a token invalid even

@@ -22,6 +22,12 @@ var ErrBusy = errors.New("too many password verifications in progress")
 // someone who does not know the password.
 var ErrSuspended = errors.New("account suspended")
 
+// ErrAccountChanged means the account's password was changed through
+// tokenshift while this login's password was being checked: the password
+// that verified is no longer the account's. It wraps ErrInvalidCredentials,
+// which is what the client is told.
+var ErrAccountChanged = fmt.Errorf("%w: the password was changed during the login", ErrInvalidCredentials)
+
 // ErrOverlay wraps a failure to read tokenshift's own account state (the
 // shared store), as opposed to the user store.
 var ErrOverlay = errors.New("account state unavailable")
@@ -209,6 +215,14 @@ func (v *Verifier) calibrate(encoded string) {
 // ErrSuspended; no free hashing slot gives ErrBusy; a store that cannot answer
 // gives an error wrapping auth.ErrUnavailable (or the store's own, such as
 // ErrSQLConfig).
+//
+// Every account state Verify decides on is read after it was called: a
+// caller that dates the login it creates (session, tokens) no later than the
+// instant it called Verify can rely on a per-user revocation taken after a
+// password change or a suspension to end that login. The account state is
+// read again once the hash verified, because waiting for a slot and hashing
+// take long (up to the queue timeout plus the hash): a change that landed
+// meanwhile refuses the login here, whatever the instances' clocks say.
 func (v *Verifier) Verify(ctx context.Context, login, password string) (*User, error) {
 	if login == "" || password == "" || len(login) > MaxLoginBytes || len(password) > MaxPasswordBytes {
 		if err := v.runDummy(ctx, password[:min(len(password), MaxPasswordBytes)]); err != nil {
@@ -248,7 +262,28 @@ func (v *Verifier) Verify(ctx context.Context, login, password string) (*User, e
 	if acct.Suspended {
 		return nil, ErrSuspended
 	}
+	if v.overlay != nil {
+		now, err := v.overlay.Get(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOverlay, err)
+		}
+		if err := changedSince(acct, now); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
+}
+
+// changedSince says whether the account changed between the state a login
+// was verified against (before) and the state after the hash (after).
+func changedSince(before, after AccountState) error {
+	switch {
+	case after.Suspended:
+		return ErrSuspended
+	case after.PasswordHash != before.PasswordHash || !after.PasswordChangedAt.Equal(before.PasswordChangedAt):
+		return ErrAccountChanged
+	}
+	return nil
 }
 
 // checkHash verifies in a slot. A hash that cannot be checked is reported
