@@ -20,6 +20,7 @@ package httpapi
 //	GET  /livez, /readyz         liveness, readiness (store reachable)
 //	GET  /metrics                Prometheus
 //	GET  /docs/migration         guide for client developers (target of Link rel="deprecation")
+//	GET  /                       a page naming the dashboard, the migration guide and the JWKS (see fallbackRoutes)
 func (s *Server) routes() {
 	a := s.App
 	a.Get("/livez", s.livez)
@@ -39,4 +40,12 @@ func (s *Server) routes() {
 	g.Post("/password", s.Authn, s.changePassword)
 	g.Get("/sessions", s.authnOwnLogins, s.mySessions)
 	g.Delete("/sessions/:sid", s.authnOwnLogins, s.revokeMySession)
+}
+
+// fallbackRoutes are registered after Options.Mount, just before the
+// catch-all 404: a gateway proxy route for / (the product's own home page
+// behind tokenshift) must keep answering /, and only without one does
+// tokenshift's home page take it.
+func (s *Server) fallbackRoutes() {
+	s.App.Get("/", s.home)
 }

@@ -212,6 +212,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Mount != nil {
 		o.Mount(s.App, s)
 	}
+	s.fallbackRoutes()
 	s.App.Use(notRouted(s.App))
 	return s, nil
 }
