@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -163,24 +162,18 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	return nil
 }
 
-// printReadiness shows the figures behind a verdict, then what blocks it.
+// printReadiness shows each thing once: the figures that pass, then what
+// blocks the verdict in the server's words (its reasons), then its notes. A
+// figure that blocks is left to its reason, which states it with the numbers
+// (and the clients table above already shows who still uses sessions).
 func printReadiness(w io.Writer, indent string, v readiness) {
-	fmt.Fprintf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
-		indent, pct(v.SessionShare), v.SessionRequests, v.TotalRequests, pct(v.Threshold))
-	covers := "covers"
-	if !v.WindowCoversSessionLifetime {
-		covers = "does NOT cover"
+	// The server's own test for its share reason (usage.Recorder.verdict).
+	if shareBlocks := float64(v.SessionRequests) > v.Threshold*float64(v.TotalRequests); !shareBlocks {
+		fmt.Fprintf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
+			indent, pct(v.SessionShare), v.SessionRequests, v.TotalRequests, pct(v.Threshold))
 	}
-	fmt.Fprintf(w, "%swindow %s %s the longest session lifetime (%s)\n", indent, v.Window, covers, v.SessionLifetime)
-	if !v.WindowObserved {
-		fmt.Fprintf(w, "%susage data does not cover the whole window\n", indent)
-	}
-	for _, c := range v.ClientsUsingSessions {
-		last := "never"
-		if c.LastSeen != nil {
-			last = c.LastSeen.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "%sstill using sessions: %s, %d requests (%s of its traffic), last %s\n", indent, c.ClientID, c.Requests, pct(c.Share), last)
+	if v.WindowCoversSessionLifetime {
+		fmt.Fprintf(w, "%swindow %s covers the longest session lifetime (%s)\n", indent, v.Window, v.SessionLifetime)
 	}
 	for _, reason := range v.Reasons {
 		fmt.Fprintf(w, "%s- %s\n", indent, reason)

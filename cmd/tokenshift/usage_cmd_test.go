@@ -204,16 +204,28 @@ func TestUsageCommandPrintsTheWholeReport(t *testing.T) {
 		"Outcomes: accepted=100",
 		"Rejected by reason: invalid=3 expired=4 revoked=0 session_retired=0 conflict=0 store_unavailable=0 missing=2",
 		"Readiness (all clients): NOT READY to retire sessions",
-		"  session share 10.00% (10 of 100 accepted requests), threshold 1.00%",
-		"  window 1h does NOT cover the longest session lifetime (12h)",
-		"  usage data does not cover the whole window",
-		"  still using sessions: web, 10 requests (100.00% of its traffic), last 2025-03-10T12:20:30Z",
+		"  - session share 10.00% (10 of 100 accepted requests) is above the threshold 1.00%; still using sessions: web (10, last 2025-03-10T12:20:30Z)",
 		"  - the window (1h) is shorter than the longest session lifetime (12h)",
+		"  - usage data only goes back to 2025-03-10T12:20:30Z, after the start of the window",
 		"Readiness of mobile: NOT READY to retire sessions",
 		"  session share 0.00% (0 of 60 accepted requests), threshold 1.00%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Each verdict states each of its reasons once, not as a summary line
+	// and again as a bullet.
+	verdicts := strings.Split(out, "\nReadiness ")[1:]
+	if len(verdicts) != 4 {
+		t.Fatalf("%d readiness verdicts, want all clients, web, spa and mobile", len(verdicts))
+	}
+	for _, v := range verdicts {
+		name, _, _ := strings.Cut(v, ":")
+		for _, once := range []string{"session share", "longest session lifetime", "usage data", "still using sessions"} {
+			if n := strings.Count(v, once); n > 1 {
+				t.Errorf("readiness %s says %q %d times:\n%s", name, once, n, v)
+			}
 		}
 	}
 	// unknown is a label, not a client: counted, but no verdict.

@@ -12,14 +12,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// web holds the dashboard: plain HTML, CSS and JavaScript, no build step and no
-// CDN, so it works offline exactly as shipped.
+// web holds the dashboard: plain HTML, CSS and JavaScript ES modules (main.js
+// imports the others by relative path), no build step and no CDN, so it works
+// offline exactly as shipped.
 //
 //go:embed web
 var web embed.FS
 
 // contentSecurityPolicy forbids inline script and any third-party origin, and
-// framing (clickjacking on the phase controls).
+// framing (clickjacking on the phase controls). script-src 'self' also covers
+// the modules main.js imports, which come from the same origin.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // Dashboard URLs. The page lives at a directory URL so its asset references

@@ -36,10 +36,14 @@ func TestDashboardServing(t *testing.T) {
 		bodyHas     string
 		location    string
 	}{
-		{name: "page", path: "/admin/", status: 200, contentType: "text/html; charset=utf-8", bodyHas: `<script src="assets/app.js" defer></script>`},
+		{name: "page", path: "/admin/", status: 200, contentType: "text/html; charset=utf-8", bodyHas: `<script type="module" src="assets/main.js"></script>`},
 		{name: "head of page", method: "HEAD", path: "/admin/", status: 200, contentType: "text/html; charset=utf-8"},
 		{name: "without slash redirects", path: "/admin", status: 301, location: "/admin/"},
-		{name: "script", path: "/admin/assets/app.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "'use strict'"},
+		{name: "entry module", path: "/admin/assets/main.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "from './api.js'"},
+		{name: "format module", path: "/admin/assets/format.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "export function fmtTime"},
+		{name: "api module", path: "/admin/assets/api.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "export async function api"},
+		{name: "chart module", path: "/admin/assets/chart.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "export function renderChart"},
+		{name: "controls module", path: "/admin/assets/controls.js", status: 200, contentType: "text/javascript; charset=utf-8", bodyHas: "export function wireControls"},
 		{name: "styles", path: "/admin/assets/app.css", status: 200, contentType: "text/css; charset=utf-8", bodyHas: "[hidden]"},
 		{name: "unknown asset", path: "/admin/assets/nope.js", status: 404},
 		{name: "index is not an asset", path: "/admin/assets/index.html", status: 404},
@@ -107,7 +111,7 @@ func assertSecurityHeaders(t *testing.T, h http.Header) {
 
 func TestDashboardRevalidation(t *testing.T) {
 	app := dashboardApp(t)
-	res, err := app.Test(httptest.NewRequest("GET", "/admin/assets/app.js", nil), -1)
+	res, err := app.Test(httptest.NewRequest("GET", "/admin/assets/main.js", nil), -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +128,7 @@ func TestDashboardRevalidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("GET", "/admin/assets/app.js", nil)
+			req := httptest.NewRequest("GET", "/admin/assets/main.js", nil)
 			req.Header.Set("If-None-Match", tt.ifNoneMatch)
 			res, err := app.Test(req, -1)
 			if err != nil {
@@ -180,7 +184,48 @@ func TestDashboardFollowsCSP(t *testing.T) {
 			t.Errorf("index.html references assets/%s, which is not embedded", m[1])
 		}
 	}
-	if js := string(assets["app.js"].body); strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") || strings.Contains(js, ".style.") {
-		t.Error("app.js uses innerHTML, eval or inline styles")
+	checkModules(t, assets)
+}
+
+// checkModules follows the imports from main.js: every module must be
+// embedded (the browser would fail on a missing one only at run time), be
+// imported by a relative path (no CDN, no bare name needing a build step),
+// and build its DOM without innerHTML, eval or inline styles.
+func checkModules(t *testing.T, assets map[string]asset) {
+	t.Helper()
+	imports := regexp.MustCompile(`(?m)^\s*(?:import|export)\b[^'"]*\bfrom\s+'([^']+)'`)
+	seen := map[string]bool{}
+	queue := []string{"main.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		a, ok := assets[name]
+		if !ok {
+			t.Errorf("module %s is imported but not embedded", name)
+			continue
+		}
+		js := string(a.body)
+		if strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") || strings.Contains(js, ".style.") {
+			t.Errorf("%s uses innerHTML, eval or inline styles", name)
+		}
+		for _, m := range imports.FindAllStringSubmatch(js, -1) {
+			if !strings.HasPrefix(m[1], "./") || strings.Contains(m[1][2:], "/") {
+				t.Errorf("%s imports %q; want a sibling module by relative path", name, m[1])
+				continue
+			}
+			queue = append(queue, m[1][2:])
+		}
+	}
+	for name := range assets {
+		if strings.HasSuffix(name, ".js") && !seen[name] {
+			t.Errorf("%s is embedded but main.js never imports it", name)
+		}
+	}
+	if len(seen) < 5 {
+		t.Errorf("main.js reaches only %d modules", len(seen))
 	}
 }

@@ -478,12 +478,15 @@ func TestUsageCLI(t *testing.T) {
 		"distinct users n/a",
 		"Readiness (client web): NOT READY",
 		// The command's own requests are on ops-cli, not on web.
-		"session share 100.00% (3 of 3 accepted requests), threshold 1.00%",
-		"window 1h does NOT cover the longest session lifetime (12h)",
+		"  - session share 100.00% (3 of 3 accepted requests) is above the threshold 1.00%",
+		"  - the window (1h) is shorter than the longest session lifetime (12h)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("`tokenshift usage --client web` lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "longest session lifetime"); n != 1 {
+		t.Errorf("`tokenshift usage --client web` states the window reason %d times, want once:\n%s", n, out)
 	}
 	all := run()
 	if !regexp.MustCompile(`Rejected by reason: .*missing=2`).MatchString(all) {

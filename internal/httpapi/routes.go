@@ -1,5 +1,7 @@
 package httpapi
 
+import "github.com/gofiber/fiber/v2"
+
 // routes is the whole HTTP surface of the core service. The admin API adds its
 // routes through Options.Mount (see internal/admin), and so does the gateway
 // (internal/gateway): ANY /auth/verify[/*] (forward-auth) and the proxy.routes
@@ -20,6 +22,7 @@ package httpapi
 //	GET  /livez, /readyz         liveness, readiness (store reachable)
 //	GET  /metrics                Prometheus
 //	GET  /docs/migration         guide for client developers (target of Link rel="deprecation")
+//	GET  /                       a page naming the dashboard, the migration guide and the JWKS (see mountRoutes)
 func (s *Server) routes() {
 	a := s.App
 	// First, so that it covers everything mounted after: the admin API and
@@ -42,4 +45,18 @@ func (s *Server) routes() {
 	g.Post("/password", s.Authn, s.changePassword)
 	g.Get("/sessions", s.authnOwnLogins, s.mySessions)
 	g.Delete("/sessions/:sid", s.authnOwnLogins, s.revokeMySession)
+}
+
+// mountRoutes registers, in this order: the core routes, what mount adds
+// (the admin API, the gateway), the home page, and the catch-all 404. The
+// home page comes after mount so that a gateway proxy route for / (the
+// product's own home page behind tokenshift) keeps answering /; only without
+// one does tokenshift's page take it.
+func (s *Server) mountRoutes(mount func(app *fiber.App, s *Server)) {
+	s.routes()
+	if mount != nil {
+		mount(s.App, s)
+	}
+	s.App.Get("/", s.home)
+	s.App.Use(notRouted(s.App))
 }

@@ -181,6 +181,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.App.Use(htmlSecurityHeaders)
 	s.App.Use(newCORS(corsAllowed, func(c *fiber.Ctx) bool { return s.skipCORS != nil && s.skipCORS(c) }))
 
+	s.buildAuthn(o, csrf)
+	s.mountRoutes(o.Mount)
+	return s, nil
+}
+
+// buildAuthn makes the standard authentication middleware and the variants
+// the routes use.
+func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
 		Tokens:        tokenVerifier{s: o.Tokens, cookieClients: cookieClients(o.Clients)},
@@ -207,13 +215,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.authnOwnLogins = authn.New(own)
 	own.Optional = true
 	s.authnOwnLoginsOptional = authn.New(own)
-
-	s.routes()
-	if o.Mount != nil {
-		o.Mount(s.App, s)
-	}
-	s.App.Use(notRouted(s.App))
-	return s, nil
 }
 
 // cookieClients are the clients whose tokens travel in cookies.

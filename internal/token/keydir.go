@@ -19,6 +19,7 @@ type dirKey struct {
 
 // keyDirScan is one reading of keys_dir.
 type keyDirScan struct {
+	path     string // the directory read, for messages
 	keys     map[string]dirKey
 	problems []error // files that could not be used; the others still are
 }
@@ -31,7 +32,7 @@ func scanKeyDir(dir string, prev map[string]dirKey) (keyDirScan, error) {
 	if err != nil {
 		return keyDirScan{}, ringError(dir, ErrKeyUnreadable, err.Error())
 	}
-	scan := keyDirScan{keys: map[string]dirKey{}}
+	scan := keyDirScan{path: dir, keys: map[string]dirKey{}}
 	var names []string
 	for _, e := range entries {
 		// Symlinks count (Kubernetes secret volumes are made of them);

@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -65,20 +65,14 @@ type Rotator struct {
 	kick chan struct{}
 
 	// refreshMu serialises "read the store, then install", so an older read
-	// never replaces a newer state.
+	// never replaces a newer state. Every status change happens under it.
 	refreshMu sync.Mutex
+	// status is what this instance follows now; readers load it without a
+	// lock and see one consistent value.
+	status atomic.Pointer[rotatorStatus]
 
-	mu           sync.Mutex
-	apply        func(*KeyRing)
-	dir          keyDirScan
-	dirErr       error
-	state        RotationState
-	ring         *KeyRing
-	ringKeys     []*Key // what ring was built from, to detect changes
-	missing      []string
-	degraded     string
-	buildErr     error
-	storeFailing bool
+	mu    sync.Mutex // guards apply
+	apply func(*KeyRing)
 }
 
 // NewRotator checks cfg. Call Load, then Start.
@@ -122,8 +116,13 @@ func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = defaultInstanceID()
 	}
-	return &Rotator{cfg: cfg, rs: rotationStore{st: st}, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
+	r := &Rotator{cfg: cfg, rs: rotationStore{st: st}, log: cfg.Logger, kick: make(chan struct{}, 1)}
+	r.status.Store(&rotatorStatus{})
+	return r, nil
 }
+
+// current is the status in force; never nil.
+func (r *Rotator) current() *rotatorStatus { return r.status.Load() }
 
 func defaultInstanceID() string {
 	host, _ := os.Hostname()
@@ -160,9 +159,6 @@ func (r *Rotator) Load(ctx context.Context) (*KeyRing, error) {
 	if len(scan.keys) == 0 {
 		return nil, ringError(r.cfg.Dir, ErrNoKeys, "no *.pem files")
 	}
-	r.mu.Lock()
-	r.dir = scan
-	r.mu.Unlock()
 	st, ok, err := r.rs.load(ctx)
 	if err != nil {
 		return nil, err
@@ -177,12 +173,12 @@ func (r *Rotator) Load(ctx context.Context) (*KeyRing, error) {
 				"signing_kid", r.cfg.SigningKID, "signing", signer, "version", st.Version)
 		}
 	}
-	r.mu.Lock()
-	r.install(st, r.now())
-	ring, buildErr := r.ring, r.buildErr
-	r.mu.Unlock()
+	next := *r.current()
+	next.state, next.dir = st, scan
+	cur := r.install(next)
+	ring := cur.ring
 	if ring == nil {
-		return nil, buildErr
+		return nil, cur.buildErr
 	}
 	r.log.Info("signing keys loaded", "signing", ring.SigningKID(), "published", ring.KIDs(), "rotation_version", st.Version, "instance", r.cfg.InstanceID)
 	r.writeReport(ctx)
@@ -271,10 +267,8 @@ func (r *Rotator) loop(ctx context.Context) {
 }
 
 func (r *Rotator) untilNextChange() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.now()
-	if next, ok := r.state.NextChangeAfter(now); ok {
+	if next, ok := r.current().state.NextChangeAfter(now); ok {
 		// A hair late rather than early: at exactly the planned moment the
 		// change is due (states switch at !Before).
 		return next.Sub(now) + time.Millisecond
@@ -294,42 +288,37 @@ func (r *Rotator) Refresh(ctx context.Context) error {
 func (r *Rotator) refreshLocked(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r.mu.Lock()
-	prev := r.dir.keys
-	r.mu.Unlock()
-	scan, dirErr := scanKeyDir(r.cfg.Dir, prev)
+	prev := r.current()
+	scan, dirErr := scanKeyDir(r.cfg.Dir, prev.dir.keys)
 	st, ok, err := r.rs.load(ctx)
 	if err == nil && !ok {
 		st, err = r.restore(ctx)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.noteDir(scan, dirErr)
+	next := *prev
+	r.noteDir(&next, scan, dirErr)
 	if err != nil {
-		if !r.storeFailing {
+		if !prev.storeFailing {
 			r.log.Warn("key rotation: cannot read the rotation state; following the last one read", "err", err)
 		}
-		r.storeFailing = true
-		r.install(r.state, r.now())
+		next.storeFailing = true
+		r.install(next)
 		return err
 	}
-	if r.storeFailing {
+	if prev.storeFailing {
 		r.log.Info("key rotation: rotation state readable again")
-		r.storeFailing = false
 	}
-	r.install(st, r.now())
+	next.state, next.storeFailing = st, false
+	r.install(next)
 	return nil
 }
 
 // restore puts this instance's state back when the store lost it (flushed,
 // failed over without persistence), so a rotation in flight goes on.
 func (r *Rotator) restore(ctx context.Context) (RotationState, error) {
-	r.mu.Lock()
-	next := r.state.Clone()
-	scan := r.dir
-	r.mu.Unlock()
+	cur := r.current()
+	next := cur.state.Clone()
 	if next.Version == 0 {
-		return r.seed(ctx, scan)
+		return r.seed(ctx, cur.dir)
 	}
 	now := r.now()
 	next.Version++
@@ -351,20 +340,23 @@ func (r *Rotator) restore(ctx context.Context) (RotationState, error) {
 	return next, nil
 }
 
-func (r *Rotator) noteDir(scan keyDirScan, err error) {
+// noteDir puts a rescan of keys_dir into next, logging what changed since
+// the previous one. A directory that cannot be read keeps the keys read
+// before.
+func (r *Rotator) noteDir(next *rotatorStatus, scan keyDirScan, err error) {
 	if err != nil {
-		if r.dirErr == nil {
+		if next.dirErr == nil {
 			r.log.Error("key rotation: jwt.keys_dir cannot be read; keeping the keys read before", "dir", r.cfg.Dir, "err", err)
 		}
-		r.dirErr = err
+		next.dirErr = err
 		return
 	}
-	if r.dirErr != nil {
+	if next.dirErr != nil {
 		r.log.Info("key rotation: jwt.keys_dir readable again", "dir", r.cfg.Dir)
 	}
-	r.dirErr = nil
+	next.dirErr = nil
 	old := map[string]bool{}
-	for _, p := range r.dir.problems {
+	for _, p := range next.dir.problems {
 		old[p.Error()] = true
 	}
 	for _, p := range scan.problems {
@@ -372,117 +364,81 @@ func (r *Rotator) noteDir(scan keyDirScan, err error) {
 			r.log.Error("key rotation: a key file in jwt.keys_dir cannot be used; skipping it", "err", p)
 		}
 	}
-	r.dir = scan
+	next.dir = scan
 }
 
-// install makes st current and rebuilds the ring for now if it changed.
-// Called with r.mu held.
-func (r *Rotator) install(st RotationState, now time.Time) {
-	r.state = st
-	ring, keys, missing, degraded, err := r.buildRing(now)
-	if !slices.Equal(missing, r.missing) || degraded != r.degraded {
-		if len(missing) > 0 {
+// install builds the ring of next for now, publishes next as the status in
+// force, logs what changed, and hands a changed ring to the token service.
+// A failed build keeps the previous ring. Called with refreshMu held, so
+// installs never interleave; it returns what it published.
+func (r *Rotator) install(next rotatorStatus) *rotatorStatus {
+	prev := r.current()
+	next.ringStatus = buildRing(&next.state, next.dir, r.now())
+	if next.buildErr != nil {
+		next.ring, next.keys = prev.ring, prev.keys
+	}
+	r.status.Store(&next)
+	r.logStatusChange(prev, &next)
+	if next.buildErr != nil || next.sameRing(prev.ringStatus) {
+		return &next
+	}
+	if prev.ring != nil {
+		r.logRingChange(prev.ring, next.ring, next.state.Version)
+	}
+	r.mu.Lock()
+	apply := r.apply
+	r.mu.Unlock()
+	if apply != nil {
+		apply(next.ring)
+	}
+	return &next
+}
+
+// logStatusChange logs missing keys and build failures when they appear or
+// change, not at every rescan.
+func (r *Rotator) logStatusChange(prev, next *rotatorStatus) {
+	if !slices.Equal(next.missing, prev.missing) || next.degraded != prev.degraded {
+		if len(next.missing) > 0 {
 			r.log.Error("key rotation: keys the rotation needs are missing from jwt.keys_dir on this instance; copy them here (this instance reports not ready)",
-				"missing", missing, "dir", r.cfg.Dir, "version", st.Version, "fallback", degraded)
-		} else if len(r.missing) > 0 {
+				"missing", next.missing, "dir", r.cfg.Dir, "version", next.state.Version, "fallback", next.degraded)
+		} else if len(prev.missing) > 0 {
 			r.log.Info("key rotation: every key the rotation needs is present again", "dir", r.cfg.Dir)
 		}
 	}
-	r.missing, r.degraded = missing, degraded
-	if err != nil {
-		if r.buildErr == nil || r.buildErr.Error() != err.Error() {
-			r.log.Error("key rotation: cannot build a key ring; keeping the previous one", "err", err, "version", st.Version)
-		}
-		r.buildErr = err
-		return
-	}
-	r.buildErr = nil
-	if r.ring != nil && r.ring.SigningKID() == ring.SigningKID() && slices.Equal(r.ringKeys, keys) {
-		return
-	}
-	if r.ring != nil {
-		r.logChange(r.ring, ring)
-	}
-	r.ring, r.ringKeys = ring, keys
-	if r.apply != nil {
-		r.apply(ring)
+	if err := next.buildErr; err != nil && (prev.buildErr == nil || prev.buildErr.Error() != err.Error()) {
+		r.log.Error("key rotation: cannot build a key ring; keeping the previous one", "err", err, "version", next.state.Version)
 	}
 }
 
-func (r *Rotator) logChange(prev, next *KeyRing) {
+func (r *Rotator) logRingChange(prev, next *KeyRing, version int64) {
 	if prev.SigningKID() != next.SigningKID() {
-		r.log.Info("key rotation: signing key changed", "from", prev.SigningKID(), "to", next.SigningKID(), "version", r.state.Version)
+		r.log.Info("key rotation: signing key changed", "from", prev.SigningKID(), "to", next.SigningKID(), "version", version)
 	}
 	for _, kid := range next.KIDs() {
 		if prev.Key(kid) == nil {
-			r.log.Info("key rotation: key published in the JWKS and accepted", "kid", kid, "version", r.state.Version)
+			r.log.Info("key rotation: key published in the JWKS and accepted", "kid", kid, "version", version)
 		}
 	}
 	for _, kid := range prev.KIDs() {
 		if next.Key(kid) == nil {
-			r.log.Info("key rotation: key retired from the JWKS and the ring; its file may now be deleted", "kid", kid, "version", r.state.Version)
+			r.log.Info("key rotation: key retired from the JWKS and the ring; its file may now be deleted", "kid", kid, "version", version)
 		}
 	}
-}
-
-// buildRing is the ring for now from the state and the keys on disk. A key
-// the state needs but the disk lacks is reported as missing; if that is the
-// signing key, the key that signed most recently among those present signs
-// instead (still published everywhere), and the instance reports not ready.
-func (r *Rotator) buildRing(now time.Time) (*KeyRing, []*Key, []string, string, error) {
-	signer, err := r.state.SigningAt(now)
-	if err != nil {
-		return nil, nil, nil, "", err
-	}
-	var have []*Key
-	var missing []string
-	for _, kid := range r.state.VerifyingAt(now) {
-		dk, ok := r.dir.keys[kid]
-		if !ok || dk.key.alg != r.state.Key(kid).Alg {
-			missing = append(missing, kid)
-			continue
-		}
-		have = append(have, dk.key)
-	}
-	if len(have) == 0 {
-		return nil, nil, missing, "", fmt.Errorf("%w: none of the keys of rotation version %d (%v) is in %s", ErrKeysMissing, r.state.Version, r.state.VerifyingAt(now), r.cfg.Dir)
-	}
-	use, degraded := signer, ""
-	if !slices.ContainsFunc(have, func(k *Key) bool { return k.kid == signer }) {
-		use = have[len(have)-1].kid
-		var latest time.Time
-		for _, k := range have {
-			if s := r.state.Key(k.kid); s.SignFrom != nil && !s.SignFrom.After(now) && s.SignFrom.After(latest) {
-				use, latest = k.kid, *s.SignFrom
-			}
-		}
-		degraded = fmt.Sprintf("signing key %q is missing from keys_dir; signing with %q instead", signer, use)
-	}
-	ring, err := NewKeyRing(use, have...)
-	if err != nil {
-		return nil, nil, missing, degraded, err
-	}
-	return ring, have, missing, degraded, nil
 }
 
 // Ring is the ring in use.
-func (r *Rotator) Ring() *KeyRing {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ring
-}
+func (r *Rotator) Ring() *KeyRing { return r.current().ring }
 
 // Ready is nil when every key the rotation needs now is in this instance's
 // keys_dir; otherwise an error wrapping ErrKeysMissing that names them.
 func (r *Rotator) Ready() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	s := r.current()
 	switch {
-	case r.ring == nil:
+	case s.ring == nil:
 		return fmt.Errorf("%w: no usable signing key", ErrKeysMissing)
-	case len(r.missing) > 0:
-		return fmt.Errorf("%w: %s (rotation version %d)", ErrKeysMissing, strings.Join(r.missing, ", "), r.state.Version)
-	case r.dirErr != nil:
+	case len(s.missing) > 0:
+		return fmt.Errorf("%w: %s (rotation version %d)", ErrKeysMissing, strings.Join(s.missing, ", "), s.state.Version)
+	case s.dirErr != nil:
 		return fmt.Errorf("%w: keys_dir cannot be read", ErrKeysMissing)
 	}
 	return nil
@@ -522,9 +478,8 @@ func (r *Rotator) rotateLocked(ctx context.Context, req RotateRequest) (Rotation
 		if err := r.refreshLocked(ctx); err != nil {
 			return RotationAudit{}, err
 		}
-		r.mu.Lock()
-		cur, avail := r.state.Clone(), r.dir.algorithms()
-		r.mu.Unlock()
+		status := r.current()
+		cur, avail := status.state.Clone(), status.dir.algorithms()
 		next, audit, err := cur.Rotate(RotateInput{
 			KID: req.KID, Available: avail, Allowed: r.cfg.Algorithms, Now: r.now(),
 			Lead: r.Lead(), RetireAfter: r.cfg.RetireAfter, Force: req.Force,
@@ -540,9 +495,9 @@ func (r *Rotator) rotateLocked(ctx context.Context, req RotateRequest) (Rotation
 		if err != nil {
 			return RotationAudit{}, err
 		}
-		r.mu.Lock()
-		r.install(next, r.now())
-		r.mu.Unlock()
+		installed := *r.current()
+		installed.state = next
+		r.install(installed)
 		if err := r.rs.announce(ctx, next.Version); err != nil {
 			r.log.Warn("key rotation: announcing failed; other instances see it at their next re-read", "err", err)
 		}
@@ -550,141 +505,4 @@ func (r *Rotator) rotateLocked(ctx context.Context, req RotateRequest) (Rotation
 		r.log.Info("key rotation: new plan stored", "kid", audit.KID, "from", audit.From, "signs_at", audit.SignsAt, "version", audit.Version)
 		return audit, nil
 	}
-}
-
-// freshReports is how old a report may be and still count as a live instance.
-func (r *Rotator) freshReports() time.Duration { return 3*r.cfg.ReloadInterval + 2*time.Second }
-
-func (r *Rotator) awaitInstances(ctx context.Context, version int64) {
-	ctx, cancel := context.WithTimeout(ctx, rotateAwait)
-	defer cancel()
-	for {
-		reports, err := r.rs.reports(ctx, r.now(), r.freshReports())
-		if err != nil {
-			return
-		}
-		behind := false
-		for _, rep := range reports {
-			if rep.Version < version {
-				behind = true
-			}
-		}
-		if !behind {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (r *Rotator) report() InstanceReport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rep := InstanceReport{ID: r.cfg.InstanceID, Version: r.state.Version, KeysDir: r.dir.kids(),
-		Missing: slices.Clone(r.missing), At: r.now()}
-	if r.ring != nil {
-		rep.Signing = r.ring.SigningKID()
-	}
-	rep.Problems = r.problemsLocked()
-	return rep
-}
-
-func (r *Rotator) problemsLocked() []string {
-	var out []string
-	if r.degraded != "" {
-		out = append(out, r.degraded)
-	}
-	if len(r.missing) > 0 {
-		out = append(out, fmt.Sprintf("keys_dir lacks %s, needed by rotation version %d", strings.Join(r.missing, ", "), r.state.Version))
-	}
-	if r.dirErr != nil {
-		out = append(out, "keys_dir cannot be read: "+r.dirErr.Error())
-	}
-	for _, p := range r.dir.problems {
-		out = append(out, p.Error())
-	}
-	if r.buildErr != nil {
-		out = append(out, r.buildErr.Error())
-	}
-	if r.storeFailing {
-		out = append(out, "the rotation state cannot be read from the store; following the last one read")
-	}
-	return out
-}
-
-func (r *Rotator) writeReport(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := r.rs.writeReport(ctx, r.report()); err != nil && ctx.Err() == nil {
-		r.log.Debug("key rotation: writing the instance report failed", "err", err)
-	}
-}
-
-// Keys is the rotation as this instance sees it after a fresh re-read, with
-// every live instance's report.
-func (r *Rotator) Keys(ctx context.Context) (KeysView, error) {
-	if err := r.Refresh(ctx); err != nil {
-		return KeysView{}, err
-	}
-	return r.view(ctx), nil
-}
-
-func (r *Rotator) view(ctx context.Context) KeysView {
-	now := r.now()
-	own := r.report()
-	r.mu.Lock()
-	v := KeysView{
-		Version: r.state.Version, Now: now, Signing: own.Signing,
-		RotationInProgress: r.state.InProgressAt(now),
-		PublishDelay:       r.cfg.PublishDelay.String(), RetireAfter: r.cfg.RetireAfter.String(),
-		Audit: slices.Clone(r.state.Audit),
-	}
-	for _, k := range r.state.Keys {
-		since, until := k.sinceUntil(now)
-		state := k.StateAt(now)
-		_, inDir := r.dir.keys[k.KID]
-		v.Keys = append(v.Keys, KeyView{KID: k.KID, Alg: k.Alg, State: state, Since: since, Until: until,
-			Published: state != KeyRetired && k.Alg != AlgHS256, InKeysDir: inDir})
-	}
-	for _, kid := range r.dir.kids() {
-		if r.state.Key(kid) == nil {
-			v.Keys = append(v.Keys, KeyView{KID: kid, Alg: r.dir.keys[kid].key.alg, State: KeyAvailable, InKeysDir: true})
-		}
-	}
-	r.mu.Unlock()
-	sortKeyViews(v.Keys)
-	for _, p := range own.Problems {
-		v.Problems = append(v.Problems, "instance "+own.ID+" (this one): "+p)
-	}
-	v.Instances = []InstanceReport{own}
-	reports, err := r.rs.reports(ctx, now, r.freshReports())
-	if err != nil {
-		v.Problems = append(v.Problems, "instance reports cannot be read: "+err.Error())
-	}
-	sort.Slice(reports, func(i, j int) bool { return reports[i].ID < reports[j].ID })
-	for _, rep := range reports {
-		if rep.ID == own.ID {
-			continue
-		}
-		v.Instances = append(v.Instances, rep)
-		for _, p := range rep.Problems {
-			v.Problems = append(v.Problems, "instance "+rep.ID+": "+p)
-		}
-		if rep.Version < v.Version {
-			v.Problems = append(v.Problems, fmt.Sprintf("instance %s has applied rotation version %d, not %d yet", rep.ID, rep.Version, v.Version))
-		}
-	}
-	if v.Keys == nil {
-		v.Keys = []KeyView{}
-	}
-	if v.Problems == nil {
-		v.Problems = []string{}
-	}
-	if v.Audit == nil {
-		v.Audit = []RotationAudit{}
-	}
-	return v
 }
