@@ -209,7 +209,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	}
 	a.tokens, err = token.NewService(token.Config{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
-		RefreshTTL: cfg.JWT.RefreshTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
+		RefreshTTL: cfg.JWT.RefreshTTL, RefreshAbsoluteTTL: cfg.JWT.RefreshAbsoluteTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
 		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
 	}, ring, st, a.revoked)
 	if err != nil {

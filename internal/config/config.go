@@ -88,17 +88,20 @@ type SessionConfig struct {
 }
 
 type JWTConfig struct {
-	Issuer            string         `mapstructure:"issuer"`
-	Audience          string         `mapstructure:"audience"`
-	Algorithm         string         `mapstructure:"algorithm"`
-	KeysDir           string         `mapstructure:"keys_dir"`
-	SigningKID        string         `mapstructure:"signing_kid"`
-	AccessTTL         time.Duration  `mapstructure:"access_ttl"`
-	RefreshTTL        time.Duration  `mapstructure:"refresh_ttl"`
-	Leeway            time.Duration  `mapstructure:"leeway"`
-	AccessCookieName  string         `mapstructure:"access_cookie_name"`
-	RefreshCookieName string         `mapstructure:"refresh_cookie_name"`
-	Rotation          RotationConfig `mapstructure:"rotation"`
+	Issuer     string        `mapstructure:"issuer"`
+	Audience   string        `mapstructure:"audience"`
+	Algorithm  string        `mapstructure:"algorithm"`
+	KeysDir    string        `mapstructure:"keys_dir"`
+	SigningKID string        `mapstructure:"signing_kid"`
+	AccessTTL  time.Duration `mapstructure:"access_ttl"`
+	RefreshTTL time.Duration `mapstructure:"refresh_ttl"`
+	// RefreshAbsoluteTTL caps a login's token family: no refresh token
+	// expires later than this after the login, however often it is refreshed.
+	RefreshAbsoluteTTL time.Duration  `mapstructure:"refresh_absolute_ttl"`
+	Leeway             time.Duration  `mapstructure:"leeway"`
+	AccessCookieName   string         `mapstructure:"access_cookie_name"`
+	RefreshCookieName  string         `mapstructure:"refresh_cookie_name"`
+	Rotation           RotationConfig `mapstructure:"rotation"`
 }
 
 // RotationConfig is jwt.rotation: how signing keys are rotated at run time.

@@ -24,8 +24,8 @@ func TestEmbeddedDefaultsAreValid(t *testing.T) {
 	if len(c.Clients) != 3 || c.Clients[1].ID != "spa" || c.Clients[1].TokenTransport != "cookie" {
 		t.Fatalf("dev clients: %+v", c.Clients)
 	}
-	if c.JWT.AccessTTL != 15*time.Minute || c.JWT.RefreshTTL != 168*time.Hour {
-		t.Fatalf("token lifetimes: %v %v", c.JWT.AccessTTL, c.JWT.RefreshTTL)
+	if c.JWT.AccessTTL != 15*time.Minute || c.JWT.RefreshTTL != 168*time.Hour || c.JWT.RefreshAbsoluteTTL != 720*time.Hour {
+		t.Fatalf("token lifetimes: %v %v %v", c.JWT.AccessTTL, c.JWT.RefreshTTL, c.JWT.RefreshAbsoluteTTL)
 	}
 }
 
@@ -145,6 +145,11 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "reload interval", mutate: func(c *Config) { c.JWT.Rotation.ReloadInterval = time.Hour }, wantKey: "jwt.rotation.reload_interval", wantVal: "1h0m0s"},
 		{name: "retire after shorter than tokens", mutate: func(c *Config) { c.JWT.Rotation.RetireAfter = time.Minute }, wantKey: "jwt.rotation.retire_after", wantVal: "1m0s"},
 		{name: "rotation algorithm", mutate: func(c *Config) { c.JWT.Rotation.Algorithms = []string{"EdDSA", "none"} }, wantKey: "jwt.rotation.algorithms", wantVal: "none"},
+		{name: "refresh absolute ttl below refresh ttl", mutate: func(c *Config) { c.JWT.RefreshAbsoluteTTL = time.Hour },
+			wantKey: "jwt.refresh_absolute_ttl", wantVal: "TOKENSHIFT_JWT_REFRESH_ABSOLUTE_TTL"},
+		{name: "refresh absolute ttl zero", mutate: func(c *Config) { c.JWT.RefreshAbsoluteTTL = 0 }, wantKey: "jwt.refresh_absolute_ttl", wantVal: "0s"},
+		{name: "refresh absolute ttl negative", mutate: func(c *Config) { c.JWT.RefreshAbsoluteTTL = -time.Hour }, wantKey: "jwt.refresh_absolute_ttl", wantVal: "-1h0m0s"},
+		{name: "refresh absolute ttl above a year", mutate: func(c *Config) { c.JWT.RefreshAbsoluteTTL = 9000 * time.Hour }, wantKey: "jwt.refresh_absolute_ttl", wantVal: "9000h"},
 		{name: "access ttl too short", mutate: func(c *Config) { c.JWT.AccessTTL = 500 * time.Millisecond }, wantKey: "jwt.access_ttl", wantVal: "500ms"},
 		{name: "seconds-long access ttl in production", mutate: func(c *Config) {
 			c.Env = "production"
@@ -258,5 +263,19 @@ func TestRedactedMasksPassword(t *testing.T) {
 func TestEnvName(t *testing.T) {
 	if got := EnvName("storage.redis.url"); got != "TOKENSHIFT_STORAGE_REDIS_URL" {
 		t.Fatal(got)
+	}
+}
+
+func TestRefreshAbsoluteTTLFromEnv(t *testing.T) {
+	t.Setenv("TOKENSHIFT_JWT_REFRESH_ABSOLUTE_TTL", "240h")
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWT.RefreshAbsoluteTTL != 240*time.Hour {
+		t.Fatalf("jwt.refresh_absolute_ttl from env = %v; want 240h", c.JWT.RefreshAbsoluteTTL)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

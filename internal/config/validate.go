@@ -169,6 +169,9 @@ func (c *Config) Validate() error {
 	if j.RefreshTTL < j.AccessTTL || j.RefreshTTL > 90*24*time.Hour {
 		bad("jwt.refresh_ttl", j.RefreshTTL, "must be at least jwt.access_ttl and at most 2160h")
 	}
+	if j.RefreshAbsoluteTTL <= 0 || j.RefreshAbsoluteTTL < j.RefreshTTL || j.RefreshAbsoluteTTL > 366*24*time.Hour {
+		bad("jwt.refresh_absolute_ttl", j.RefreshAbsoluteTTL, "must be at least jwt.refresh_ttl (%s) and at most 8784h", j.RefreshTTL)
+	}
 	if j.Leeway < 0 || j.Leeway > time.Minute {
 		bad("jwt.leeway", j.Leeway, "must be between 0 and 1m")
 	}

@@ -64,6 +64,22 @@ func redisBackend(t *testing.T) backend {
 	return backend{st: newTestRedis(t, srv.URL(), RedisOptions{}), wait: time.Sleep}
 }
 
+// clusterBackends is a real Redis Cluster of one node, which refuses a script
+// whose keys hash to different slots as any Cluster does. The node is started
+// once for parent (a cluster takes seconds to come up) and emptied for each
+// case.
+func clusterBackends(parent *testing.T) func(t *testing.T) backend {
+	var node *redistest.SingleNodeCluster
+	return func(t *testing.T) backend {
+		if node == nil {
+			node = redistest.StartSingleNodeCluster(parent)
+		}
+		r := newTestRedis(t, node.URL(), RedisOptions{})
+		must(t, r.Redis().FlushAll(context.Background()).Err())
+		return backend{st: r, wait: time.Sleep}
+	}
+}
+
 // short is an expiry long enough for a Redis round trip and short enough to
 // wait for in a test.
 const short = 150 * time.Millisecond
@@ -173,6 +189,89 @@ var contractCases = []contractCase{
 		wg.Wait()
 		if winners != 1 {
 			t.Fatalf("%d callers got the value, want 1", winners)
+		}
+	}},
+	// Consume's keys share a {hash tag} so that the cases run on Cluster too.
+	{name: "Consume takes the value once and leaves it as the marker", run: func(t *testing.T, ctx context.Context, b backend) {
+		val, used, err := b.st.Consume(ctx, "rt:{a}", "rtu:{a}")
+		if err != nil || val != nil || used != nil {
+			t.Fatalf("Consume of nothing = %q, %q, %v; want nil, nil, nil", val, used, err)
+		}
+		must(t, b.st.SetCtx(ctx, "rt:{a}", []byte("record"), time.Minute))
+		val, used, err = b.st.Consume(ctx, "rt:{a}", "rtu:{a}")
+		if err != nil || string(val) != "record" || used != nil {
+			t.Fatalf("first Consume = %q, %q, %v; want the record", val, used, err)
+		}
+		wantValue(t, b.st, "rt:{a}", "")
+		wantValue(t, b.st, "rtu:{a}", "record")
+		for range 2 {
+			val, used, err = b.st.Consume(ctx, "rt:{a}", "rtu:{a}")
+			if err != nil || val != nil || string(used) != "record" {
+				t.Fatalf("later Consume = %q, %q, %v; want nil and the marker", val, used, err)
+			}
+		}
+	}},
+	{name: "Consume's marker expires when the value would have", run: func(t *testing.T, ctx context.Context, b backend) {
+		must(t, b.st.SetCtx(ctx, "rt:{a}", []byte("short"), 2*short))
+		must(t, b.st.SetCtx(ctx, "rt:{b}", []byte("forever"), 0))
+		if val, _, err := b.st.Consume(ctx, "rt:{a}", "rtu:{a}"); err != nil || string(val) != "short" {
+			t.Fatalf("Consume = %q, %v", val, err)
+		}
+		if val, _, err := b.st.Consume(ctx, "rt:{b}", "rtu:{b}"); err != nil || string(val) != "forever" {
+			t.Fatalf("Consume = %q, %v", val, err)
+		}
+		b.wait(short)
+		wantValue(t, b.st, "rtu:{a}", "short")
+		b.wait(2 * short)
+		wantValue(t, b.st, "rtu:{a}", "")
+		wantValue(t, b.st, "rtu:{b}", "forever")
+	}},
+	{name: "Consume under concurrency: one caller takes, every other sees the marker", run: func(t *testing.T, ctx context.Context, b backend) {
+		for round := range 10 {
+			must(t, b.st.SetCtx(ctx, "rt:{c}", []byte("x"), time.Minute))
+			must(t, b.st.DeleteCtx(ctx, "rtu:{c}"))
+			var (
+				wg                 sync.WaitGroup
+				mu                 sync.Mutex
+				takers, markedSeen int
+				start              = make(chan struct{})
+			)
+			const callers = 8
+			for range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					val, used, err := b.st.Consume(ctx, "rt:{c}", "rtu:{c}")
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil:
+						t.Errorf("Consume: %v", err)
+					case val != nil && used == nil:
+						takers++
+					case val == nil && string(used) == "x":
+						markedSeen++
+					default:
+						t.Errorf("Consume = %q, %q; want the value or the marker", val, used)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if takers != 1 || markedSeen != callers-1 {
+				t.Fatalf("round %d: %d took the value and %d saw the marker; want 1 and %d", round, takers, markedSeen, callers-1)
+			}
+		}
+	}},
+	{name: "Consume of a set is ErrWrongType", run: func(t *testing.T, ctx context.Context, b backend) {
+		must(t, b.st.SAdd(ctx, "rt:{d}", time.Minute, "a"))
+		if _, _, err := b.st.Consume(ctx, "rt:{d}", "rtu:{d}"); !errors.Is(err, ErrWrongType) {
+			t.Fatalf("err = %v; want ErrWrongType", err)
+		}
+		must(t, b.st.SAdd(ctx, "rtu:{e}", time.Minute, "a"))
+		if _, _, err := b.st.Consume(ctx, "rt:{e}", "rtu:{e}"); !errors.Is(err, ErrWrongType) {
+			t.Fatalf("marker is a set: err = %v; want ErrWrongType", err)
 		}
 	}},
 	{name: "Incr counts with the TTL set at creation", run: func(t *testing.T, ctx context.Context, b backend) {
@@ -366,6 +465,7 @@ func TestContract(t *testing.T) {
 	}{
 		{name: "memory", open: memoryBackend},
 		{name: "redis", open: redisBackend},
+		{name: "redis-cluster", open: clusterBackends(t)},
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {

@@ -257,6 +257,32 @@ func (m *Memory) GetDel(ctx context.Context, key string) ([]byte, error) {
 	return e.str, nil
 }
 
+// Consume holds the store's lock across the read, the delete and the marker
+// write, so no other call sees the key gone before the marker is there.
+func (m *Memory) Consume(ctx context.Context, key, usedKey string) ([]byte, []byte, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	if e := m.live(key, now); e != nil {
+		if e.kind != kindString {
+			return nil, nil, ErrWrongType
+		}
+		delete(m.data, key)
+		m.data[usedKey] = &memEntry{kind: kindString, str: clone(e.str), expires: e.expires}
+		return e.str, nil, nil
+	}
+	u := m.live(usedKey, now)
+	if u == nil {
+		return nil, nil, nil
+	}
+	if u.kind != kindString {
+		return nil, nil, ErrWrongType
+	}
+	return nil, clone(u.str), nil
+}
+
 // Incr sets exp whenever the counter has no expiry, which includes its
 // creation; the returned TTL is 0 when the counter does not expire.
 func (m *Memory) Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error) {

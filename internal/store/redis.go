@@ -278,6 +278,52 @@ func (r *Redis) GetDel(ctx context.Context, key string) ([]byte, error) {
 	return v, wrapErr("getdel", err)
 }
 
+// consumeScript is Consume in one server-side step: no command of another
+// client can run between the GET, the DEL and the SET, so a racing caller
+// sees either the value or the marker. The marker keeps the value's remaining
+// TTL (none if the value had none). Reply: {1, value}, {0, marker} or {}.
+var consumeScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  if ttl > 0 then
+    redis.call('SET', KEYS[2], v, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[2], v)
+  end
+  return {1, v}
+end
+local u = redis.call('GET', KEYS[2])
+if u then return {0, u} end
+return {}
+`)
+
+// Consume runs consumeScript. On Cluster the script is sent to the node of
+// key, and Redis refuses it (CROSSSLOT) unless usedKey hashes to the same
+// slot: callers give the two keys a common {hash tag}.
+func (r *Redis) Consume(ctx context.Context, key, usedKey string) ([]byte, []byte, error) {
+	res, err := consumeScript.Run(ctx, r.client, []string{key, usedKey}).Slice()
+	if err != nil {
+		return nil, nil, wrapErr("consume", err)
+	}
+	if len(res) == 0 {
+		return nil, nil, nil
+	}
+	if len(res) != 2 {
+		return nil, nil, fmt.Errorf("store: consume: unexpected reply of %d values", len(res))
+	}
+	taken, _ := res[0].(int64)
+	s, ok := res[1].(string)
+	if !ok {
+		return nil, nil, fmt.Errorf("store: consume: unexpected reply type %T", res[1])
+	}
+	if taken == 1 {
+		return []byte(s), nil, nil
+	}
+	return nil, []byte(s), nil
+}
+
 // incrScript sets the expiry whenever the counter has none, not only at
 // creation, so a counter left without TTL (by a crash between two commands of
 // an older writer) cannot pin a rate limit forever.

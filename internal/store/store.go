@@ -35,6 +35,14 @@ type Store interface {
 	// GetDel atomically reads and deletes a key (nil, nil when absent). Refresh
 	// rotation uses it so two racing refreshes cannot both consume one token.
 	GetDel(ctx context.Context, key string) ([]byte, error)
+	// Consume takes a single-use value in one atomic step. When key exists it
+	// is deleted, its value is returned as val and left under usedKey, which
+	// expires when key would have; when key is absent, val is nil and used is
+	// what usedKey holds (nil if nothing). Of any number of racing callers
+	// exactly one gets val and every other one sees used, so a loser of the
+	// race can never find neither (refresh-token reuse detection, RFC 9700
+	// §4.14.2). On Redis Cluster both keys must hash to one slot.
+	Consume(ctx context.Context, key, usedKey string) (val, used []byte, err error)
 	// Incr increments a counter, setting exp when the key is created, and
 	// returns the new value and the remaining TTL.
 	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)

@@ -50,7 +50,9 @@ func TestRefreshRotation(t *testing.T) {
 	if v, _ := e.st.GetCtx(ctx, "ts:rt:"+hash); v != nil {
 		t.Fatal("the used refresh record is still stored")
 	}
-	if v, _ := e.st.GetCtx(ctx, "ts:rtu:"+hash); parseUsedMarker(v) != (usedMarker{SID: c1.SID, User: alice.UserID, Client: alice.ClientID}) {
+	// The marker is in the record's Cluster slot: its hash tag is the
+	// record's key.
+	if v, _ := e.st.GetCtx(ctx, "ts:rtu:{ts:rt:"+hash+"}"); parseUsedMarker(v) != (usedMarker{SID: c1.SID, User: alice.UserID, Client: alice.ClientID}) {
 		t.Fatalf("used marker = %q; want the sid %q, user and client", v, c1.SID)
 	}
 	// The old access token lives until its exp: rotation is not revocation.
@@ -255,7 +257,7 @@ func TestRefreshExpired(t *testing.T) {
 	}
 	// A record the store did not expire (clock skew) is still refused.
 	rec := refreshRecord{SID: "s", User: "u", Client: "c", Exp: e.clock.Now().Add(-time.Second).UnixNano()}
-	if err := e.svc.checkRecord(&rec, e.clock.Now()); !errors.Is(err, auth.ErrExpired) {
+	if err := e.svc.checkRecord(&rec, e.clock.Now(), e.rev.SIDEpoch()); !errors.Is(err, auth.ErrExpired) {
 		t.Fatalf("checkRecord of an expired record = %v; want ErrExpired", err)
 	}
 }
@@ -308,24 +310,45 @@ func claimsOf(t *testing.T, e *env, tok string) Claims {
 	return c
 }
 
-// A marker written before markers named the user still identifies the login.
+// Markers written before the upgrade, under ts:rtu:<hash> (outside the
+// record's Cluster slot), holding the bare sid or the sid, user and client,
+// still identify the login as reuse.
 func TestRefreshReuseOldMarker(t *testing.T) {
-	e := newEnv(t, AlgEdDSA)
-	ctx := context.Background()
-	p1 := e.issue(t, alice)
-	if _, _, err := e.svc.Refresh(ctx, p1.RefreshToken); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		marker func(sid string) string
+		want   Subject
+	}{
+		{name: "bare sid", marker: func(sid string) string { return sid }},
+		{name: "sid, user and client", marker: func(sid string) string {
+			return `{"sid":"` + sid + `","user":"u-alice","client":"mobile"}`
+		}, want: Subject{UserID: alice.UserID, ClientID: alice.ClientID}},
 	}
-	hash, _ := parseRefresh(p1.RefreshToken)
-	sid := claimsOf(t, e, p1.AccessToken).SID
-	if err := e.st.SetCtx(ctx, refreshUsedPrefix+hash, []byte(sid), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	_, sub, err := e.svc.Refresh(ctx, p1.RefreshToken)
-	if !errors.Is(err, ErrRefreshReused) || sub.SID != sid {
-		t.Fatalf("reuse with an old marker: %+v, %v; want sid %s and ErrRefreshReused", sub, err, sid)
-	}
-	if !e.rev.SIDRevoked(sid) {
-		t.Fatal("the family was not revoked")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, AlgEdDSA)
+			ctx := context.Background()
+			p1 := e.issue(t, alice)
+			if _, _, err := e.svc.Refresh(ctx, p1.RefreshToken); err != nil {
+				t.Fatal(err)
+			}
+			hash, _ := parseRefresh(p1.RefreshToken)
+			sid := claimsOf(t, e, p1.AccessToken).SID
+			// As an instance before the upgrade left it: no marker in the
+			// record's slot, the old one under its old name.
+			if err := e.st.DeleteCtx(ctx, usedKey(hash)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.st.SetCtx(ctx, "ts:rtu:"+hash, []byte(tc.marker(sid)), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			_, sub, err := e.svc.Refresh(ctx, p1.RefreshToken)
+			if !errors.Is(err, ErrRefreshReused) || sub.SID != sid || sub.UserID != tc.want.UserID || sub.ClientID != tc.want.ClientID {
+				t.Fatalf("reuse with an old marker: %+v, %v; want sid %s, %+v and ErrRefreshReused", sub, err, sid, tc.want)
+			}
+			if !e.rev.SIDRevoked(sid) {
+				t.Fatal("the family was not revoked")
+			}
+		})
 	}
 }

@@ -78,6 +78,12 @@ type Revocations struct {
 	jti  map[string]int64 // until, unix ns
 	sid  map[string]int64
 	user map[string]userRevocation
+	// sidEpoch numbers the sids in the order this mirror first learnt they
+	// were revoked (epoch counts them), so a refresh can tell a revocation it
+	// could have seen before consuming its token from one that came after
+	// (see SIDRevokedBy).
+	sidEpoch map[string]uint64
+	epoch    uint64
 
 	started atomic.Bool
 	loaded  atomic.Bool
@@ -97,10 +103,11 @@ func NewRevocations(st store.Store, clock func() time.Time, log *slog.Logger) *R
 	}
 	return &Revocations{
 		st: st, clock: clock, log: log,
-		jti:    make(map[string]int64),
-		sid:    make(map[string]int64),
-		user:   make(map[string]userRevocation),
-		resync: make(chan string, 1),
+		jti:      make(map[string]int64),
+		sid:      make(map[string]int64),
+		user:     make(map[string]userRevocation),
+		resync:   make(chan string, 1),
+		sidEpoch: make(map[string]uint64),
 	}
 }
 
@@ -345,6 +352,10 @@ func (r *Revocations) apply(rv revocation) revocation {
 	case kindSID:
 		rv.Until = max(rv.Until, r.sid[rv.ID])
 		r.sid[rv.ID] = rv.Until
+		if _, ok := r.sidEpoch[rv.ID]; !ok {
+			r.epoch++
+			r.sidEpoch[rv.ID] = r.epoch
+		}
 	case kindUser:
 		old := r.user[rv.ID]
 		rv.Until = max(rv.Until, old.until)
@@ -365,6 +376,7 @@ func (r *Revocations) prune(now int64) {
 	for id, until := range r.sid {
 		if until <= now {
 			delete(r.sid, id)
+			delete(r.sidEpoch, id)
 		}
 	}
 	for id, u := range r.user {
@@ -452,6 +464,26 @@ func (r *Revocations) SIDRevoked(sid string) bool {
 	until, ok := r.sid[sid]
 	r.mu.RUnlock()
 	return ok && r.clock().UnixNano() < until
+}
+
+// SIDEpoch marks the present moment for SIDRevokedBy.
+func (r *Revocations) SIDEpoch() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.epoch
+}
+
+// SIDRevokedBy reports whether sid is revoked and this mirror knew it at the
+// time epoch (from SIDEpoch) was taken. A revocation learnt later is
+// concurrent with whatever started at epoch, which may then be ordered before
+// it: tokens it issues for sid are dead anyway, a sid revocation covering
+// every token of the sid until it expires.
+func (r *Revocations) SIDRevokedBy(sid string, epoch uint64) bool {
+	r.mu.RLock()
+	until, ok := r.sid[sid]
+	at := r.sidEpoch[sid]
+	r.mu.RUnlock()
+	return ok && at <= epoch && r.clock().UnixNano() < until
 }
 
 // UserNotBefore is the time before which userID's credentials are dead, or the

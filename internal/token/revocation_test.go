@@ -233,3 +233,47 @@ func TestRevocationPropagationRedis(t *testing.T) {
 		t.Fatal("revocations stopped propagating after a Redis restart")
 	}
 }
+
+// SIDRevokedBy orders a sid revocation against a moment (SIDEpoch): one known
+// then counts, one learnt later does not; a re-revocation keeps the first.
+func TestSIDRevokedBy(t *testing.T) {
+	clock := newFakeClock()
+	st := store.NewMemory(clock.Now)
+	t.Cleanup(func() { _ = st.Close() })
+	r := startRevocations(t, st, clock.Now)
+	ctx := context.Background()
+	until := clock.Now().Add(time.Hour)
+
+	if err := r.RevokeSID(ctx, "early", until); err != nil {
+		t.Fatal(err)
+	}
+	mark := r.SIDEpoch()
+	if err := r.RevokeSID(ctx, "late", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeSID(ctx, "early", until.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		sid   string
+		epoch uint64
+		want  bool
+	}{
+		{name: "revoked before the mark", sid: "early", epoch: mark, want: true},
+		{name: "revoked after the mark", sid: "late", epoch: mark},
+		{name: "revoked after the mark, seen now", sid: "late", epoch: r.SIDEpoch(), want: true},
+		{name: "never revoked", sid: "other", epoch: r.SIDEpoch()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.SIDRevokedBy(tc.sid, tc.epoch); got != tc.want {
+				t.Fatalf("SIDRevokedBy(%q, %d) = %v; want %v", tc.sid, tc.epoch, got, tc.want)
+			}
+		})
+	}
+	clock.Advance(3 * time.Hour)
+	if r.SIDRevokedBy("early", r.SIDEpoch()) {
+		t.Fatal("an expired revocation still counts")
+	}
+}

@@ -23,6 +23,10 @@ type Config struct {
 	Audience   string        // aud of access tokens; default "tokenshift"
 	AccessTTL  time.Duration // default 15m
 	RefreshTTL time.Duration // default 168h
+	// RefreshAbsoluteTTL caps a token family: no refresh token of a login
+	// expires later than this after the login, however often it is
+	// refreshed. Default max(720h, RefreshTTL); never below RefreshTTL.
+	RefreshAbsoluteTTL time.Duration
 	// Leeway absorbs clock skew between instances on exp, nbf and iat;
 	// default 5s, at most 1m.
 	Leeway time.Duration
@@ -42,27 +46,30 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultIssuer        = "http://localhost:8080"
-	DefaultAudience      = "tokenshift"
-	DefaultAccessTTL     = 15 * time.Minute
-	DefaultRefreshTTL    = 168 * time.Hour
-	DefaultLeeway        = 5 * time.Second
-	MaxLeeway            = time.Minute
-	DefaultMaxTokenBytes = 8192
-	DefaultCacheSize     = 10000
+	DefaultIssuer     = "http://localhost:8080"
+	DefaultAudience   = "tokenshift"
+	DefaultAccessTTL  = 15 * time.Minute
+	DefaultRefreshTTL = 168 * time.Hour
+	// DefaultRefreshAbsoluteTTL is 30 days.
+	DefaultRefreshAbsoluteTTL = 720 * time.Hour
+	DefaultLeeway             = 5 * time.Second
+	MaxLeeway                 = time.Minute
+	DefaultMaxTokenBytes      = 8192
+	DefaultCacheSize          = 10000
 )
 
 // ConfigDefault is the configuration with every default filled in.
 var ConfigDefault = Config{
-	Issuer:        DefaultIssuer,
-	Audience:      DefaultAudience,
-	AccessTTL:     DefaultAccessTTL,
-	RefreshTTL:    DefaultRefreshTTL,
-	Leeway:        DefaultLeeway,
-	MaxTokenBytes: DefaultMaxTokenBytes,
-	CacheSize:     DefaultCacheSize,
-	Clock:         time.Now,
-	Rand:          rand.Reader,
+	Issuer:             DefaultIssuer,
+	Audience:           DefaultAudience,
+	AccessTTL:          DefaultAccessTTL,
+	RefreshTTL:         DefaultRefreshTTL,
+	RefreshAbsoluteTTL: DefaultRefreshAbsoluteTTL,
+	Leeway:             DefaultLeeway,
+	MaxTokenBytes:      DefaultMaxTokenBytes,
+	CacheSize:          DefaultCacheSize,
+	Clock:              time.Now,
+	Rand:               rand.Reader,
 }
 
 // ErrConfig is wrapped by NewService's errors.
@@ -82,6 +89,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RefreshTTL == 0 {
 		c.RefreshTTL = d.RefreshTTL
 	}
+	if c.RefreshAbsoluteTTL == 0 {
+		c.RefreshAbsoluteTTL = max(d.RefreshAbsoluteTTL, c.RefreshTTL)
+	}
 	if c.Leeway == 0 {
 		c.Leeway = d.Leeway
 	}
@@ -97,6 +107,8 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.AccessTTL < 0 || c.RefreshTTL < 0:
 		return c, fmt.Errorf("%w: AccessTTL and RefreshTTL must be positive", ErrConfig)
+	case c.RefreshAbsoluteTTL < c.RefreshTTL:
+		return c, fmt.Errorf("%w: RefreshAbsoluteTTL %s must be at least RefreshTTL %s", ErrConfig, c.RefreshAbsoluteTTL, c.RefreshTTL)
 	case c.Leeway < 0 || c.Leeway > MaxLeeway:
 		return c, fmt.Errorf("%w: Leeway %s must be between 0 and %s", ErrConfig, c.Leeway, MaxLeeway)
 	case c.MaxTokenBytes < 0:
@@ -200,6 +212,8 @@ var (
 
 // Issue creates an access token and a refresh token for sub, bound to sub.SID
 // (a new sid is generated when it is empty).
+// The pair starts a token family: its refresh tokens expire at the latest
+// RefreshAbsoluteTTL from now.
 func (s *Service) Issue(ctx context.Context, sub Subject) (Pair, error) {
 	if sub.SID == "" {
 		sid, err := s.randomString(16)
@@ -208,18 +222,26 @@ func (s *Service) Issue(ctx context.Context, sub Subject) (Pair, error) {
 		}
 		sub.SID = sid
 	}
-	if err := s.checkSubject(sub); err != nil {
-		return Pair{}, err
-	}
 	now := s.cfg.Clock()
+	// A login is dated by the read of its account state (AuthTime), so a
+	// revocation taken while it was being checked still reaches its tokens.
 	if !sub.AuthTime.IsZero() && sub.AuthTime.Before(now) {
 		now = sub.AuthTime
+	}
+	return s.issue(ctx, sub, now, now, s.rev.SIDEpoch())
+}
+
+// issue mints a pair of the family that started at famStart, refused if sid
+// was revoked by epoch (see Revocations.SIDRevokedBy).
+func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Time, epoch uint64) (Pair, error) {
+	if err := s.checkSubjectBy(sub, epoch); err != nil {
+		return Pair{}, err
 	}
 	access, accessExp, err := s.signAccess(sub, now, s.cfg.AccessTTL, s.cfg.Audience)
 	if err != nil {
 		return Pair{}, err
 	}
-	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now)
+	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now, famStart)
 	if err != nil {
 		return Pair{}, err
 	}
@@ -252,13 +274,16 @@ func (s *Service) IssueAccess(sub Subject, ttl time.Duration, audience string) (
 	return s.signAccess(sub, s.cfg.Clock(), ttl, audience)
 }
 
-func (s *Service) checkSubject(sub Subject) error {
+func (s *Service) checkSubject(sub Subject) error { return s.checkSubjectBy(sub, s.rev.SIDEpoch()) }
+
+// checkSubjectBy counts only the sid revocations known by epoch.
+func (s *Service) checkSubjectBy(sub Subject, epoch uint64) error {
 	switch {
 	case sub.UserID == "":
 		return errNoUser
 	case sub.ClientID == "":
 		return errNoClient
-	case sub.SID != "" && s.rev.SIDRevoked(sub.SID):
+	case sub.SID != "" && s.rev.SIDRevokedBy(sub.SID, epoch):
 		return fmt.Errorf("token: issue for sid: %w", auth.ErrRevoked)
 	}
 	return nil
