@@ -187,10 +187,14 @@ func TestRevocationsSurviveEmptyRestartWithFailingResync(t *testing.T) {
 	srv.RestartEmpty()
 
 	probe := newRedisStore(t, srv.URL())
+	// Both lists are written back, one after the other: wait for both, or a
+	// loaded machine can start the new instance between the two writes.
 	writtenBack := waitUntil(8*time.Second, func() bool {
-		all, err := probe.HGetAll(ctx, revKeyJTI)
-		_, ok := all["jti-rfc7009"]
-		return err == nil && ok
+		jtis, err1 := probe.HGetAll(ctx, revKeyJTI)
+		sids, err2 := probe.HGetAll(ctx, revKeySID)
+		_, okJ := jtis["jti-rfc7009"]
+		_, okS := sids["sid-logged-out"]
+		return err1 == nil && err2 == nil && okJ && okS
 	})
 	if st.failed.Load() == 0 {
 		t.Fatal("no load failed: the test did not hit the reconnect's re-sync")
