@@ -25,6 +25,10 @@ var (
 	// proxy would pass the others to the upstream next to the identity
 	// tokenshift authenticated.
 	errTwoAuthorizations = errors.New("more than one Authorization header")
+	// errHost: no Host, or two (RFC 9112 §3.2). The same-origin check, the
+	// gateway's routing and X-Forwarded-Host read the host, and a proxy in
+	// front may have read the other one.
+	errHost = errors.New("missing or repeated Host")
 	// errMethod: a method Fiber does not route (methods are case-sensitive,
 	// so "post" is one). Fiber answers those itself, as plain text without
 	// any of our headers.
@@ -42,7 +46,10 @@ func (s *Server) guardRequests(next fasthttp.RequestHandler) fasthttp.RequestHan
 	return func(ctx *fasthttp.RequestCtx) {
 		err := checkMethod(ctx.Method(), methods)
 		if err == nil {
-			err = guardedHeaders(ctx.Request.Header.RawHeaders())
+			// An absolute-form target names the host itself (RFC 9112
+			// §3.2.2), so only an origin-form one needs the Host header.
+			h := &ctx.Request.Header
+			err = guardedHeaders(h.RawHeaders(), h.IsHTTP11() && bytes.HasPrefix(h.RequestURI(), []byte("/")))
 		}
 		if err == nil {
 			next(ctx)
@@ -86,9 +93,10 @@ func checkMethod(m []byte, known []string) error {
 //   - Transfer-Encoding together with Content-Length, or a Transfer-Encoding
 //     whose last coding is not chunked or that applies chunked twice;
 //   - a folded header line (obs-fold), which parsers unfold differently;
-//   - more than one Authorization.
-func guardedHeaders(raw []byte) error {
-	var contentLengths, authorizations int
+//   - more than one Authorization;
+//   - more than one Host, or none when needHost (RFC 9112 §3.2).
+func guardedHeaders(raw []byte, needHost bool) error {
+	var contentLengths, authorizations, hosts int
 	var codings [][]byte
 	for len(raw) > 0 {
 		var line []byte
@@ -122,6 +130,8 @@ func guardedHeaders(raw []byte) error {
 			}
 		case headerIs(name, "Authorization"):
 			authorizations++
+		case headerIs(name, "Host"):
+			hosts++
 		}
 	}
 	switch {
@@ -135,6 +145,8 @@ func guardedHeaders(raw []byte) error {
 		return framingError("chunked applied more than once")
 	case authorizations > 1:
 		return auth.Wrap(errTwoAuthorizations, auth.CodeInvalidRequest, "send one credential: the request has more than one authorization header")
+	case hosts > 1 || (hosts == 0 && needHost):
+		return auth.Wrap(errHost, auth.CodeInvalidRequest, "an HTTP/1.1 request has exactly one Host header (RFC 9112 §3.2)")
 	}
 	return nil
 }

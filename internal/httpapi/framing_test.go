@@ -14,14 +14,16 @@ func TestGuardedHeaders(t *testing.T) {
 		name string
 		raw  string
 		want error // nil: accepted
+		// http10: an HTTP/1.0 request, which may come without Host.
+		http10 bool
 	}{
 		{name: "one Content-Length", raw: "Host: x\r\nContent-Length: 5\r\n\r\n"},
 		{name: "chunked", raw: "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"},
-		{name: "gzip then chunked", raw: "Transfer-Encoding: gzip, Chunked\r\n\r\n"},
-		{name: "codings over two lines", raw: "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"},
-		{name: "one Authorization", raw: "Authorization: Bearer abc\r\n\r\n"},
+		{name: "gzip then chunked", raw: "Host: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"},
+		{name: "codings over two lines", raw: "Host: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{name: "one Authorization", raw: "Host: x\r\nAuthorization: Bearer abc\r\n\r\n"},
 		{name: "bare LF line ends", raw: "Host: x\nContent-Length: 5\n\n"},
-		{name: "nothing", raw: "\r\n"},
+		{name: "HTTP/1.0 without Host", raw: "\r\n", http10: true},
 		{name: "two Content-Length", raw: "Content-Length: 5\r\nContent-Length: 5\r\n\r\n", want: errFraming},
 		{name: "two Content-Length, other case", raw: "content-length: 5\r\nCONTENT-LENGTH: 0\r\n\r\n", want: errFraming},
 		{name: "Content-Length list", raw: "Content-Length: 5, 5\r\n\r\n", want: errFraming},
@@ -33,10 +35,12 @@ func TestGuardedHeaders(t *testing.T) {
 		{name: "chunked twice", raw: "Transfer-Encoding: chunked, chunked\r\n\r\n", want: errFraming},
 		{name: "obs-fold", raw: "X-A: 1\r\n 2\r\n\r\n", want: errFraming},
 		{name: "obs-fold with a tab", raw: "Content-Length: 1\r\n\t0\r\n\r\n", want: errFraming},
-		{name: "two Authorization", raw: "Authorization: Basic x\r\nauthorization: Bearer y\r\n\r\n", want: errTwoAuthorizations},
+		{name: "two Authorization", raw: "Host: x\r\nAuthorization: Basic x\r\nauthorization: Bearer y\r\n\r\n", want: errTwoAuthorizations},
+		{name: "two Host", raw: "Host: x\r\nhost: y\r\n\r\n", want: errHost},
+		{name: "HTTP/1.1 without Host", raw: "X-A: 1\r\n\r\n", want: errHost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := guardedHeaders([]byte(tc.raw))
+			err := guardedHeaders([]byte(tc.raw), !tc.http10)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -83,7 +87,7 @@ func FuzzGuardedHeaders(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := guardedHeaders(raw); err != nil && Status(auth.ErrorCode(err)) != 400 {
+		if err := guardedHeaders(raw, true); err != nil && Status(auth.ErrorCode(err)) != 400 {
 			t.Fatalf("refusal %v is not a 400", err)
 		}
 	})

@@ -56,6 +56,9 @@ func TestServerLayerErrorsEchoNothing(t *testing.T) {
 		// Two Authorization headers: authn and an upstream would read
 		// different ones.
 		{name: "two Authorization headers", raw: "GET /auth/me HTTP/1.1\r\nHost: x\r\n" + creds + "Authorization: Bearer SECRET-OTHER\r\n\r\n", status: 400, code: "invalid_request"},
+		// RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+		{name: "two Host headers", raw: "GET /livez HTTP/1.1\r\nHost: x\r\nHost: evil.example\r\n\r\n", status: 400, code: "invalid_request"},
+		{name: "no Host", raw: "GET /livez HTTP/1.1\r\n\r\n", status: 400, code: "invalid_request"},
 		// Fiber answers unknown methods itself, as text/plain.
 		{name: "lowercase method", raw: "post /auth/login HTTP/1.1\r\nHost: x\r\n" + creds + "Content-Length: 0\r\n\r\n", status: 501, code: "not_implemented"},
 		{name: "unknown method", raw: "BREW /auth/me HTTP/1.1\r\nHost: x\r\n" + creds + "\r\n", status: 501, code: "not_implemented"},
