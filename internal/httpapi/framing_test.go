@@ -80,6 +80,18 @@ func TestCheckMethod(t *testing.T) {
 	}
 }
 
+// TestGuardNoAllocations: the checks run on every request.
+func TestGuardNoAllocations(t *testing.T) {
+	raw := []byte("Host: x\r\nUser-Agent: curl\r\nAuthorization: Bearer abc\r\nContent-Type: application/json\r\nContent-Length: 2\r\nCookie: a=b\r\n\r\n")
+	if n := testing.AllocsPerRun(100, func() {
+		if guardedHeaders(raw, true) != nil || checkMethod([]byte("POST"), fiber.DefaultMethods) != nil {
+			t.Fatal("refused")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}
+
 // FuzzGuardedHeaders: any header block is judged without a panic, and a
 // refusal is always a 400.
 func FuzzGuardedHeaders(f *testing.F) {
