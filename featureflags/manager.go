@@ -9,8 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/tokenshift/tokenshift/termsafe"
 )
 
 // Options configures NewManager. Zero values take the documented defaults.
@@ -393,17 +393,11 @@ func checkActor(actor, reason string) (string, string, error) {
 }
 
 // checkPrintable refuses text an audit reader's terminal would not simply
-// print, naming the first offending character and where it is.
+// print (termsafe.Check, the rule every operator-written text follows),
+// naming the first offending character and where it is.
 func checkPrintable(field, s string) error {
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError:
-			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
-				return fmt.Errorf("%w: %s: not valid UTF-8 (byte %d)", ErrInvalidState, field, i)
-			}
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			return fmt.Errorf("%w: %s: must be a single line of printable text; it contains the control character %U at byte %d", ErrInvalidState, field, r, i)
-		}
+	if err := termsafe.Check(s); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidState, field, err)
 	}
 	return nil
 }

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/termsafe"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {
@@ -41,7 +42,9 @@ start when those services refuse it.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# effective configuration (valid)\n%s", out)
+			// Values come from files and the environment: lines kept,
+			// anything else a terminal would act on escaped.
+			io.WriteString(cmd.OutOrStdout(), "# effective configuration (valid)\n"+termsafe.EscapeLines(string(out)))
 			return nil
 		},
 	})

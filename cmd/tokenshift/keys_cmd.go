@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,6 +60,6 @@ func generateKey(cmd *cobra.Command, dir, kid, alg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (kid %s, %s)\n", path, kid, alg)
+	outf(cmd.OutOrStdout(), "wrote %s (kid %s, %s)\n", path, kid, alg)
 	return kid, nil
 }

@@ -85,12 +85,12 @@ Every rotation is audited with who and why. Needs an admin account:
 					return fmt.Errorf("unexpected answer: %w", err)
 				}
 				if r := a.Rotation; r != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
+					outf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
 						r.Version, r.KID, stamp(r.SignsAt), r.From, stamp(r.RetireAt))
 					if r.Cancelled != "" {
-						fmt.Fprintf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", r.Cancelled)
+						outf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", r.Cancelled)
 					}
-					fmt.Fprintln(cmd.OutOrStdout())
+					outln(cmd.OutOrStdout())
 				}
 				return a.print(cmd.OutOrStdout(), cmd.ErrOrStderr())
 			})
@@ -200,7 +200,7 @@ func (a *keysAnswer) print(out, errOut io.Writer) error {
 	if a.RotationInProgress {
 		progress = "rotation in progress"
 	}
-	fmt.Fprintf(out, "rotation version %d, %s; publish delay %s, retire after %s\n\n", a.Version, progress, orDash(a.PublishDelay), orDash(a.RetireAfter))
+	outf(out, "rotation version %d, %s; publish delay %s, retire after %s\n\n", a.Version, progress, orDash(a.PublishDelay), orDash(a.RetireAfter))
 	tw := newTable(out, "KID", "ALG", "STATE", "SINCE", "UNTIL", "IN JWKS", "IN KEYS_DIR")
 	for _, k := range a.Keys {
 		tw.row(k.KID, k.Alg, k.State, stamp(k.Since), stamp(k.Until), k.Published, k.InKeysDir)
@@ -209,7 +209,7 @@ func (a *keysAnswer) print(out, errOut io.Writer) error {
 		return err
 	}
 	if len(a.Instances) > 0 {
-		fmt.Fprintln(out)
+		outln(out)
 		tw = newTable(out, "INSTANCE", "VERSION", "SIGNING", "KEYS_DIR", "MISSING")
 		for _, in := range a.Instances {
 			tw.row(in.ID, in.Version, in.Signing, strings.Join(in.KeysDir, ","), orDash(strings.Join(in.Missing, ",")))
@@ -219,7 +219,7 @@ func (a *keysAnswer) print(out, errOut io.Writer) error {
 		}
 	}
 	for _, p := range a.Problems {
-		fmt.Fprintf(errOut, "PROBLEM: %s\n", printable(p))
+		outf(errOut, "PROBLEM: %s\n", p)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,7 +30,9 @@ func (e usageError) Unwrap() error { return e.err }
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "tokenshift:", err)
+		// Errors can carry server answers and file contents: printed
+		// with their lines, anything else a terminal would act on escaped.
+		fmt.Fprintln(os.Stderr, "tokenshift:", termsafe.EscapeLines(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
 			os.Exit(exitUsage)

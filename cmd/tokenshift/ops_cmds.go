@@ -112,15 +112,15 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	if r.ClientID != "" {
 		scope = "client " + r.ClientID
 	}
-	fmt.Fprintf(w, "Usage over %s, %s (%s to %s)\n", r.Window, scope, r.From, r.To)
-	fmt.Fprintf(w, "Accepted %d, rejected %d; distinct users %s\n", r.Requests, r.Rejected, usersText(r.Users, r.UsersError))
+	outf(w, "Usage over %s, %s (%s to %s)\n", r.Window, scope, r.From, r.To)
+	outf(w, "Accepted %d, rejected %d; distinct users %s\n", r.Requests, r.Rejected, usersText(r.Users, r.UsersError))
 	if r.DataSince != nil {
-		fmt.Fprintf(w, "Data since %s\n", *r.DataSince)
+		outf(w, "Data since %s\n", *r.DataSince)
 	}
 	if r.DataLostAt != nil {
-		fmt.Fprintf(w, "Redis lost usage data it had acknowledged (noticed at %s)\n", *r.DataLostAt)
+		outf(w, "Redis lost usage data it had acknowledged (noticed at %s)\n", *r.DataLostAt)
 	}
-	fmt.Fprintln(w)
+	outln(w)
 
 	tw := newTable(w, "SCHEME", "REQUESTS", "SHARE", "USERS (≈)", "REJECTED")
 	for _, s := range reportSchemes {
@@ -128,7 +128,7 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 		tw.row(s, v.Requests, pct(v.Share), intOrNA(v.Users), v.Rejected)
 	}
 	tw.flush()
-	fmt.Fprintln(w)
+	outln(w)
 
 	tw = newTable(w, "CLIENT", "SESSION", "BEARER", "JWT_COOKIE", "REJECTED", "SESSION SHARE", "LAST SESSION USE", "READY")
 	for _, c := range r.Clients {
@@ -145,17 +145,17 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	}
 	tw.flush()
 
-	fmt.Fprintf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
-	fmt.Fprintf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
+	outf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
+	outf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
 
-	fmt.Fprintf(w, "\nReadiness (%s): %s\n", scope, verdictText(r.Readiness.Ready))
+	outf(w, "\nReadiness (%s): %s\n", scope, verdictText(r.Readiness.Ready))
 	printReadiness(w, "  ", r.Readiness)
 	if r.ClientID == "" {
 		for _, c := range r.Clients {
 			if c.Readiness == nil {
 				continue
 			}
-			fmt.Fprintf(w, "\nReadiness of %s: %s\n", c.ClientID, verdictText(c.Readiness.Ready))
+			outf(w, "\nReadiness of %s: %s\n", c.ClientID, verdictText(c.Readiness.Ready))
 			printReadiness(w, "  ", *c.Readiness)
 		}
 	}
@@ -169,17 +169,17 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 func printReadiness(w io.Writer, indent string, v readiness) {
 	// The server's own test for its share reason (usage.Recorder.verdict).
 	if shareBlocks := float64(v.SessionRequests) > v.Threshold*float64(v.TotalRequests); !shareBlocks {
-		fmt.Fprintf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
+		outf(w, "%ssession share %s (%d of %d accepted requests), threshold %s\n",
 			indent, pct(v.SessionShare), v.SessionRequests, v.TotalRequests, pct(v.Threshold))
 	}
 	if v.WindowCoversSessionLifetime {
-		fmt.Fprintf(w, "%swindow %s covers the longest session lifetime (%s)\n", indent, v.Window, v.SessionLifetime)
+		outf(w, "%swindow %s covers the longest session lifetime (%s)\n", indent, v.Window, v.SessionLifetime)
 	}
 	for _, reason := range v.Reasons {
-		fmt.Fprintf(w, "%s- %s\n", indent, reason)
+		outf(w, "%s- %s\n", indent, reason)
 	}
 	for _, note := range v.Notes {
-		fmt.Fprintf(w, "%snote: %s\n", indent, note)
+		outf(w, "%snote: %s\n", indent, note)
 	}
 }
 
@@ -356,7 +356,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "changed:")
+				outln(cmd.OutOrStdout(), "changed:")
 				return printFlags(cmd.OutOrStdout(), raw)
 			})
 		},
@@ -380,7 +380,7 @@ Examples:
 				if err := c.call(cmd.Context(), "POST", "/admin/flags/rollback", map[string]string{"reason": rbReason}, &raw); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "rolled back:")
+				outln(cmd.OutOrStdout(), "rolled back:")
 				return printFlags(cmd.OutOrStdout(), raw)
 			})
 		},
@@ -392,12 +392,12 @@ Examples:
 
 func guardMessage(w io.Writer, ae *apiError) error {
 	fig, _ := ae.Body["figures"].(map[string]any)
-	fmt.Fprintln(w, "REFUSED by the usage guard: sessions are still in use by the clients this change affects.")
+	outln(w, "REFUSED by the usage guard: sessions are still in use by the clients this change affects.")
 	if fig != nil {
 		share, _ := fig["session_share"].(float64)
 		max, _ := fig["max_share"].(float64)
 		window, _ := fig["window"].(string)
-		fmt.Fprintf(w, "  window:           %s\n", prettyWindow(window))
+		outf(w, "  window:           %s\n", prettyWindow(window))
 		var clients []string
 		list, _ := fig["clients"].([]any)
 		for _, id := range list {
@@ -406,18 +406,18 @@ func guardMessage(w io.Writer, ae *apiError) error {
 		if len(clients) == 0 {
 			clients = []string{"all"}
 		}
-		fmt.Fprintf(w, "  clients:          %s\n", strings.Join(clients, ", "))
-		fmt.Fprintf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
-		fmt.Fprintf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
+		outf(w, "  clients:          %s\n", strings.Join(clients, ", "))
+		outf(w, "  session requests: %v of %v\n", fig["session_requests"], fig["total_requests"])
+		outf(w, "  session share:    %.2f%% (allowed: %.2f%%)\n", share*100, max*100)
 		if covered, _ := fig["covered"].(string); covered != "" {
-			fmt.Fprintf(w, "  data covers:      %s of %s\n", covered, prettyWindow(window))
+			outf(w, "  data covers:      %s of %s\n", covered, prettyWindow(window))
 		}
 		reasons, _ := fig["reasons"].([]any)
 		for _, r := range reasons {
-			fmt.Fprintf(w, "  - %v\n", r)
+			outf(w, "  - %v\n", r)
 		}
 	}
-	fmt.Fprintln(w, "Wait until the figures allow it (tokenshift usage), or repeat with --force --reason \"...\".")
+	outln(w, "Wait until the figures allow it (tokenshift usage), or repeat with --force --reason \"...\".")
 	return &apiError{Status: ae.Status, Code: ae.Code, Detail: "change refused by the usage guard"}
 }
 
@@ -438,12 +438,12 @@ func printFlags(w io.Writer, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("unexpected flags answer: %w", err)
 	}
-	fmt.Fprintf(w, "version %d, global phase %s, rollout %s%%, updated %s by %s\n", f.Version, printable(f.Phase), strconv.FormatFloat(f.Rollout, 'f', -1, 64), printable(f.UpdatedAt), printable(f.UpdatedBy))
+	outf(w, "version %d, global phase %s, rollout %s%%, updated %s by %s\n", f.Version, f.Phase, strconv.FormatFloat(f.Rollout, 'f', -1, 64), f.UpdatedAt, f.UpdatedBy)
 	if f.Sunset != "" {
-		fmt.Fprintf(w, "sunset %s\n", printable(f.Sunset))
+		outf(w, "sunset %s\n", f.Sunset)
 	}
 	if len(f.ExemptClients) > 0 {
-		fmt.Fprintf(w, "exempt clients: %s\n", printable(strings.Join(f.ExemptClients, ", ")))
+		outf(w, "exempt clients: %s\n", strings.Join(f.ExemptClients, ", "))
 	}
 	ids := make([]string, 0, len(f.Effective))
 	for id := range f.Effective {
@@ -533,7 +533,7 @@ func newSessionsCmd(*globalFlags) *cobra.Command {
 				if err := c.call(cmd.Context(), "DELETE", path, nil, nil); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "revoked")
+				outln(cmd.OutOrStdout(), "revoked")
 				return nil
 			})
 		},

@@ -55,8 +55,10 @@ type apiError struct {
 	Body   map[string]any
 }
 
+// Error is what main prints: the code and detail come from the server, so
+// they are made printable (a newline in a detail shows as \n).
 func (e *apiError) Error() string {
-	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Detail)
+	return fmt.Sprintf("%s (HTTP %d): %s", printable(e.Code), e.Status, printable(e.Detail))
 }
 
 // withClient logs in (or takes --token), runs fn, and always ends the login
@@ -115,7 +117,7 @@ func (c *opsClient) logout(cmd *cobra.Command) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Second)
 	defer cancel()
 	if err := c.call(ctx, "POST", "/auth/logout", nil, nil); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "tokenshift: warning: logout from %s failed, the login stays until it expires: %v\n", c.base, err)
+		outf(cmd.ErrOrStderr(), "tokenshift: warning: logout from %s failed, the login stays until it expires: %v\n", c.base, err)
 	}
 }
 
@@ -173,13 +175,15 @@ func (c *opsClient) call(ctx context.Context, method, path string, body, out any
 	return nil
 }
 
+// printJSON prints the server's answer indented, escaped for the terminal
+// (printableJSON); an answer that is not JSON is printed as escaped text.
 func printJSON(w io.Writer, raw json.RawMessage) error {
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		_, err = w.Write(raw)
+	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
+		_, err = io.WriteString(w, printable(string(raw))+"\n")
 		return err
 	}
 	buf.WriteByte('\n')
-	_, err := w.Write(buf.Bytes())
+	_, err := w.Write(printableJSON(buf.Bytes()))
 	return err
 }

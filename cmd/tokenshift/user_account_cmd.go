@@ -101,12 +101,12 @@ func printAccount(w io.Writer, raw json.RawMessage, asJSON bool) error {
 		return fmt.Errorf("unexpected answer: %w", err)
 	}
 	if a.Suspended {
-		fmt.Fprintf(w, "user %s: SUSPENDED since %s by %s: %s\n", a.UserID, a.SuspendedAt, a.SuspendedBy, a.Reason)
+		outf(w, "user %s: SUSPENDED since %s by %s: %s\n", a.UserID, a.SuspendedAt, a.SuspendedBy, a.Reason)
 	} else {
-		fmt.Fprintf(w, "user %s: active\n", a.UserID)
+		outf(w, "user %s: active\n", a.UserID)
 	}
 	if a.PasswordChangedAt != "" {
-		fmt.Fprintf(w, "password changed through tokenshift at %s\n", a.PasswordChangedAt)
+		outf(w, "password changed through tokenshift at %s\n", a.PasswordChangedAt)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -39,7 +38,7 @@ and prints a bcrypt hash to put in the password_hash field of a users file.
 			if err != nil {
 				return usageError{err}
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), h)
+			outln(cmd.OutOrStdout(), h)
 			return nil
 		},
 	})

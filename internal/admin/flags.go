@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -64,6 +65,14 @@ func (h *Handlers) putFlags(c *fiber.Ctx) error {
 	}
 	if len(req.Reason) > 500 {
 		return auth.Errorf(auth.CodeInvalidRequest, "reason is longer than 500 characters")
+	}
+	// The reason is checked by the flag Manager with the actor; the seed is
+	// stored and shown in the audit, and the Manager does not check it
+	// (stored states must stay loadable), so it is checked here, on input.
+	if req.RolloutSeed != nil {
+		if err := checkText("rollout_seed", *req.RolloutSeed); err != nil {
+			return err
+		}
 	}
 	var sunset *time.Time
 	if req.Sunset != nil && *req.Sunset != "" {
@@ -192,6 +201,12 @@ func guardWhy(f featureflags.GuardFigures) string {
 func decodeJSON(c *fiber.Ctx, dst any) error {
 	if ct := string(c.Request().Header.ContentType()); len(ct) < 16 || ct[:16] != fiber.MIMEApplicationJSON {
 		return auth.Errorf(auth.CodeUnsupportedMediaType, "send application/json")
+	}
+	// encoding/json would turn bytes that are not UTF-8 into U+FFFD and
+	// store a text the operator did not write; JSON is UTF-8 (RFC 8259
+	// §8.1), so such a body is refused instead.
+	if !utf8.Valid(c.Body()) {
+		return auth.Errorf(auth.CodeInvalidRequest, "the body is not valid UTF-8 (byte %d)", firstInvalidUTF8(c.Body()))
 	}
 	if err := json.Unmarshal(c.Body(), dst); err != nil {
 		return auth.Errorf(auth.CodeInvalidRequest, "malformed JSON body: %s", truncate(err.Error(), 200))

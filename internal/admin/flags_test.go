@@ -188,6 +188,11 @@ func TestAuditTextRefused(t *testing.T) {
 	if status != 400 || got["code"] != "invalid_request" {
 		t.Fatalf("rollback with a control character = %d %v", status, got)
 	}
+	// The rollout seed is stored and shown in the audit too.
+	status, got = call(t, app, "PUT", "/admin/flags", map[string]any{"version": 1, "rollout_seed": "seed\u202e\x1b]0;x\a", "reason": "reseed"})
+	if status != 400 || got["code"] != "invalid_request" || !strings.Contains(got["detail"].(string), "rollout_seed") || !strings.Contains(got["detail"].(string), "U+202E") {
+		t.Fatalf("PUT with a bidi override in the rollout seed = %d %v", status, got)
+	}
 	status, got = call(t, app, "PUT", "/admin/flags", map[string]any{"version": 1, "sunset": "0000-01-01T00:00:00Z", "reason": "typo"})
 	if status != 400 || !strings.Contains(got["detail"].(string), "before 2000-01-01") {
 		t.Fatalf("PUT with sunset in year 0 = %d %v", status, got)

@@ -54,6 +54,9 @@ func (h *Handlers) rotateKey(c *fiber.Ctx) error {
 	case req.Force && req.Reason == "":
 		return auth.Errorf(auth.CodeInvalidRequest, "a forced rotation must say why: give a reason")
 	}
+	if err := checkText("reason", req.Reason); err != nil {
+		return err
+	}
 	p := authn.Principal(c)
 	v, err := h.o.Keys.Rotate(c.UserContext(), token.RotateRequest{KID: req.KID, Reason: req.Reason, Force: req.Force, Actor: p.Email})
 	if err != nil {

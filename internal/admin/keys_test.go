@@ -171,6 +171,11 @@ func TestKeysAPI(t *testing.T) {
 		{name: "algorithm not allowed", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"ec"}`, wantStatus: 400, wantCode: "key_algorithm_not_allowed"},
 		{name: "already signing", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"k1"}`, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "force without reason", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"k2","force":true}`, wantStatus: 400, wantCode: "invalid_request"},
+		// The reason is stored in the rotation audit that `keys list` prints.
+		{name: "escape sequence in the reason", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"k2","reason":"ok\u001b[2J"}`, wantStatus: 400, wantCode: "invalid_request", check: wantDetail("U+001B")},
+		{name: "line forged in the reason", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"k2","reason":"ok\r\nforged"}`, wantStatus: 400, wantCode: "invalid_request", check: wantDetail("U+000D")},
+		{name: "bidi override in the reason", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"kid":"k2","reason":"abc\u202edef"}`, wantStatus: 400, wantCode: "invalid_request", check: wantDetail("U+202E")},
+		{name: "invalid UTF-8 in the reason", method: "POST", path: "/admin/keys/rotate", ctype: js, body: "{\"kid\":\"k2\",\"reason\":\"a\xffb\"}", wantStatus: 400, wantCode: "invalid_request", check: wantDetail("not valid UTF-8")},
 		{name: "rotate to the newest key", method: "POST", path: "/admin/keys/rotate", ctype: js, body: `{"reason":"yearly"}`, wantStatus: 202, check: func(t *testing.T, b map[string]any) {
 			r := b["rotation"].(map[string]any)
 			if r["kid"] != "k3" || r["from"] != "k1" || r["actor"] != "ops@example.com" || r["reason"] != "yearly" {
@@ -218,6 +223,15 @@ func TestKeysAPI(t *testing.T) {
 	for _, want := range []string{`msg="signing key rotation started" by=ops@example.com`, `reason="k3 went to the wrong place"`, `msg="signing key rotation refused"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// wantDetail checks that a refusal's detail names what was wrong.
+func wantDetail(part string) func(t *testing.T, body map[string]any) {
+	return func(t *testing.T, b map[string]any) {
+		if d, _ := b["detail"].(string); !strings.Contains(d, part) {
+			t.Fatalf("detail %q does not name %q", d, part)
 		}
 	}
 }

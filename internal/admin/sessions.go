@@ -29,7 +29,10 @@ func (h *Handlers) mountSessions(api fiber.Router) {
 }
 
 func (h *Handlers) listSessions(c *fiber.Ctx) error {
-	uid := c.Params("id")
+	uid, err := userIDParam(c)
+	if err != nil {
+		return err
+	}
 	logins, err := h.o.Sessions.ListLogins(c.UserContext(), uid)
 	if err != nil {
 		return storeErr(err)
@@ -41,7 +44,11 @@ func (h *Handlers) listSessions(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) revokeSession(c *fiber.Ctx) error {
-	uid, sid := c.Params("id"), c.Params("sid")
+	uid, err := userIDParam(c)
+	if err != nil {
+		return err
+	}
+	sid := c.Params("sid")
 	if err := h.o.Sessions.RevokeLoginOf(c.UserContext(), uid, sid); err != nil {
 		if errors.Is(err, auth.ErrNotFound) {
 			return auth.Errorf(auth.CodeNotFound, "user %q has no live login %q", truncate(uid, 64), truncate(sid, 64))
@@ -53,7 +60,12 @@ func (h *Handlers) revokeSession(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) revokeAll(c *fiber.Ctx) error {
-	uid := c.Params("id")
+	// The user id is stored (a revocation entry per user), so it follows
+	// the rule of stored text.
+	uid, err := userIDParam(c)
+	if err != nil {
+		return err
+	}
 	if err := h.o.Sessions.RevokeAllOf(c.UserContext(), uid, "operator:"+authn.Principal(c).Email); err != nil {
 		return storeErr(err)
 	}

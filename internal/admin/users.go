@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"strings"
-	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,8 +32,11 @@ func (h *Handlers) mountUsers(api fiber.Router) {
 // SQL store cannot list ids).
 func userIDParam(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
-	if id == "" || len(id) > 256 || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+	if id == "" || len(id) > 256 {
 		return "", auth.Errorf(auth.CodeInvalidRequest, "user id must be 1-256 printable characters")
+	}
+	if err := checkText("user id", id); err != nil {
+		return "", err
 	}
 	return id, nil
 }
@@ -73,6 +75,9 @@ func (h *Handlers) suspend(c *fiber.Ctx) error {
 		return auth.Errorf(auth.CodeInvalidRequest, "field \"reason\" is required")
 	case len(req.Reason) > 500:
 		return auth.Errorf(auth.CodeInvalidRequest, "reason is longer than 500 characters")
+	}
+	if err := checkText("reason", req.Reason); err != nil {
+		return err
 	}
 	p := authn.Principal(c)
 	if id == p.UserID {

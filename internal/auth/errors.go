@@ -65,6 +65,13 @@ const (
 	CodeOriginNotAllowed Code = "origin_not_allowed"
 )
 
+// Codes of requests refused before routing.
+const (
+	// CodeNotImplemented: a method tokenshift does not implement (methods
+	// are case-sensitive, so "post" is one).
+	CodeNotImplemented Code = "not_implemented"
+)
+
 // Error is a domain error with a stable code and a message safe to show the
 // client. Err, if set, is the cause, for logs only.
 type Error struct {

@@ -83,17 +83,16 @@ func DuplicateCookieError(name string) error {
 
 // ParseBearer extracts the token of an Authorization header value. The scheme
 // name is case-insensitive (RFC 9110 section 11.1); other schemes (Basic, ...)
-// are not ours and yield ("", false). A Bearer header whose token is empty or
-// contains characters outside RFC 6750's b64token is malformed.
+// are not ours and yield ("", false). A header that names the Bearer scheme
+// (IsBearerScheme) but is not "Bearer", one or more spaces and a b64token
+// (RFC 6750 section 2.1) is malformed: "Bearer<TAB>token" included, so that
+// nobody downstream can read a token out of it that tokenshift did not check.
 func ParseBearer(h string) (token string, malformed bool) {
-	if len(h) < 6 || !strings.EqualFold(h[:6], "bearer") {
+	if !IsBearerScheme(h) {
 		return "", false
 	}
-	if len(h) == 6 {
+	if len(h) <= 7 || !strings.EqualFold(h[:6], "bearer") || h[6] != ' ' {
 		return "", true
-	}
-	if h[6] != ' ' {
-		return "", false // e.g. "BearerX": another scheme name
 	}
 	tok := strings.TrimLeft(h[7:], " ")
 	if tok == "" {
@@ -105,6 +104,30 @@ func ParseBearer(h string) (token string, malformed bool) {
 		}
 	}
 	return tok, false
+}
+
+// IsBearerScheme reports whether an Authorization value names the Bearer
+// scheme, however it is written: leading spaces or tabs, any case, and the
+// scheme name ended by anything that cannot continue a token (RFC 9110
+// section 5.6.2) or by the end: "Bearer x", "bearer\tx", "Bearer", "Bearer,x".
+// "BearerX" and "Bearer-x" name other schemes. authn and the reverse proxy
+// share this, so a header authn refuses as a malformed bearer is also one
+// the proxy strips.
+func IsBearerScheme(h string) bool {
+	h = strings.TrimLeft(h, " \t")
+	if len(h) < 6 || !strings.EqualFold(h[:6], "bearer") {
+		return false
+	}
+	return len(h) == 6 || !isTChar(h[6])
+}
+
+// isTChar: RFC 9110 section 5.6.2 token characters.
+func isTChar(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
 // isB64Token accepts RFC 6750's b64token alphabet: ALPHA / DIGIT / "-" / "."

@@ -142,6 +142,13 @@ func TestMiddleware(t *testing.T) {
 			wantEvent: &event{auth.SchemeNone, auth.ClientUnknown, auth.OutcomeMissing}},
 		{name: "bearer without token", flags: dual, bearer: "Bearer", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_request"`},
 		{name: "bearer with space in token", flags: dual, bearer: "Bearer a b", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		// Any spacing of the Bearer scheme other than SP is malformed, never
+		// "another scheme": next to a valid session it would otherwise go
+		// unchecked (and the reverse proxy strips it as a bearer).
+		{name: "bearer with a tab", flags: dual, session: "s-alice", bearer: "Bearer\tt-bob", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "bearer with a comma", flags: dual, session: "s-alice", bearer: "bearer,t-bob", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "bearer with a vertical tab", flags: dual, session: "s-alice", bearer: "BEARER\vt-bob", wantStatus: 401, wantCode: auth.CodeInvalidToken},
+		{name: "another scheme next to a session", flags: dual, session: "s-alice", bearer: "BearerX t-bob", wantStatus: 200, wantScheme: "session", wantUser: "u-alice"},
 		{name: "bearer garbage", flags: dual, bearer: "Bearer zzz", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_token"`,
 			wantEvent: &event{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeInvalid}},
 		{name: "bearer revoked", flags: dual, bearer: "Bearer t-revoked", wantStatus: 401, wantCode: auth.CodeInvalidToken,
@@ -431,13 +438,18 @@ func TestSessionTouchedOnlyWhenAccepted(t *testing.T) {
 }
 
 func FuzzParseBearer(f *testing.F) {
-	for _, s := range []string{"", "Bearer", "Bearer ", "Bearer abc.def.ghi", "bearer x", "Basic abc", "Bearer a b", "BearerX y", "Bearer ===", "Bearer \x00"} {
+	for _, s := range []string{"", "Bearer", "Bearer ", "Bearer abc.def.ghi", "bearer x", "Basic abc", "Bearer a b", "BearerX y", "Bearer ===", "Bearer \x00", "Bearer\tx", "\tBearer x", "Bearer,x", "Bearer-x y"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		tok, malformed := ParseBearer(h)
 		if tok != "" && malformed {
 			t.Fatalf("both token and malformed for %q", h)
+		}
+		// authn and the proxy agree: whatever authn reads as a bearer
+		// (valid or malformed) the proxy strips, and the other way round.
+		if (tok != "" || malformed) != IsBearerScheme(h) {
+			t.Fatalf("ParseBearer(%q) = %q, %v but IsBearerScheme = %v", h, tok, malformed, IsBearerScheme(h))
 		}
 		for i := 0; i < len(tok); i++ {
 			if !isB64Token(tok[i]) {

@@ -90,6 +90,17 @@ func TestSuspensionFromTheCLI(t *testing.T) {
 	if out, err := cli("user", "suspend", "u-alice"); err == nil || !strings.Contains(out, "--reason is required") {
 		t.Fatalf("suspend without a reason: %v\n%s", err, out)
 	}
+	// A reason a terminal would act on is refused by the server (400 naming
+	// the character), and the CLI's error line carries no control character.
+	for _, bad := range []string{"fraud\x1b[2J\x1b]0;owned\a", "fraud\r\nuser u-bob: active", "abc\u202edef"} {
+		out, err := cli("user", "suspend", "u-alice", "--reason", bad)
+		if err == nil || !strings.Contains(out, "invalid_request (HTTP 400)") || strings.ContainsAny(out, "\x1b\a\r\u202e") {
+			t.Fatalf("suspend with reason %q: %v\n%q", bad, err, out)
+		}
+	}
+	if out, err := cli("user", "account", "u-alice"); err != nil || !strings.Contains(out, "active") {
+		t.Fatalf("a refused suspension suspended alice: %v\n%s", err, out)
+	}
 	out, err := cli("user", "suspend", "u-alice", "--reason", "chargeback, ticket 4711")
 	if err != nil || !strings.Contains(out, "SUSPENDED") || !strings.Contains(out, opsEmail) || !strings.Contains(out, "ticket 4711") {
 		t.Fatalf("suspend: %v\n%s", err, out)

@@ -2,15 +2,19 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -319,5 +323,92 @@ func TestHTMLSecurityHeaders(t *testing.T) {
 	}
 	if html == 0 {
 		t.Fatal("no HTML answer was checked: the dashboard page moved?")
+	}
+}
+
+// TestMalformedFramingAndMethods: requests whose length, credential or method
+// parsers could read differently are refused by the real binary before any
+// route runs, on the API, on a reverse-proxy route and on forward-auth, as
+// problem+json with the security headers; an ambiguous length also closes
+// the connection, so a request smuggled behind it is never answered, and the
+// app behind the proxy never sees any of them.
+func TestMalformedFramingAndMethods(t *testing.T) {
+	t.Parallel()
+	app := newAppRecorder(t)
+	cfg := filepath.Join(t.TempDir(), "tokenshift.yaml")
+	yaml := fmt.Sprintf("proxy:\n  routes:\n    - {prefix: /app, upstream: %q, auth: required}\n    - {prefix: /pub, upstream: %q, auth: none}\n", app.URL, app.URL)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "TOKENSHIFT_CONFIG="+cfg)
+	lr := in.login(t, aliceEmail, alicePass, "web")
+	sess := "Cookie: ts_session=" + lr.cookie("ts_session").Value + "\r\n"
+	bearer := "Authorization: Bearer " + lr.json(t)["access_token"].(string) + "\r\n"
+	const smuggled = "GET /pub/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, route := range []struct{ name, method, path string }{
+		{name: "API", method: "POST", path: "/auth/logout"},
+		{name: "proxy", method: "POST", path: "/app/orders"},
+		{name: "public proxy", method: "POST", path: "/pub/form"},
+		{name: "forward-auth", method: "GET", path: "/auth/verify"},
+	} {
+		for _, tc := range []struct {
+			name    string
+			request string // after the request line
+			method  string // instead of the route's
+			status  int
+			code    string
+			closes  bool
+		}{
+			{name: "duplicate Content-Length smuggling a request", request: bearer + "Content-Length: " + fmt.Sprint(len(smuggled)) + "\r\nContent-Length: 0\r\n\r\n" + smuggled, status: 400, code: "invalid_request", closes: true},
+			{name: "Content-Length list", request: bearer + "Content-Length: 2, 2\r\n\r\n{}", status: 400, code: "invalid_request", closes: true},
+			{name: "Transfer-Encoding with Content-Length", request: bearer + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, status: 400, code: "invalid_request", closes: true},
+			{name: "two Authorization headers", request: bearer + "Authorization: Bearer OTHER-USERS-TOKEN\r\n\r\n", status: 400, code: "invalid_request"},
+			{name: "Bearer<TAB>token next to a session", request: sess + "Authorization: Bearer\tOTHER-USERS-TOKEN\r\n\r\n", status: 401, code: "invalid_token"},
+			{name: "lowercase method", method: "post", request: bearer + "\r\n", status: 501, code: "not_implemented"},
+			{name: "garbage method", method: "P{ST", request: bearer + "\r\n", status: 400, code: "invalid_request"},
+		} {
+			if route.name == "public proxy" && tc.code == "invalid_token" {
+				continue // no authentication there: the header is only stripped (unit-tested)
+			}
+			t.Run(route.name+"/"+tc.name, func(t *testing.T) {
+				before := app.count()
+				method := route.method
+				if tc.method != "" {
+					method = tc.method
+				}
+				u, _ := url.Parse(in.URL)
+				conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.WriteString(conn, method+" "+route.path+" HTTP/1.1\r\nHost: "+u.Host+"\r\n"+tc.request); err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(conn)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				expectProblem(t, &resp{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
+				if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Referrer-Policy") != "no-referrer" {
+					t.Errorf("security headers missing: %v", res.Header)
+				}
+				if tc.closes {
+					_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+					if b, err := br.ReadByte(); err == nil {
+						t.Errorf("the server answered more after the refusal (%q...): a smuggled request went through", b)
+					} else if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("the connection stayed open: %v", err)
+					}
+				}
+				if app.count() != before {
+					t.Errorf("the app behind the proxy was reached")
+				}
+			})
+		}
 	}
 }

@@ -382,3 +382,75 @@ func TestProxyOptionalStaleCookie(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyAuthorizationHeaders: an Authorization that names the Bearer
+// scheme, however it is spaced, is tokenshift's credential: authn refuses
+// one it cannot parse (a Bearer<TAB>token next to a valid session would
+// otherwise reach the upstream beside the identity tokenshift vouches for),
+// the proxy never forwards one, and a request with two Authorization
+// headers is refused before routing, on the proxy and on forward-auth.
+func TestProxyAuthorizationHeaders(t *testing.T) {
+	up := newUpstream(t, nil)
+	e := newEnv(t, envOptions{gateway: routes(
+		gateway.Route{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired},
+		gateway.Route{Prefix: "/public", Upstream: up.URL, Auth: gateway.AuthNone},
+	)})
+	base := e.listen(t)
+	cr := e.login(t, "web")
+	const other = "OTHER-USERS-TOKEN"
+	session := "Cookie: ts_session=" + cr.session + "\r\n"
+	tests := []struct {
+		name    string
+		target  string
+		headers string
+		status  int
+		code    string // for refusals
+	}{
+		{name: "Bearer<TAB>token next to a session", target: "/app/x", headers: session + "Authorization: Bearer\t" + other + "\r\n", status: 401, code: "invalid_token"},
+		{name: "Bearer<TAB><TAB>token next to a session", target: "/app/x", headers: session + "Authorization: Bearer\t\t" + other + "\r\n", status: 401, code: "invalid_token"},
+		{name: "bearer,token next to a session", target: "/app/x", headers: session + "Authorization: bearer," + other + "\r\n", status: 401, code: "invalid_token"},
+		{name: "Bearer<TAB>token on a public route is stripped", target: "/public/x", headers: "Authorization: BEARER\t" + other + "\r\n", status: 200},
+		{name: "Bearer<VT>token on a public route is stripped", target: "/public/x", headers: "Authorization: Bearer\v" + other + "\r\n", status: 200},
+		{name: "two Authorization headers", target: "/app/x", headers: "Authorization: Bearer " + cr.access + "\r\nAuthorization: Bearer " + other + "\r\n", status: 400, code: "invalid_request"},
+		{name: "Basic next to Bearer", target: "/public/x", headers: "Authorization: Basic eDp5\r\nAuthorization: Bearer " + other + "\r\n", status: 400, code: "invalid_request"},
+		{name: "two Authorization headers on forward-auth", target: "/auth/verify", headers: "Authorization: Bearer " + cr.access + "\r\nAuthorization: Bearer " + other + "\r\n", status: 400, code: "invalid_request"},
+		{name: "Bearer<TAB>token on forward-auth", target: "/auth/verify", headers: session + "Authorization: Bearer\t" + other + "\r\n", status: 401, code: "invalid_token"},
+		{name: "a valid session alone passes", target: "/app/x", headers: session, status: 200},
+		{name: "a valid bearer, odd case and spacing, passes and is stripped", target: "/app/x", headers: "Authorization: bEaReR   " + cr.access + "\r\n", status: 200},
+		{name: "another scheme on a public route is the app's", target: "/public/x", headers: "Authorization: Basic eDp5\r\n", status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := up.count()
+			res, body := rawDo(t, base, "GET "+tt.target+" HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"+tt.headers+"\r\n")
+			if res.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %s)", res.StatusCode, tt.status, body)
+			}
+			if tt.code != "" {
+				if got := problemCode(t, body); got != tt.code {
+					t.Fatalf("code = %s, want %s", got, tt.code)
+				}
+				if up.count() != before {
+					t.Fatalf("the upstream was reached: %+v", up.last(t).header)
+				}
+				return
+			}
+			if tt.target == "/auth/verify" {
+				return
+			}
+			got := up.last(t).header.Values("Authorization")
+			for _, v := range got {
+				if authnBearer(v) {
+					t.Errorf("the upstream received a bearer: %q", got)
+				}
+			}
+			if strings.HasPrefix(tt.headers, "Authorization: Basic") && (len(got) != 1 || got[0] != "Basic eDp5") {
+				t.Errorf("the app's own Authorization = %q, want it kept", got)
+			}
+		})
+	}
+}
+
+func authnBearer(v string) bool {
+	return len(v) >= 6 && strings.EqualFold(v[:6], "bearer")
+}

@@ -269,9 +269,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func isBearer(v []byte) bool {
-	return len(v) >= 6 && strings.EqualFold(string(v[:6]), "bearer") && (len(v) == 6 || v[6] == ' ')
-}
+// isBearer: any Authorization that names the Bearer scheme, however it is
+// spaced ("Bearer<TAB>token" too), is tokenshift's credential and never
+// reaches the upstream; authn refuses the ones it cannot parse.
+func isBearer(v []byte) bool { return authn.IsBearerScheme(string(v)) }
 
 // respond copies the upstream's status and end-to-end headers and streams
 // its body: fasthttp writes each chunk read from it and flushes, so

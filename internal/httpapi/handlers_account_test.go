@@ -221,6 +221,40 @@ func TestSuspendAndUnsuspend(t *testing.T) {
 	expectProblem(t, s.do(t, call{path: "/auth/me", bearer: alice["access_token"].(string)}), 401, auth.CodeInvalidToken)
 }
 
+// TestSuspensionTextMustBePrintable: the reason is stored
+// and printed by `tokenshift user account`, so the printable-text rule of the
+// flag audit applies: 400 naming the character, and nothing is suspended.
+func TestSuspensionTextMustBePrintable(t *testing.T) {
+	s := newDevServer(t, withAccounts(true))
+	ops := s.loginJSON(t, opsEmail, opsPassword, "mobile").json(t)["access_token"].(string)
+	for _, tc := range []struct {
+		name, path, body, want string
+	}{
+		{name: "ESC in the reason", path: "/admin/users/u-alice/suspend", body: `{"reason":"fraud\u001b[2J\u001b]0;owned\u0007"}`, want: "U+001B"},
+		{name: "BEL in the reason", path: "/admin/users/u-alice/suspend", body: `{"reason":"ding\u0007"}`, want: "U+0007"},
+		{name: "CR LF in the reason", path: "/admin/users/u-alice/suspend", body: `{"reason":"fraud\r\nuser u-bob: active"}`, want: "U+000D"},
+		{name: "bidi override in the reason", path: "/admin/users/u-alice/suspend", body: `{"reason":"abc\u202edef"}`, want: "U+202E"},
+		{name: "C1 control in the reason", path: "/admin/users/u-alice/suspend", body: `{"reason":"csi\u009b2J"}`, want: "U+009B"},
+		{name: "invalid UTF-8 in the reason", path: "/admin/users/u-alice/suspend", body: "{\"reason\":\"a\xff\xfeb\"}", want: "not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := s.do(t, call{method: "POST", path: tc.path, bearer: ops, ctype: fiber.MIMEApplicationJSON, body: tc.body})
+			expectProblem(t, a, 400, auth.CodeInvalidRequest)
+			if d, _ := a.json(t)["detail"].(string); !strings.Contains(d, tc.want) {
+				t.Fatalf("detail %q does not name %s", d, tc.want)
+			}
+		})
+	}
+	if a := s.do(t, call{path: "/admin/users/u-alice/account", bearer: ops}); a.status != 200 || a.json(t)["suspended"] != false {
+		t.Fatalf("a refused suspension suspended alice: %d %s", a.status, a.body)
+	}
+	// Printable text in any script is fine.
+	a := s.do(t, call{method: "POST", path: "/admin/users/u-alice/suspend", bearer: ops, ctype: fiber.MIMEApplicationJSON, body: `{"reason":"Rückbuchung — ticket №4711 ✓"}`})
+	if a.status != 200 || a.json(t)["reason"] != "Rückbuchung — ticket №4711 ✓" {
+		t.Fatalf("printable reason: %d %s", a.status, a.body)
+	}
+}
+
 // errUsers answers every Verify with err.
 type errUsers struct{ err error }
 

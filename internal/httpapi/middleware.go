@@ -60,12 +60,7 @@ func mix64(x uint64) uint64 {
 // every answer, and, at debug level, writes one access log line without any
 // credential.
 func (s *Server) requestContext(c *fiber.Ctx) error {
-	var id [32]byte
-	s.ids.next(&id)
-	h := &c.Response().Header
-	h.SetBytesV(headerRequestID, id[:])
-	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	s.commonHeaders(c)
 	debug := s.log.Enabled(c.UserContext(), slog.LevelDebug)
 	var start time.Time
 	if debug {
@@ -86,6 +81,17 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 		s.log.Debug("request", attrs...)
 	}
 	return nil
+}
+
+// commonHeaders gives the answer its request id and the security headers of
+// every answer; also used for requests refused before routing (framing.go).
+func (s *Server) commonHeaders(c *fiber.Ctx) {
+	var id [32]byte
+	s.ids.next(&id)
+	h := &c.Response().Header
+	h.SetBytesV(headerRequestID, id[:])
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 }
 
 // requestID is the id requestContext gave this request, read back from the

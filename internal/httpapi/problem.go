@@ -49,6 +49,9 @@ var statusOf = map[auth.Code]int{
 	// Cookie and origin integrity.
 	auth.CodeDuplicateCookie:  fiber.StatusBadRequest,
 	auth.CodeOriginNotAllowed: fiber.StatusForbidden,
+
+	// Refused before routing (framing.go).
+	auth.CodeNotImplemented: fiber.StatusNotImplemented,
 }
 
 // Status returns the HTTP status for a code (500 for an unmapped one).
@@ -95,6 +98,10 @@ func writeProblem(c *fiber.Ctx, p Problem) error {
 	}
 	c.Status(p.Status)
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	// Also on answers made before any middleware ran (fasthttp could not
+	// read the request): every answer carries them.
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	if err := c.JSON(body); err != nil {
 		return err
 	}

@@ -174,6 +174,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		TrustedProxies:          o.TrustedProxies,
 		ReadBufferSize:          16 << 10,
 	})
+	// Before Fiber: its handler answers an unknown method itself, as plain
+	// text, and never sees the raw headers (framing.go).
+	s.App.Server().Handler = s.guardRequests(s.App.Server().Handler)
 	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
 	}}))
