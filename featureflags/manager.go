@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokenshift/tokenshift/termsafe"
+	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 )
 
 // Options configures NewManager. Zero values take the documented defaults.

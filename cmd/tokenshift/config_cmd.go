@@ -7,7 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenshift/tokenshift/internal/config"
-	"github.com/tokenshift/tokenshift/termsafe"
+	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {

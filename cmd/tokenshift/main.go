@@ -9,7 +9,7 @@ import (
 	"os"
 
 	"github.com/tokenshift/tokenshift/internal/config"
-	"github.com/tokenshift/tokenshift/termsafe"
+	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -4,7 +4,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
-	"github.com/tokenshift/tokenshift/termsafe"
+	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 )
 
 // checkText refuses operator-written text that the API would store and other

@@ -10,7 +10,10 @@
 // Invalid UTF-8 is refused too: what it decodes to depends on the reader.
 //
 // The package imports nothing of tokenshift, so the public featureflags
-// package and the internal ones share it.
+// package and the internal ones share it. It lives under featureflags/
+// because a public package (featureflags) cannot import internal/, and the
+// repository keeps its top level to cmd, internal, featureflags, docs and
+// configs.
 package termsafe
 
 import (
