@@ -45,6 +45,9 @@
 // Requests call Flags.Decide, which reads the current *State through one
 // atomic pointer: no lock, no network, no allocation. The Manager swaps a new
 // snapshot in after every change it makes or sees.
+// Manager.OnChange registers a hook called once per installed change, with
+// the old and the new state, for what must follow the state (a metrics
+// gauge, a cache): no need to poll the snapshot.
 //
 // # Sources
 //

@@ -198,3 +198,47 @@ func ExampleChange_edit() {
 	// 2 prefer-jwt [kiosk]
 	// conflict: current version is 2
 }
+
+func ExampleManager_OnChange() {
+	ctx := context.Background()
+	m, err := featureflags.NewManager(ctx, featureflags.Options{
+		Initial:      featureflags.State{Phase: featureflags.PhaseDual},
+		KnownClients: []string{"web", "mobile"},
+		Clock:        func() time.Time { return time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Keep something derived from the state in step, e.g. a metrics gauge:
+	// start from the loaded state, then follow every change, whether it is
+	// made here or, with a shared backend, seen from another instance.
+	gauge := func(s featureflags.State) { fmt.Println("gauge: phase", s.Phase, "version", s.Version) }
+	stop := m.OnChange(func(old, new featureflags.State) {
+		fmt.Println("changed from", old.Phase, "to", new.Phase, "by", new.UpdatedBy)
+		gauge(new)
+	})
+	defer stop()
+	gauge(*m.Flags().Current())
+
+	cur := m.Flags().Current()
+	next := cur.Clone()
+	next.Phase = featureflags.PhasePreferJWT
+	if _, err := m.Apply(ctx, featureflags.Change{Expect: cur.Version, Next: next, Actor: "ops@example.com"}); err != nil {
+		fmt.Println(err)
+	}
+	// A change that fails changes nothing and calls nothing.
+	if _, err := m.Apply(ctx, featureflags.Change{Expect: cur.Version, Next: next, Actor: "ops@example.com"}); err != nil {
+		fmt.Println("refused:", errors.Is(err, featureflags.ErrVersionConflict))
+	}
+	if _, err := m.Rollback(ctx, "ops@example.com", "too early"); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// gauge: phase dual version 1
+	// changed from dual to prefer-jwt by ops@example.com
+	// gauge: phase prefer-jwt version 2
+	// refused: true
+	// changed from prefer-jwt to dual by ops@example.com
+	// gauge: phase dual version 3
+}

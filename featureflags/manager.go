@@ -79,6 +79,8 @@ type Manager struct {
 	mu         sync.Mutex
 	lastStatic *State // settings last read from the configuration file
 	failing    bool   // the last refresh failed: log recovery once
+
+	hooks changeHooks // OnChange funcs, run outside mu
 }
 
 // NewManager loads the state from the backend, seeding it from o.Initial when
@@ -187,6 +189,7 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	defer m.hooks.deliver() // deferred first, so it runs after the unlock
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok, err := m.backend.Load(ctx)
@@ -212,7 +215,7 @@ func (m *Manager) refresh(ctx context.Context) {
 			return
 		}
 		m.log.Warn("featureflags: flag state was missing from the backend; restored it", "version", restored.Version)
-		m.flags.store(restored)
+		m.install(restored)
 		return
 	}
 	if s.Version == cur.Version {
@@ -222,7 +225,7 @@ func (m *Manager) refresh(ctx context.Context) {
 		m.log.Error("featureflags: ignoring invalid stored state", "version", s.Version, "err", err)
 		return
 	}
-	m.flags.store(s)
+	m.install(s)
 	m.log.Info("featureflags: flag state changed", "version", s.Version, "phase", s.Phase.String(), "by", s.UpdatedBy)
 }
 
@@ -282,6 +285,7 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 	stampDeprecation(&cur, &next, now, m.known)
 	entry := AuditEntry{At: now, Actor: actor, Action: ActionSet, From: cur, To: next, Reason: reason, Forced: c.Force, Figures: figures}
 
+	defer m.hooks.deliver() // after the unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// The backend re-checks the version atomically: the guard above may have
@@ -289,7 +293,7 @@ func (m *Manager) Apply(ctx context.Context, c Change) (State, error) {
 	if err := m.backend.CompareAndSwap(ctx, cur.Version, next, entry); err != nil {
 		return State{}, err
 	}
-	m.flags.store(next)
+	m.install(next)
 	m.log.Info("featureflags: flag state set", "version", next.Version, "by", actor, "forced", c.Force)
 	return next.Clone(), nil
 }
@@ -324,6 +328,7 @@ func (m *Manager) Rollback(ctx context.Context, actor, reason string) (State, er
 	if err != nil {
 		return State{}, err
 	}
+	defer m.hooks.deliver() // after the unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, ok, err := m.backend.Load(ctx)
@@ -352,7 +357,7 @@ func (m *Manager) Rollback(ctx context.Context, actor, reason string) (State, er
 	if err := m.backend.CompareAndSwap(ctx, cur.Version, next, entry); err != nil {
 		return State{}, err
 	}
-	m.flags.store(next)
+	m.install(next)
 	m.log.Info("featureflags: flag state rolled back", "version", next.Version, "by", actor)
 	return next.Clone(), nil
 }

@@ -23,6 +23,7 @@ func (m *Manager) ReloadStatic(s State) error {
 	if err := s.checkHorizon(m.now()); err != nil {
 		return fmt.Errorf("featureflags: reloaded configuration: %w", err)
 	}
+	defer m.hooks.deliver() // after the unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.lastStatic != nil && m.lastStatic.EqualSettings(&s) {
@@ -44,7 +45,7 @@ func (m *Manager) ReloadStatic(s State) error {
 	if err := m.backend.CompareAndSwap(ctx, cur.Version, next, entry); err != nil {
 		return err
 	}
-	m.flags.store(next)
+	m.install(next)
 	last := s.Clone()
 	m.lastStatic = &last
 	m.log.Info("featureflags: flag state reloaded from configuration", "version", next.Version)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
@@ -21,13 +20,9 @@ import (
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/config"
-	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
-	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
-	"github.com/tokenshift/tokenshift/internal/usage"
-	"github.com/tokenshift/tokenshift/internal/user"
 )
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -81,53 +76,21 @@ flushes usage counters and closes the store, all within server.shutdown_timeout
 	return cmd
 }
 
-// app is everything serve builds, so tests and shutdown can reach it.
-type app struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	store    store.Store
-	usage    *usage.Recorder
-	flags    *featureflags.Manager
-	server   *httpapi.Server
-	revoked  *token.Revocations
-	sessions *session.Manager
-	tokens   *token.Service
-	users    *user.Verifier
-	// closeUsers closes the user store's connections (SQL).
-	closeUsers func() error
-	gateway    *gateway.Gateway
-	// gatewayErr is set when the gateway could not be built during mounting.
-	gatewayErr error
-	keys       *token.Rotator // nil with the ephemeral development key
-}
-
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
 	store.RouteRedisLogs(log)
 	a, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
-	defer a.closeUsers()
-
-	bg, cancelBG := context.WithCancel(context.Background())
-	usageDone := make(chan struct{})
-	go func() { a.usage.Run(bg); close(usageDone) }()
-	go a.flags.Run(bg)
-	go a.watchPhase(bg)
-	if cfg.File != "" && reload != nil {
-		if err := a.watchConfig(bg, reload); err != nil {
-			// Serving matters more than following the file: say so loudly.
-			log.Error("cannot watch the config file; changes to it need a restart", "file", cfg.File, "err", err)
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Warn("shutdown: could not close everything", "err", err)
 		}
-	}
-
-	// Bind first, so "listening" is only logged once it is true and a port
-	// already in use is an error at start, not a log line after the fact.
-	ln, err := net.Listen(a.server.App.Config().Network, cfg.Server.Addr)
+	}()
+	usageDone, stopLoops := a.startLoops(reload)
+	ln, err := a.listen()
 	if err != nil {
-		cancelBG()
-		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
+		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App.Listener(ln) }()
@@ -135,25 +98,68 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 
 	select {
 	case err := <-errc:
-		cancelBG()
 		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
 	case <-ctx.Done():
 	}
-	// server.shutdown_timeout bounds the whole shutdown: draining gets it
-	// minus a reserve, and the last usage flush gets whatever is left (at
-	// least the reserve), so requests counted while draining are delivered.
+	a.shutdown(stopLoops, usageDone)
+	log.Info("stopped")
+	return nil
+}
+
+// startLoops starts serve's own background work: the periodic usage flush,
+// following the flag state, and the --config file. They run on their own
+// context, not serve's, so they outlive the signal: requests counted while
+// draining are still flushed. stop (or Close) ends them; usageDone is closed
+// once the usage loop has returned.
+func (a *app) startLoops(reload func() (*config.Config, error)) (usageDone <-chan struct{}, stop func()) {
+	bg, cancel := context.WithCancel(context.Background())
+	a.onClose("usage flush and flag follower", func() error { cancel(); return nil })
+	done := make(chan struct{})
+	go func() { a.usage.Run(bg); close(done) }()
+	go a.flags.Run(bg)
+	if a.cfg.File != "" && reload != nil {
+		if err := a.watchConfig(bg, reload); err != nil {
+			// Serving matters more than following the file: say so loudly.
+			a.log.Error("cannot watch the config file; changes to it need a restart", "file", a.cfg.File, "err", err)
+		}
+	}
+	return done, cancel
+}
+
+// listen binds server.addr before anything says "listening", so that is
+// only logged once it is true and a port already in use is an error at
+// start, not a log line after the fact.
+func (a *app) listen() (net.Listener, error) {
+	ln, err := net.Listen(a.server.App.Config().Network, a.cfg.Server.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", a.cfg.Server.Addr, err)
+	}
+	a.onClose("listener", func() error {
+		// Fiber's shutdown closes it first, normally.
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	return ln, nil
+}
+
+// shutdown drains in-flight requests and delivers the last usage counts.
+// server.shutdown_timeout bounds it all: draining gets it minus a reserve,
+// and the last usage flush gets whatever is left (at least the reserve), so
+// requests counted while draining are delivered. Close, afterwards, closes
+// the store they were delivered to.
+func (a *app) shutdown(stopLoops func(), usageDone <-chan struct{}) {
+	cfg, log := a.cfg, a.log
 	deadline := time.Now().Add(cfg.Server.ShutdownTimeout)
 	drain := cfg.Server.ShutdownTimeout - flushReserve(cfg.Server.ShutdownTimeout)
 	log.Info("shutting down: draining in-flight requests", "timeout", drain)
 	if err := a.server.App.ShutdownWithTimeout(drain); err != nil {
 		log.Warn("shutdown did not drain every connection", "error", err)
 	}
-	if a.gateway != nil {
-		a.gateway.Close()
-	}
 	// Stop the periodic flush (an interrupted one leaves its batch pending),
 	// then deliver everything left before the store closes.
-	cancelBG()
+	stopLoops()
 	select {
 	case <-usageDone:
 		fctx, cancelFlush := context.WithDeadline(context.Background(), deadline)
@@ -162,8 +168,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fun
 	case <-time.After(time.Until(deadline)):
 		log.Error("usage: the periodic flush did not stop before the shutdown timeout; unflushed usage counts are lost")
 	}
-	log.Info("stopped")
-	return nil
 }
 
 // flushReserve is the part of the shutdown budget kept for the last usage
@@ -179,130 +183,6 @@ func storeKind(cfg *config.Config) string {
 	return "redis"
 }
 
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log}
-	r := cfg.Storage.Redis
-	st, err := store.Open(store.RedisOptions{
-		URL: r.URL, DialTimeout: r.DialTimeout, ReadTimeout: r.ReadTimeout,
-		WriteTimeout: r.WriteTimeout, PoolTimeout: r.PoolTimeout, PoolSize: r.PoolSize,
-		MinReplicas: r.MinReplicas, ReplicaTimeout: r.ReplicaTimeout,
-	}, time.Now)
-	if err != nil {
-		return nil, fmt.Errorf("storage.redis.url %s: %w", config.MaskURL(r.URL), err)
-	}
-	a.store = st
-	if r.URL == "" {
-		log.Warn("using the in-memory store: sessions, tokens and usage live in this process only")
-	}
-
-	ring, rot, err := loadKeys(ctx, cfg, st, log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.keys = rot
-
-	a.revoked = token.NewRevocations(st, time.Now, log)
-	if err := a.revoked.Start(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("revocations: %w", err)
-	}
-	a.tokens, err = token.NewService(token.Config{
-		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
-		RefreshTTL: cfg.JWT.RefreshTTL, RefreshAbsoluteTTL: cfg.JWT.RefreshAbsoluteTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
-		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
-	}, ring, st, a.revoked)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	if a.keys != nil {
-		a.keys.Start(ctx, a.tokens.SetRing)
-	}
-	policy := session.LimitEvictOldest
-	if cfg.Session.OnLimit == "refuse" {
-		policy = session.LimitRefuse
-	}
-	// Write last-seen at most once a minute, and at least ten times per idle
-	// timeout so short timeouts stay accurate.
-	touch := min(time.Minute, cfg.Session.IdleTimeout/10)
-	a.sessions, err = session.New(st, session.Config{
-		IdleTimeout: cfg.Session.IdleTimeout, AbsoluteTimeout: cfg.Session.AbsoluteTimeout, TouchInterval: touch,
-		FamilyTTL: cfg.JWT.RefreshTTL, MaxPerUser: cfg.Session.MaxPerUser, OnLimit: policy,
-	})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-
-	users, closeUsers, err := loadUsers(ctx, cfg, log, st)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.users, a.closeUsers = users, closeUsers
-	// One registry for every metric /metrics serves: usage's and the
-	// password verifier's.
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(verifierCollector{v: users})
-
-	clients := make([]auth.Client, 0, len(cfg.Clients))
-	ids := make([]string, 0, len(cfg.Clients))
-	for _, c := range cfg.Clients {
-		clients = append(clients, auth.Client{ID: c.ID, Name: c.Name, Kind: auth.ClientKind(c.Kind), TokenTransport: auth.TokenTransport(c.TokenTransport), AllowedOrigins: c.AllowedOrigins})
-		ids = append(ids, c.ID)
-	}
-
-	a.usage, err = usage.New(usage.Options{
-		Clients: ids, Redis: st.Redis(), FlushInterval: cfg.Usage.FlushInterval,
-		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
-		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: log,
-		Registry: registry, StoreTimeout: r.ReadTimeout,
-	})
-	if err != nil {
-		_ = closeUsers()
-		st.Close()
-		return nil, err
-	}
-
-	a.flags, err = buildFlags(ctx, cfg, st, ids, a.usage, log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.publishPhase(*a.flags.Flags().Current())
-
-	a.server, err = httpapi.New(ctx, httpapi.Options{
-		Logger: log, Store: st, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
-		Users: users, Accounts: users, Flags: a.flags.Flags(), Usage: a.usage,
-		Clients: clients, DefaultClient: cfg.DefaultClient,
-		Cookies: httpapi.CookieOptions{
-			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
-			RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
-		},
-		CORSOrigins:       append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
-		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
-		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
-		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
-		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
-		ShadowCheck: cfg.Migration.ShadowCheck,
-		// A verifier's cached JWKS must not outlive the publish delay, or it
-		// could miss a key that started signing meanwhile.
-		JWKSMaxAge:  min(5*time.Minute, cfg.JWT.Rotation.PublishDelay),
-		ReadyChecks: a.readyChecks(),
-		Mount:       mountAll(a),
-		Version:     version,
-	})
-	if err == nil {
-		err = a.gatewayErr
-	}
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return a, nil
-}
-
 // mountAdmin adds the operator API and dashboard to the server.
 func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 	return func(f *fiber.App, s *httpapi.Server) {
@@ -312,33 +192,16 @@ func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 			Usage: func(ctx context.Context, w time.Duration, client string) (any, error) {
 				return a.usage.Report(ctx, w, client)
 			},
-			Flags:          a.flags,
-			Clients:        s.Clients(),
-			MaxWindow:      a.cfg.Usage.Retention,
-			OnFlagsChanged: a.publishPhase,
-			Sessions:       s,
-			Keys:           a.keyManager(),
-			Accounts:       s,
+			Flags:     a.flags,
+			Clients:   s.Clients(),
+			MaxWindow: a.cfg.Usage.Retention,
+			// No OnFlagsChanged: the Manager's change hook (startFlags)
+			// already keeps the phase gauge in step with every change.
+			Sessions: s,
+			Keys:     a.keyManager(),
+			Accounts: s,
 		})
 		h.Mount(f)
-	}
-}
-
-// watchPhase keeps the phase gauge in step with changes made on any instance.
-func (a *app) watchPhase(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var seen int64 = -1
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if st := a.flags.Flags().Current(); st.Version != seen {
-				seen = st.Version
-				a.publishPhase(*st)
-			}
-		}
 	}
 }
 

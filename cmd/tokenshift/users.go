@@ -97,11 +97,11 @@ func loadUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, st sto
 		log.Info("user store: file", "path", cfg.Users.File, "users", fs.Len())
 		base = fs
 	case cfg.Users.SQL.Enabled():
-		s, err := openUserSQL(ctx, cfg, log)
+		s, closeSQL, err := openUserSQL(ctx, cfg, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		base, closeStore = s, s.Close
+		base, closeStore = s, closeSQL
 	case cfg.Production():
 		return nil, nil, usageError{errors.New("users.file: production never loads the dev users; set users.file or users.sql.dsn")}
 	default:
@@ -129,12 +129,16 @@ func loadUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, st sto
 	return v, closeStore, nil
 }
 
-func openUserSQL(ctx context.Context, cfg *config.Config, log *slog.Logger) (*user.SQLStore, error) {
+// openUserSQL opens the SQL user store and probes it. The returned func
+// stops the probe loop (when the database was down) and closes the pool.
+func openUserSQL(ctx context.Context, cfg *config.Config, log *slog.Logger) (*user.SQLStore, func() error, error) {
 	dsn := config.MaskDSN(cfg.Users.SQL.Driver, cfg.Users.SQL.DSN)
 	s, err := user.NewSQL(sqlOptions(cfg))
 	if err != nil {
-		return nil, usageError{fmt.Errorf("users.sql: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("users.sql: %w", err)}
 	}
+	ctx, stopProbe := context.WithCancel(ctx)
+	closeSQL := func() error { stopProbe(); return s.Close() }
 	err = s.Probe(ctx)
 	switch {
 	case err == nil:
@@ -144,10 +148,10 @@ func openUserSQL(ctx context.Context, cfg *config.Config, log *slog.Logger) (*us
 			"driver", cfg.Users.SQL.Driver, "dsn", dsn, "error", err)
 		go probeUntilUp(ctx, s, log, 5*time.Second)
 	default:
-		_ = s.Close()
-		return nil, usageError{fmt.Errorf("users.sql (%s): %w", dsn, err)}
+		_ = closeSQL()
+		return nil, nil, usageError{fmt.Errorf("users.sql (%s): %w", dsn, err)}
 	}
-	return s, nil
+	return s, closeSQL, nil
 }
 
 // probeUntilUp reports when a database that was down at start answers, and
