@@ -22,6 +22,8 @@ type legacyApp struct {
 	status     atomic.Int64      // forced status, 0: normal
 	delay      atomic.Int64      // ns
 	lastCookie atomic.Value
+	// gate, when set, is called inside the handler before it answers.
+	gate atomic.Pointer[func()]
 }
 
 func startLegacyApp(t *testing.T) *legacyApp {
@@ -37,6 +39,9 @@ func startLegacyApp(t *testing.T) *legacyApp {
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.calls.Add(1)
 		a.lastCookie.Store(r.Header.Get("Cookie"))
+		if g := a.gate.Load(); g != nil {
+			(*g)()
+		}
 		if d := a.delay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
 		}
@@ -216,22 +221,35 @@ func TestCalloutCache(t *testing.T) {
 	}
 }
 
-// An answer fetched while Forget runs is not cached: the revocation wins.
+// An answer fetched while Forget or ForgetUser runs is not cached: the
+// revocation wins. The handler holds the answer until the revocation is
+// done, so every trial has the race the same way round.
 func TestCalloutForgetDuringFetch(t *testing.T) {
 	a := startLegacyApp(t)
 	src := mustSource(t, calloutOptions(a, newClock(time.Now())))
-	a.delay.Store(int64(100 * time.Millisecond))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	for trial := range 40 {
+		arrived, release := make(chan struct{}), make(chan struct{})
+		gate := func() { arrived <- struct{}{}; <-release }
+		a.gate.Store(&gate)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = src.Load(context.Background(), "JSESSIONID=good")
+		}()
+		<-arrived
+		if trial%2 == 0 {
+			src.ForgetUser("u-1")
+		} else {
+			src.Forget("JSESSIONID=good")
+		}
+		close(release)
+		<-done
+		a.gate.Store(nil)
+		before := a.calls.Load()
 		_, _ = src.Load(context.Background(), "JSESSIONID=good")
-	}()
-	time.Sleep(30 * time.Millisecond)
-	src.ForgetUser("u-1")
-	<-done
-	a.delay.Store(0)
-	_, _ = src.Load(context.Background(), "JSESSIONID=good")
-	if n := a.calls.Load(); n != 2 {
-		t.Fatalf("%d callouts: the answer fetched across ForgetUser was cached", n)
+		if a.calls.Load() != before+1 {
+			t.Fatalf("trial %d: the answer fetched across a revocation was cached", trial)
+		}
+		src.Forget("JSESSIONID=good")
 	}
 }

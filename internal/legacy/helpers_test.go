@@ -43,7 +43,9 @@ type redisHarness struct {
 	admin *redis.Client
 }
 
-func startRedis(t *testing.T) *redisHarness {
+func startRedis(t *testing.T) *redisHarness { return startRedisB(t) }
+
+func startRedisB(t testing.TB) *redisHarness {
 	t.Helper()
 	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
