@@ -5,7 +5,8 @@
 //   - express: express-session + connect-redis. Cookie "s:<id>.<sig>"
 //     (cookie-signature: base64 HMAC-SHA256 without padding, percent-encoded),
 //     verified against every secret in constant time; data JSON at
-//     <key_prefix><id>; expiry = min(key TTL, cookie.expires).
+//     <key_prefix><id>; expiry = the key's TTL, as the app itself honours it
+//     (cookie.expires only when the key has none: see decodeExpressData).
 //   - django: django.contrib.sessions.backends.db. Cookie = 32 of [a-z0-9];
 //     row (session_data, expire_date) of the table; session_data signed
 //     with SECRET_KEY (or a fallback), zlib-compressed or not, and the

@@ -128,22 +128,26 @@ func (s *express) Load(ctx context.Context, id string) (*Session, error) {
 // decodeExpressData reads connect-redis's JSON.stringify(req.session):
 // the user id at userPath and cookie.expires / cookie.originalMaxAge.
 // ttl < 0: the key has no expiry.
+//
+// The expiry is the key's TTL, as for the Express app itself: connect-redis
+// sets it from cookie.expires at every save and extends it at every touch
+// (EXPIRE only: the stored cookie.expires keeps its value from the last
+// save), and neither express-session nor connect-redis checks the stored
+// cookie.expires when loading. Bounding by it would log out, earlier than
+// the app does, every user of an app with rolling: true whose session was
+// not modified since. cookie.expires bounds the session only when the key
+// has no TTL (connect-redis's disableTTL).
 func decodeExpressData(data []byte, userPath string, now time.Time, ttl time.Duration) (*Session, error) {
 	m, err := decodeJSONObject(data)
 	if err != nil {
 		return nil, err
 	}
-	exp := now.Add(noExpiryLife)
-	if ttl >= 0 {
-		exp = now.Add(ttl)
-	}
-	var issued time.Time
+	var cookieExp, issued time.Time
 	if c, ok := m["cookie"]; ok && c != nil {
 		cm, ok := c.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("%w: cookie is a %s, want an object", ErrMalformed, typeName(c))
 		}
-		var cookieExp time.Time
 		switch e := cm["expires"].(type) {
 		case nil:
 		case bool: // express-session writes false for a browser-session cookie
@@ -156,36 +160,38 @@ func decodeExpressData(data []byte, userPath string, now time.Time, ttl time.Dur
 		default:
 			return nil, fmt.Errorf("%w: cookie.expires is a %s, want a string", ErrMalformed, typeName(e))
 		}
-		if !cookieExp.IsZero() {
-			if !cookieExp.After(now) {
-				return nil, fmt.Errorf("%w: cookie.expires passed", ErrNotFound)
+		switch a := cm["originalMaxAge"].(type) {
+		case nil:
+		case json.Number:
+			ms, err := a.Int64()
+			if err != nil || ms < 0 {
+				return nil, fmt.Errorf("%w: cookie.originalMaxAge is not a whole number of milliseconds", ErrMalformed)
 			}
-			exp = minTime(exp, cookieExp)
-			switch a := cm["originalMaxAge"].(type) {
-			case nil:
-			case json.Number:
-				ms, err := a.Int64()
-				if err != nil || ms < 0 {
-					return nil, fmt.Errorf("%w: cookie.originalMaxAge is not a whole number of milliseconds", ErrMalformed)
-				}
+			if !cookieExp.IsZero() {
+				// expires was set to save time + maxAge at the last save.
 				issued = cookieExp.Add(-time.Duration(ms) * time.Millisecond)
-			default:
-				return nil, fmt.Errorf("%w: cookie.originalMaxAge is a %s, want a number", ErrMalformed, typeName(a))
 			}
+		default:
+			return nil, fmt.Errorf("%w: cookie.originalMaxAge is a %s, want a number", ErrMalformed, typeName(a))
 		}
+	}
+	var exp time.Time
+	switch {
+	case ttl >= 0:
+		exp = now.Add(ttl)
+	case !cookieExp.IsZero():
+		if !cookieExp.After(now) {
+			return nil, fmt.Errorf("%w: cookie.expires passed", ErrNotFound)
+		}
+		exp = cookieExp
+	default:
+		exp = now.Add(noExpiryLife)
 	}
 	uid, err := idString(m, userPath)
 	if err != nil {
 		return nil, err
 	}
 	return &Session{UserID: uid, ExpiresAt: exp, IssuedAt: issued}, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 func (s *express) End(ctx context.Context, id string) error {

@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
 type expressFixtures struct {
@@ -101,8 +105,15 @@ func TestExpressLoad(t *testing.T) {
 	}{
 		{name: "userId number, TTL earlier than cookie", userPath: "userId", data: `{"cookie":` + cookieJSON + `,"userId":42}`, ttl: time.Hour,
 			wantUser: "42", wantExp: now.Add(time.Hour), wantIss: expires.Add(-24 * time.Hour)},
-		{name: "passport.user string, cookie earlier than TTL", userPath: "passport.user", data: `{"cookie":` + cookieJSON + `,"passport":{"user":"u-9"}}`, ttl: 5 * time.Hour,
-			wantUser: "u-9", wantExp: expires, wantIss: expires.Add(-24 * time.Hour)},
+		// connect-redis's touch extends the TTL and leaves the stored
+		// cookie.expires of the last save: the app still accepts the session.
+		{name: "passport.user string, TTL extended past a stale cookie.expires", userPath: "passport.user", data: `{"cookie":` + cookieJSON + `,"passport":{"user":"u-9"}}`, ttl: 5 * time.Hour,
+			wantUser: "u-9", wantExp: now.Add(5 * time.Hour), wantIss: expires.Add(-24 * time.Hour)},
+		{name: "stored cookie.expires passed, TTL alive", userPath: "userId", data: `{"cookie":{"originalMaxAge":60000,"expires":"2026-12-04T11:59:59.000Z"},"userId":1}`, ttl: time.Hour,
+			wantUser: "1", wantExp: now.Add(time.Hour), wantIss: time.Date(2026, 12, 4, 11, 58, 59, 0, time.UTC)},
+		{name: "no TTL (disableTTL): cookie.expires bounds", userPath: "userId", data: `{"cookie":` + cookieJSON + `,"userId":3}`,
+			wantUser: "3", wantExp: expires, wantIss: expires.Add(-24 * time.Hour)},
+		{name: "no TTL, cookie.expires passed", userPath: "userId", data: `{"cookie":{"expires":"2026-12-04T11:59:59.000Z"},"userId":1}`, wantErr: ErrNotFound},
 		{name: "browser-session cookie, no TTL", userPath: "userId", data: `{"cookie":{"originalMaxAge":null,"expires":null},"userId":"7"}`,
 			wantUser: "7", wantExp: now.Add(noExpiryLife)},
 		{name: "big integer id keeps its digits", userPath: "userId", data: `{"userId":123456789012345678901234}`, ttl: time.Hour,
@@ -110,7 +121,6 @@ func TestExpressLoad(t *testing.T) {
 		{name: "anonymous session", userPath: "userId", data: `{"cookie":` + cookieJSON + `}`, ttl: time.Hour, wantErr: ErrNotFound},
 		{name: "logged out passport", userPath: "passport.user", data: `{"passport":{}}`, ttl: time.Hour, wantErr: ErrNotFound},
 		{name: "null user", userPath: "userId", data: `{"userId":null}`, ttl: time.Hour, wantErr: ErrNotFound},
-		{name: "cookie.expires passed", userPath: "userId", data: `{"cookie":{"expires":"2026-12-04T11:59:59.000Z"},"userId":1}`, ttl: time.Hour, wantErr: ErrNotFound},
 		{name: "not JSON", userPath: "userId", data: `userId=1`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "JSON array", userPath: "userId", data: `[1]`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "trailing garbage", userPath: "userId", data: `{"userId":1}{}`, ttl: time.Hour, wantErr: ErrMalformed},
@@ -120,6 +130,7 @@ func TestExpressLoad(t *testing.T) {
 		{name: "cookie not an object", userPath: "userId", data: `{"cookie":"x","userId":1}`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "expires a number", userPath: "userId", data: `{"cookie":{"expires":5},"userId":1}`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "expires not a time", userPath: "userId", data: `{"cookie":{"expires":"tomorrow"},"userId":1}`, ttl: time.Hour, wantErr: ErrMalformed},
+		{name: "originalMaxAge a string", userPath: "userId", data: `{"cookie":{"originalMaxAge":"1"},"userId":1}`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "deep", userPath: "userId", data: `{"userId":1,"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, ttl: time.Hour, wantErr: ErrMalformed},
 		{name: "huge", userPath: "userId", data: `{"userId":1,"x":"` + strings.Repeat("a", MaxDataBytes) + `"}`, ttl: time.Hour, wantErr: ErrMalformed},
 	}
@@ -257,5 +268,44 @@ func TestExpressUnavailable(t *testing.T) {
 	}
 	if err := src.End(ctx, "x"); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("End: %v", err)
+	}
+}
+
+// The session Redis may be a Cluster (redis+cluster://, as for storage):
+// the GET+PTTL pipeline is on one key, so one node answers it.
+func TestExpressCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	ctx := context.Background()
+	admin := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer admin.Close()
+	src := mustSource(t, Options{Name: "shop", Kind: KindExpress, Client: "web", UserID: "userId",
+		Secrets: []string{"s1"}, Redis: store.RedisOptions{URL: c.URL()}})
+	// Ids on different masters.
+	ids := map[int]string{}
+	for i := 0; len(ids) < 3 && i < 1000; i++ {
+		id := fmt.Sprintf("cluster-%d", i)
+		ids[c.MasterOf("sess:"+id).Port] = id
+	}
+	for _, id := range ids {
+		if err := admin.Set(ctx, "sess:"+id, `{"userId":"`+id+`"}`, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.Parse(cookieJar(map[string]string{"connect.sid": SignExpressCookie(id, "s1")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := src.Load(ctx, got)
+		if err != nil || sess.UserID != id {
+			t.Fatalf("Load %s: %+v, %v", id, sess, err)
+		}
+		if err := src.End(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Load(ctx, got); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after End: %v", err)
+		}
+	}
+	if len(ids) != 3 {
+		t.Fatalf("ids on %d masters, want 3", len(ids))
 	}
 }

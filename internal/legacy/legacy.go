@@ -74,10 +74,11 @@ type Session struct {
 	ExpiresAt time.Time
 	// IssuedAt is the last instant the legacy app is known to have saved the
 	// session, so the login happened at or before it (zero when the store
-	// keeps no time). express: cookie.expires - cookie.originalMaxAge (the
-	// last touch); django: the signing timestamp of session_data (the last
-	// save); php and callout: zero. A session with IssuedAt before a
-	// revocation instant was certainly created before it.
+	// keeps no time). express: the stored cookie.expires minus
+	// cookie.originalMaxAge; django: the signing timestamp of session_data;
+	// php and callout: zero. A session with IssuedAt before a revocation
+	// instant was certainly created before it; a later or zero IssuedAt
+	// proves nothing.
 	IssuedAt time.Time
 	// AuthHash is Django's _auth_user_hash (empty for other kinds): check it
 	// with DjangoAuthHashMatches against the user's current password hash.
