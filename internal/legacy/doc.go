@@ -23,18 +23,19 @@
 //
 // # Integration (for internal/authn, httpapi, usage, config)
 //
-// Start-up: config.Validate calls Check(Options) per source (errors are
-// *OptionError naming the config key under legacy.sources[]), and checks
-// that a cookie name belongs to one source (Source.Cookies) and that no
-// legacy cookie is tokenshift's own. serve calls New, then Ping (log and go
-// on when a store is down: /readyz names the source while Ping fails), and
-// Close at shutdown.
+// Start-up: config.Validate calls CheckAll([]Options) (each entry as
+// Check, plus unique names and cookie names: a cookie name belongs to one
+// source; errors are *OptionError whose Field is "sources[i].<key>", so the
+// config error can say "legacy.sources[1].secrets: ..."), and checks that
+// no legacy cookie is tokenshift's own. serve calls Open (no I/O), then
+// Set.Ping (log and go on when a store is down: /readyz reports the
+// failing source names from Set.Ping), and Set.Close at shutdown.
 //
-// Per request, in the one authentication middleware, for each source:
+// Per request, in the one authentication middleware:
 //
-//	id, err := src.Parse(func(n string) string { return c.Cookies(n) })
+//	src, id, err := set.Parse(func(n string) string { return c.Cookies(n) })
 //	switch {
-//	case errors.Is(err, legacy.ErrNoCookie): // not this source: next one
+//	case errors.Is(err, legacy.ErrNoCookie): // no legacy cookie: other schemes
 //	case errors.Is(err, legacy.ErrForged):   // 401 invalid_token; the store is never read
 //	default:
 //	    sess, err := src.Load(ctx, id)
@@ -61,7 +62,8 @@
 // (log out everywhere, password change, suspension) calls End for every id
 // of the user that tokenshift has seen (keep a bounded per-user index of
 // ids from successful Loads), and ForgetUser on every instance (through
-// the revocation broadcast) so the callout cache cannot outlive it. A
+// the revocation broadcast; Set.ForgetUser does every source) so the
+// callout cache cannot outlive it. A
 // callout's End is ErrEndUnsupported: the legacy app cannot be told, so
 // tokenshift must refuse that id itself (a denylist entry until the
 // session's app-side lifetime ends).
