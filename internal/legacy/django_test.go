@@ -1,9 +1,13 @@
 package legacy
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -312,4 +316,60 @@ func TestDjangoRealDjango(t *testing.T) {
 			t.Error("auth hash matches a changed password")
 		}
 	}
+}
+
+// signDjango is signing.dumps for the tests (sha256, optional zlib).
+func signDjango(t *testing.T, key string, payload []byte, compress bool) string {
+	t.Helper()
+	p := ""
+	if compress {
+		var b bytes.Buffer
+		w := zlib.NewWriter(&b)
+		_, _ = w.Write(payload)
+		_ = w.Close()
+		p = "." + base64.RawURLEncoding.EncodeToString(b.Bytes())
+	} else {
+		p = base64.RawURLEncoding.EncodeToString(payload)
+	}
+	value := p + ":1xZJZa"
+	return value + ":" + base64.RawURLEncoding.EncodeToString(saltedHMAC(sha256.New, djangoSessionSalt+"signer", key, value))
+}
+
+// Correctly signed data that is still bad: huge once inflated, deep, not
+// an object, wrong types. Malformed, never a panic or a huge allocation.
+func TestDjangoSignedButMalformed(t *testing.T) {
+	const key = "k"
+	tests := []struct {
+		name    string
+		data    string
+		wantErr error
+	}{
+		{name: "good (control)", data: signDjango(t, key, []byte(`{"_auth_user_id":"1"}`), false)},
+		{name: "zip bomb", data: signDjango(t, key, bytes.Repeat([]byte(" "), 10<<20), true), wantErr: ErrMalformed},
+		{name: "deep", data: signDjango(t, key, []byte(`{"a":`+strings.Repeat("[", 64)+strings.Repeat("]", 64)+`}`), true), wantErr: ErrMalformed},
+		{name: "not an object", data: signDjango(t, key, []byte(`[1]`), false), wantErr: ErrMalformed},
+		{name: "not JSON (pickle)", data: signDjango(t, key, []byte("\x80\x04\x95"), false), wantErr: ErrMalformed},
+		{name: "dot but not zlib", data: signedValue(key, "."+base64.RawURLEncoding.EncodeToString([]byte(`{}`))+":1xZJZa"), wantErr: ErrMalformed},
+		{name: "user id a list", data: signDjango(t, key, []byte(`{"_auth_user_id":[1]}`), false), wantErr: ErrMalformed},
+		{name: "hash a number", data: signDjango(t, key, []byte(`{"_auth_user_id":"1","_auth_user_hash":5}`), false), wantErr: ErrMalformed},
+		{name: "too long", data: strings.Repeat("a", 2*MaxDataBytes+1), wantErr: ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := decodeDjangoSessionData(tc.data, []string{key})
+			if err == nil {
+				_, err = idString(d.data, "_auth_user_id")
+			}
+			if err == nil {
+				_, err = optString(d.data, "_auth_user_hash", "_auth_user_hash")
+			}
+			if !errors.Is(err, tc.wantErr) && !(tc.wantErr == nil && err == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func signedValue(key, value string) string {
+	return value + ":" + base64.RawURLEncoding.EncodeToString(saltedHMAC(sha256.New, djangoSessionSalt+"signer", key, value))
 }
