@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -158,29 +157,13 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 		if err := checkPgQuery(q); err != nil {
 			return bad("query", "%v (pgx passes the login as $1 and nothing else)", err)
 		}
-		cfg, err := pgx.ParseConfig(o.DSN)
-		if err != nil {
-			return bad("dsn", "DSN is not a valid PostgreSQL connection string")
-		}
-		return o, pgxConnector{cfg: cfg}, nil
 	case "mysql":
 		if err := checkMySQLQuery(q); err != nil {
 			return bad("query", "%v (mysql passes the login as the one ? and nothing else)", err)
 		}
-		cfg, err := mysql.ParseDSN(o.DSN)
-		if err != nil {
-			return bad("dsn", "DSN is not a valid MySQL connection string")
-		}
-		c, err := mysql.NewConnector(cfg)
-		if err != nil {
-			return bad("dsn", "mysql connector: %v", err)
-		}
-		return o, c, nil
-	case "":
-		return bad("driver", `driver is empty: want "pgx" or "mysql"`)
-	default:
-		return bad("driver", `unknown driver %q: want "pgx" or "mysql"`, o.Driver)
 	}
+	c, err := SQLConnector(o.Driver, o.DSN)
+	return o, c, err
 }
 
 // Probe checks the database answers and runs the query once (for the empty

@@ -75,6 +75,25 @@ func (c *pgxConn) ResetSession(context.Context) error {
 
 func (c *pgxConn) IsValid() bool { return !c.conn.IsClosed() }
 
+// ExecContext runs one statement outside a transaction (internal/legacy
+// deletes a Django session row by its key with it). badConn may make
+// database/sql run it again on a fresh connection, so only idempotent
+// statements belong here.
+func (c *pgxConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.conn.IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	qargs := make([]any, 0, len(args))
+	for _, a := range args {
+		qargs = append(qargs, a.Value)
+	}
+	tag, err := c.conn.Exec(ctx, query, qargs...)
+	if err != nil {
+		return nil, c.badConn(ctx, err)
+	}
+	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
 func (c *pgxConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if c.conn.IsClosed() {
 		return nil, driver.ErrBadConn
