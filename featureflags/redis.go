@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenshift/tokenshift/versioned"
 )
 
 // RedisOptions configures NewRedisBackend. Zero values take the defaults.
@@ -99,17 +101,10 @@ func (b *redisBackend) Load(ctx context.Context) (State, bool, error) {
 }
 
 // casScript reads the stored version out of the JSON itself, so the state
-// stays one self-describing value. Replies {1} on success, {0, current} on a
-// version conflict, {-1} when a rollback finds no history.
-var casScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-local version = 0
-if cur then
-  version = tonumber(cjson.decode(cur)['version']) or 0
-end
-if version ~= tonumber(ARGV[1]) then
-  return {0, version}
-end
+// stays one self-describing value: versioned.CheckLua, the same text the
+// server's store compare-and-set starts with. Replies {1} on success, {0,
+// current} on a version conflict, {-1} when a rollback finds no history.
+var casScript = redis.NewScript(versioned.CheckLua + `
 if ARGV[4] == 'pop' then
   if redis.call('LPOP', KEYS[2]) == false then
     return {-1}

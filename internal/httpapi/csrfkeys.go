@@ -74,11 +74,12 @@ func (k *csrfKeys) verify(purpose, value, got string, now time.Time) bool {
 }
 
 type csrfKeyring struct {
-	cfg CSRFConfig
-	st  store.Store
-	cur atomic.Pointer[csrfKeys]
-	mu  sync.Mutex // one sync at a time
-	log *slog.Logger
+	cfg    CSRFConfig
+	st     store.Store
+	cur    atomic.Pointer[csrfKeys]
+	mu     sync.Mutex // one sync at a time
+	log    *slog.Logger
+	follow *store.Follower
 }
 
 func newCSRFKeyring(ctx context.Context, cfg CSRFConfig) (*csrfKeyring, error) {
@@ -88,6 +89,15 @@ func newCSRFKeyring(ctx context.Context, cfg CSRFConfig) (*csrfKeyring, error) {
 	}
 	kr := &csrfKeyring{cfg: cfg, st: cfg.Store, log: cfg.Logger}
 	kr.cur.Store(&csrfKeys{current: fresh})
+	// A failed sync waits for the next one: the key in use stays valid.
+	follow, err := store.NewFollower(kr.st, store.FollowOptions{
+		Name: "csrf key: sync", Channel: csrfChannel, Reload: kr.reload,
+		Period: cfg.SyncInterval, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("csrf key: %w", err)
+	}
+	kr.follow = follow
 	// At start the stored key wins without ceremony: this instance has made
 	// no token yet, so there is nothing of its own to keep valid.
 	if _, err := kr.st.SetNX(ctx, csrfKeyName, fresh, 0); err != nil {
@@ -114,34 +124,16 @@ func (kr *csrfKeyring) verify(purpose, value, got string) bool {
 // run syncs every SyncInterval, on every announcement of a replaced key, and
 // when the store subscription is re-established after an outage (Redis may
 // have come back empty). It blocks until ctx is done.
-func (kr *csrfKeyring) run(ctx context.Context) {
-	kick := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
+func (kr *csrfKeyring) run(ctx context.Context) { kr.follow.Run(ctx) }
+
+func (kr *csrfKeyring) reload(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := kr.sync(sctx)
+	if err != nil && ctx.Err() == nil {
+		kr.log.Warn("csrf key: sync with the store failed; will retry", "err", err)
 	}
-	go func() {
-		// Subscribe retries by itself while the store is down and returns
-		// only when ctx ends (or the store is closed).
-		_ = kr.st.Subscribe(ctx, csrfChannel, func([]byte) { poke() }, poke)
-	}()
-	t := time.NewTicker(kr.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-kick:
-		}
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := kr.sync(sctx); err != nil && ctx.Err() == nil {
-			kr.log.Warn("csrf key: sync with the store failed; will retry", "err", err)
-		}
-		cancel()
-	}
+	return err
 }
 
 // sync writes this instance's key back if the store lost it, adopts the

@@ -458,7 +458,10 @@ var contractCases = []contractCase{
 	}},
 }
 
-func TestContract(t *testing.T) {
+func TestContract(t *testing.T) { runContract(t, contractCases) }
+
+// runContract runs every case on a fresh store of each back end.
+func runContract(t *testing.T, cases []contractCase) {
 	backends := []struct {
 		name string
 		open func(t *testing.T) backend
@@ -469,7 +472,7 @@ func TestContract(t *testing.T) {
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			for _, tc := range contractCases {
+			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()

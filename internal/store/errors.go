@@ -27,4 +27,8 @@ var (
 	// master, but nothing promises they survive it, so the caller must not
 	// answer success: it wraps auth.ErrUnavailable (503 store_unavailable).
 	ErrNotDurable = fmt.Errorf("store: writes not acknowledged by enough replicas: %w", auth.ErrUnavailable)
+	// ErrVersionConflict: CompareAndSet found another version than the one
+	// the change was computed from. The store answered, so it does not wrap
+	// auth.ErrUnavailable: the caller reloads and decides again.
+	ErrVersionConflict = errors.New("store: version conflict")
 )

@@ -67,7 +67,10 @@ type Store interface {
 	Publish(ctx context.Context, channel string, payload []byte) error
 	// Subscribe delivers messages of channel to fn until ctx is done. onReconnect,
 	// if not nil, is called after the subscription was lost and re-established,
-	// so mirrors can re-sync what they may have missed.
+	// so mirrors can re-sync what they may have missed. It returns only when
+	// ctx is done (nil) or the store is closed (ErrClosed): a lost connection
+	// is re-established inside, never returned, so callers need no retry loop
+	// (Follow is the one loop around it).
 	Subscribe(ctx context.Context, channel string, fn func(payload []byte), onReconnect func()) error
 
 	// Durable returns once every write this process made before the call is
@@ -86,4 +89,19 @@ type Store interface {
 	// Packages with Redis-specific needs (usage flush pipelines, Lua, CAS) use it
 	// and fall back to their own in-memory path when it is nil.
 	Redis() redis.UniversalClient
+
+	// Versioned values: a JSON object whose "version" member is its version
+	// (package versioned has the rule), changed only by compare-and-set so
+	// two writers never silently overwrite each other.
+
+	// GetVersioned returns the value at key and its version (nil, 0, nil
+	// when the key does not exist; ErrWrongType when it holds something that
+	// is not a versioned document).
+	GetVersioned(ctx context.Context, key string) (val []byte, version int64, err error)
+	// CompareAndSet stores val at key (exp 0: no expiry) only if the stored
+	// version is expect (0 when the key does not exist), in one atomic step.
+	// Otherwise it stores nothing and returns an error wrapping
+	// ErrVersionConflict that names the stored version. val must itself be a
+	// versioned document (ErrWrongType otherwise), normally at expect + 1.
+	CompareAndSet(ctx context.Context, key string, expect int64, val []byte, exp time.Duration) error
 }

@@ -30,13 +30,13 @@ const (
 	kindUser = "user"
 )
 
-// Timings of the background loop. The first re-sync closes the window between
-// the initial load and the subscription being confirmed by the store; the
-// periodic one is a safety net for lost messages and prunes expired entries.
-// A failed re-sync is retried with back-off from revBackoffMin to
-// revBackoffMax until it succeeds: right after Redis restarts empty the first
-// attempts often fail, and until one succeeds the store lacks the entries
-// that an instance started meanwhile would load.
+// Timings of the background loop (a store.Follower). The first re-sync
+// closes the window between the initial load and the subscription being
+// confirmed by the store; the periodic one is a safety net for lost messages
+// and prunes expired entries. A failed re-sync is retried with back-off from
+// revBackoffMin to revBackoffMax until it succeeds: right after Redis
+// restarts empty the first attempts often fail, and until one succeeds the
+// store lacks the entries that an instance started meanwhile would load.
 const (
 	revFirstResync = time.Second
 	revResyncEvery = time.Minute
@@ -87,9 +87,10 @@ type Revocations struct {
 
 	started atomic.Bool
 	loaded  atomic.Bool
-	// resync asks the background loop for a re-sync (with its reason); one
-	// pending request is enough, so senders never block.
-	resync chan string
+	// follow runs every re-sync after the initial load: on reconnect, on
+	// request, periodically; messages are applied as they come.
+	follow    *store.Follower
+	followErr error
 }
 
 // NewRevocations builds an empty mirror; Start loads it. clock nil means
@@ -101,14 +102,22 @@ func NewRevocations(st store.Store, clock func() time.Time, log *slog.Logger) *R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revocations{
+	r := &Revocations{
 		st: st, clock: clock, log: log,
 		jti:      make(map[string]int64),
 		sid:      make(map[string]int64),
 		user:     make(map[string]userRevocation),
-		resync:   make(chan string, 1),
 		sidEpoch: make(map[string]uint64),
 	}
+	follow, err := store.NewFollower(st, store.FollowOptions{
+		Name: "revocations: re-sync", Channel: RevocationChannel,
+		Reload: r.sync, OnMessage: r.onMessage,
+		First: revFirstResync, Period: revResyncEvery,
+		Retry:  store.Backoff{Min: revBackoffMin, Max: revBackoffMax},
+		Logger: log,
+	})
+	r.follow, r.followErr = follow, err // only a nil store fails: Start reports it
+	return r
 }
 
 // ErrAlreadyStarted is returned by a second Start.
@@ -127,13 +136,16 @@ func (r *Revocations) Start(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrAlreadyStarted
 	}
+	if r.followErr != nil {
+		r.started.Store(false)
+		return fmt.Errorf("token: revocations: %w", r.followErr)
+	}
 	if err := r.sync(ctx); err != nil {
 		r.started.Store(false)
 		return err
 	}
 	r.loaded.Store(true)
-	go r.subscribe(ctx)
-	go r.resyncLoop(ctx)
+	go r.follow.Run(ctx)
 	return nil
 }
 
@@ -147,85 +159,10 @@ func (r *Revocations) Ready() error {
 	return nil
 }
 
-// requestResync asks the background loop for a re-sync without waiting: the
-// subscription's reconnect callback must not hold up message delivery.
+// requestResync asks the background loop for a re-sync without waiting.
 func (r *Revocations) requestResync(why string) {
-	select {
-	case r.resync <- why:
-	default: // one is pending already; it will see the same store
-	}
-}
-
-func (r *Revocations) subscribe(ctx context.Context) {
-	backoff := revBackoffMin
-	for {
-		err := r.st.Subscribe(ctx, RevocationChannel, r.onMessage, func() { r.requestResync("reconnect") })
-		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-			return
-		}
-		if err == nil {
-			// Returned without ctx done nor an error: the store keeps the
-			// subscription by itself.
-			return
-		}
-		r.log.Warn("revocations: subscription failed, retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, revBackoffMax)
-		r.requestResync("resubscribe")
-	}
-}
-
-// resyncLoop runs every re-sync, one at a time: the first and periodic ones
-// on its timer, the others on request.
-func (r *Revocations) resyncLoop(ctx context.Context) {
-	t := time.NewTimer(revFirstResync)
-	defer t.Stop()
-	for {
-		why := "periodic"
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case why = <-r.resync:
-			t.Stop() // since Go 1.23 no stale tick can follow
-		}
-		if !r.syncRetrying(ctx, why) {
-			return
-		}
-		t.Reset(revResyncEvery)
-	}
-}
-
-// syncRetrying re-syncs until it succeeds, waiting revBackoffMin, then twice
-// as long each time up to revBackoffMax, between attempts. A re-sync is what
-// writes back the entries an emptied store lost, so giving up after a failure
-// (as the periodic safety net alone would, for a minute) leaves instances
-// started meanwhile accepting revoked credentials. It reports false when ctx
-// is done or the store closed.
-func (r *Revocations) syncRetrying(ctx context.Context, why string) bool {
-	backoff := revBackoffMin
-	for attempt := 1; ; attempt++ {
-		err := r.sync(ctx)
-		switch {
-		case err == nil:
-			if attempt > 1 {
-				r.log.Info("revocations: re-sync succeeded after retries", "why", why, "attempts", attempt)
-			}
-			return true
-		case ctx.Err() != nil || errors.Is(err, store.ErrClosed):
-			return false
-		}
-		r.log.Warn("revocations: re-sync failed, retrying", "why", why, "attempt", attempt, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, revBackoffMax)
+	if r.follow != nil {
+		r.follow.Request(why)
 	}
 }
 

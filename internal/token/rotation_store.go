@@ -6,12 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -28,29 +24,15 @@ const (
 // computed from.
 var errRotationConflict = errors.New("token: rotation state changed meanwhile")
 
-// rotationCAS compares the version inside the stored JSON, so the state stays
-// one self-describing value. Replies -1 on success, else the stored version.
-var rotationCAS = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-local version = 0
-if cur then
-  version = tonumber(cjson.decode(cur)['version']) or 0
-end
-if version ~= tonumber(ARGV[1]) then
-  return version
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return -1
-`)
-
-// memoryCAS serialises compare-and-set on in-memory stores, which have no
-// scripting; one lock per store, shared by every Rotator in the process.
-var memoryCAS sync.Map // store.Store → *sync.Mutex
-
+// rotationStore keeps the state as one versioned JSON value (its "version"
+// is RotationState.Version), changed by the store's compare-and-set.
 type rotationStore struct{ st store.Store }
 
 func (rs rotationStore) load(ctx context.Context) (RotationState, bool, error) {
-	raw, err := rs.st.GetCtx(ctx, rotationKey)
+	raw, _, err := rs.st.GetVersioned(ctx, rotationKey)
+	if errors.Is(err, store.ErrWrongType) {
+		return RotationState{}, false, fmt.Errorf("%w: stored value is not a versioned JSON document: %v", ErrRotationState, err)
+	}
 	if err != nil {
 		return RotationState{}, false, fmt.Errorf("token: load rotation state: %w", err)
 	}
@@ -73,31 +55,14 @@ func (rs rotationStore) cas(ctx context.Context, expect int64, next RotationStat
 	if err != nil {
 		return fmt.Errorf("token: encode rotation state: %w", err)
 	}
-	if rc := rs.st.Redis(); rc != nil {
-		got, err := rotationCAS.Run(ctx, rc, []string{rotationKey}, expect, raw).Int64()
-		if err != nil {
-			return fmt.Errorf("token: store rotation state: %w: %w", auth.ErrUnavailable, err)
-		}
-		if got != -1 {
-			return fmt.Errorf("%w: expected version %d, stored %d", errRotationConflict, expect, got)
-		}
-		return nil
+	err = rs.st.CompareAndSet(ctx, rotationKey, expect, raw, 0)
+	switch {
+	case errors.Is(err, store.ErrVersionConflict):
+		return fmt.Errorf("%w: %w", errRotationConflict, err)
+	case err != nil:
+		return fmt.Errorf("token: store rotation state: %w", err)
 	}
-	mu, _ := memoryCAS.LoadOrStore(rs.st, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	cur, ok, err := rs.load(ctx)
-	if err != nil && !errors.Is(err, ErrRotationState) {
-		return err
-	}
-	stored := int64(0)
-	if ok {
-		stored = cur.Version
-	}
-	if stored != expect {
-		return fmt.Errorf("%w: expected version %d, stored %d", errRotationConflict, expect, stored)
-	}
-	return rs.st.SetCtx(ctx, rotationKey, raw, 0)
+	return nil
 }
 
 // announce tells every instance to re-read the state. A lost announcement

@@ -59,10 +59,10 @@ const rotateAwait = 2 * time.Second
 // re-reads and a timer set to the next planned change, and hands every new
 // ring to the token service.
 type Rotator struct {
-	cfg  RotatorConfig
-	rs   rotationStore
-	log  *slog.Logger
-	kick chan struct{}
+	cfg    RotatorConfig
+	rs     rotationStore
+	log    *slog.Logger
+	follow *store.Follower
 
 	// refreshMu serialises "read the store, then install", so an older read
 	// never replaces a newer state. Every status change happens under it.
@@ -116,8 +116,19 @@ func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = defaultInstanceID()
 	}
-	r := &Rotator{cfg: cfg, rs: rotationStore{st: st}, log: cfg.Logger, kick: make(chan struct{}, 1)}
+	r := &Rotator{cfg: cfg, rs: rotationStore{st: st}, log: cfg.Logger}
 	r.status.Store(&rotatorStatus{})
+	// A failed re-read is not retried early: the last state read keeps
+	// applying (its planned changes included) and the next period re-reads.
+	follow, err := store.NewFollower(st, store.FollowOptions{
+		Name: "key rotation: re-read", Channel: RotationChannel,
+		Reload: r.reload, Period: cfg.ReloadInterval, Next: r.untilNextChange,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	r.follow = follow
 	return r, nil
 }
 
@@ -211,59 +222,21 @@ func (r *Rotator) seed(ctx context.Context, scan keyDirScan) (RotationState, err
 }
 
 // Start follows the shared state in the background until ctx is done,
-// passing every new ring to apply (the token service's SetRing).
+// passing every new ring to apply (the token service's SetRing): it re-reads
+// on announcements, on reconnects, periodically, and exactly when the
+// schedule says a key starts signing or retires.
 func (r *Rotator) Start(ctx context.Context, apply func(*KeyRing)) {
 	r.mu.Lock()
 	r.apply = apply
 	r.mu.Unlock()
-	go r.subscribe(ctx)
-	go r.loop(ctx)
+	go r.follow.Run(ctx)
 }
 
-func (r *Rotator) poke() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (r *Rotator) subscribe(ctx context.Context) {
-	backoff := revBackoffMin
-	for {
-		err := r.rs.st.Subscribe(ctx, RotationChannel, func([]byte) { r.poke() }, r.poke)
-		if err == nil || ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-			return
-		}
-		r.log.Warn("key rotation: subscription failed, retrying; periodic re-reads continue", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, revBackoffMax)
-		r.poke()
-	}
-}
-
-// loop re-reads on announcements, periodically, and exactly when the
-// schedule says a key starts signing or retires.
-func (r *Rotator) loop(ctx context.Context) {
-	poll := time.NewTicker(r.cfg.ReloadInterval)
-	defer poll.Stop()
-	change := time.NewTimer(r.untilNextChange())
-	defer change.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.kick:
-		case <-poll.C:
-		case <-change.C:
-		}
-		_ = r.Refresh(ctx)
-		r.writeReport(ctx)
-		change.Reset(r.untilNextChange())
-	}
+// reload is one re-read of the follower; Refresh reports its own failures.
+func (r *Rotator) reload(ctx context.Context) error {
+	err := r.Refresh(ctx)
+	r.writeReport(ctx)
+	return err
 }
 
 func (r *Rotator) untilNextChange() time.Duration {
