@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokenshift/tokenshift/featureflags/termsafe"
+	"github.com/tokenshift/tokenshift/internal/termsafe"
 )
 
 // Options configures NewManager. Zero values take the documented defaults.

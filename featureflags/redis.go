@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tokenshift/tokenshift/versioned"
+	"github.com/tokenshift/tokenshift/internal/versioned"
 )
 
 // RedisOptions configures NewRedisBackend. Zero values take the defaults.

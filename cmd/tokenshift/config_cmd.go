@@ -6,8 +6,8 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/termsafe"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -11,7 +11,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/tokenshift/tokenshift/featureflags/termsafe"
+	"github.com/tokenshift/tokenshift/internal/termsafe"
 )
 
 // table writes aligned columns. Every cell is passed through printable:

@@ -3,8 +3,8 @@ package admin
 import (
 	"unicode/utf8"
 
-	"github.com/tokenshift/tokenshift/featureflags/termsafe"
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/termsafe"
 )
 
 // checkText refuses operator-written text that the API would store and other

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tokenshift/tokenshift/versioned"
+	"github.com/tokenshift/tokenshift/internal/versioned"
 )
 
 // Versioned values of both back ends. The rule that reads a version is

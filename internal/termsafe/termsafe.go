@@ -10,10 +10,8 @@
 // Invalid UTF-8 is refused too: what it decodes to depends on the reader.
 //
 // The package imports nothing of tokenshift, so the public featureflags
-// package and the internal ones share it. It lives under featureflags/
-// because a public package (featureflags) cannot import internal/, and the
-// repository keeps its top level to cmd, internal, featureflags, docs and
-// configs.
+// package and the internal ones share it (featureflags lives in this
+// module, so Go lets it import internal/ packages; its users never see them).
 package termsafe
 
 import (
