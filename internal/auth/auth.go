@@ -1,6 +1,7 @@
 // Package auth holds tokenshift's domain vocabulary: who is calling (Principal),
-// with which credential (Scheme), from which registered client (Client), and the
-// stable error codes every adapter speaks. It imports nothing of ours and no
+// with which credential (Scheme), from which registered client (Client), the
+// signing algorithms an access token may use (Algorithms), and the stable
+// error codes every adapter speaks. It imports nothing of ours and no
 // framework, so every other package can depend on it.
 package auth
 

@@ -27,7 +27,7 @@ var headersNotForIdentity = map[string]bool{
 	"x-forwarded-method": true, "x-forwarded-uri": true, "x-real-ip": true, "x-request-id": true,
 }
 
-func (c *Config) validateForwardAuth(bad func(string, any, string, ...any)) {
+func (c *Config) validateForwardAuth(bad reporter) {
 	f := c.ForwardAuth
 	seen := map[string]string{}
 	header := func(key, name string, allowAuthorization bool) {
@@ -69,7 +69,7 @@ func (c *Config) validateForwardAuth(bad func(string, any, string, ...any)) {
 	}
 }
 
-func (c *Config) validateProxy(bad func(string, any, string, ...any)) {
+func (c *Config) validateProxy(bad reporter) {
 	p := c.Proxy
 	if p.Timeout <= 0 || p.Timeout > 10*time.Minute {
 		bad("proxy.timeout", p.Timeout, "must be a positive duration of at most 10m")

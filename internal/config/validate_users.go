@@ -8,12 +8,25 @@ import (
 // validateUsers checks users.*. What needs the user package (the SQL query's
 // bind parameters, whether dummy_hash parses) is checked by cmd with
 // user.CheckSQLOptions and user.NewHasher, which report in the same style.
-func validateUsers(bad func(string, any, string, ...any), c *Config) {
+func (c *Config) validateUsers(bad reporter) {
 	u := c.Users
-	s := u.SQL
-	if u.File != "" && s.Enabled() {
+	if u.File != "" && u.SQL.Enabled() {
 		bad("users.file", u.File, "users.file and users.sql.dsn are exclusive: choose one user store")
 	}
+	c.validateUsersSQL(bad)
+	if !slices.Contains([]string{"auto", "true", "false"}, u.AllowPasswordChange) {
+		bad("users.allow_password_change", u.AllowPasswordChange, "must be auto, true or false")
+	}
+	c.validateHashLimits(bad)
+	if u.HashWarningInterval < time.Second {
+		bad("users.hash_warning_interval", u.HashWarningInterval, "must be at least 1s")
+	}
+	c.validateSpringPBKDF2(bad)
+}
+
+// validateUsersSQL checks users.sql.*: set together with its dsn or not at all.
+func (c *Config) validateUsersSQL(bad reporter) {
+	s := c.Users.SQL
 	if s.Enabled() {
 		if s.Driver != "pgx" && s.Driver != "mysql" {
 			bad("users.sql.driver", s.Driver, "must be pgx (PostgreSQL) or mysql (MySQL, MariaDB)")
@@ -42,10 +55,12 @@ func validateUsers(bad func(string, any, string, ...any), c *Config) {
 	if s.QueryTimeout <= 0 || s.QueryTimeout > time.Minute {
 		bad("users.sql.query_timeout", s.QueryTimeout, "must be between 1ms and 1m")
 	}
+}
 
-	if !slices.Contains([]string{"auto", "true", "false"}, u.AllowPasswordChange) {
-		bad("users.allow_password_change", u.AllowPasswordChange, "must be auto, true or false")
-	}
+// validateHashLimits checks users.hash_limits.* and users.password_cost,
+// which must stay within the bcrypt limit that verification enforces.
+func (c *Config) validateHashLimits(bad reporter) {
+	u := c.Users
 	l := u.HashLimits
 	if l.BcryptMaxCost < 4 || l.BcryptMaxCost > 31 {
 		bad("users.hash_limits.bcrypt_max_cost", l.BcryptMaxCost, "must be between 4 and 31")
@@ -69,11 +84,10 @@ func validateUsers(bad func(string, any, string, ...any), c *Config) {
 		bad("users.hash_limits.max_concurrent", l.MaxConcurrent, "must be 0 (two per CPU) or up to 4096")
 	}
 	positive(bad, "users.hash_limits.queue_timeout", l.QueueTimeout)
-	if u.HashWarningInterval < time.Second {
-		bad("users.hash_warning_interval", u.HashWarningInterval, "must be at least 1s")
-	}
+}
 
-	sp := u.SpringPBKDF2
+func (c *Config) validateSpringPBKDF2(bad reporter) {
+	sp := c.Users.SpringPBKDF2
 	if !slices.Contains([]string{"sha1", "sha256", "sha512"}, sp.Algorithm) {
 		bad("users.spring_pbkdf2.algorithm", sp.Algorithm, "must be sha1, sha256 or sha512")
 	}

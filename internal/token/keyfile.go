@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // Key files.
@@ -197,7 +199,7 @@ func generatePrivate(alg string) (any, string, error) {
 		_, err = rand.Read(secret)
 		private = secret
 	default:
-		return nil, "", ringError(fmt.Sprintf("algorithm %q", alg), ErrKeyUnsupported, "want EdDSA, ES256, RS256 or HS256")
+		return nil, "", ringError(fmt.Sprintf("algorithm %q", alg), ErrKeyUnsupported, "want "+auth.AlgorithmNames())
 	}
 	if err != nil {
 		return nil, "", ringError(fmt.Sprintf("generate %s key", alg), ErrKeyUnsupported, err.Error())

@@ -18,15 +18,18 @@ import (
 	"sort"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
-// Signing algorithms a key ring can hold. The key type decides which one a key
-// uses; a key never signs or verifies with any other.
+// Signing algorithms a key ring can hold: auth.Algorithms, the list config
+// validates against too. The key type decides which one a key uses; a key
+// never signs or verifies with any other.
 const (
-	AlgEdDSA = "EdDSA"
-	AlgES256 = "ES256"
-	AlgRS256 = "RS256"
-	AlgHS256 = "HS256"
+	AlgEdDSA = auth.AlgEdDSA
+	AlgES256 = auth.AlgES256
+	AlgRS256 = auth.AlgRS256
+	AlgHS256 = auth.AlgHS256
 )
 
 // DefaultAlgorithm is used when no algorithm is configured: Ed25519 keys are

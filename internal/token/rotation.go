@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // Key rotation.
@@ -263,7 +265,7 @@ func (s *RotationState) Validate() error {
 			return fmt.Errorf("%w: invalid kid %q", ErrRotationState, k.KID)
 		case seen[k.KID]:
 			return fmt.Errorf("%w: kid %q appears twice", ErrRotationState, k.KID)
-		case !slices.Contains([]string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256}, k.Alg):
+		case !auth.IsAlgorithm(k.Alg):
 			return fmt.Errorf("%w: kid %q has unknown algorithm %q", ErrRotationState, k.KID, k.Alg)
 		case k.SignFrom != nil && k.SignUntil != nil && k.SignUntil.Before(*k.SignFrom):
 			return fmt.Errorf("%w: kid %q stops signing before it starts", ErrRotationState, k.KID)

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -103,8 +104,8 @@ func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
 		return nil, fmt.Errorf("%w: retire-after %s is shorter than access TTL + leeway (%s): tokens would outlive their key", ErrConfig, cfg.RetireAfter, minRetire)
 	}
 	for _, a := range cfg.Algorithms {
-		if !slices.Contains([]string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256}, a) {
-			return nil, fmt.Errorf("%w: algorithm %q (want EdDSA, ES256, RS256 or HS256)", ErrConfig, a)
+		if !auth.IsAlgorithm(a) {
+			return nil, fmt.Errorf("%w: algorithm %q (want %s)", ErrConfig, a, auth.AlgorithmNames())
 		}
 	}
 	if cfg.Clock == nil {
