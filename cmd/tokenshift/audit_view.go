@@ -8,52 +8,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenshift/tokenshift/featureflags"
 )
-
-// flagsDoc is the part of a flag state the audit view compares.
-type flagsDoc struct {
-	Version int64  `json:"version"`
-	Phase   string `json:"phase"`
-	Clients map[string]struct {
-		Phase string `json:"phase"`
-	} `json:"clients"`
-	Rollout       float64  `json:"rollout"`
-	RolloutSeed   string   `json:"rollout_seed"`
-	ExemptClients []string `json:"exempt_clients"`
-	Sunset        *string  `json:"sunset"`
-	DocsURL       string   `json:"docs_url"`
-}
-
-type guardFigures struct {
-	Window          string   `json:"window"`
-	SessionRequests int64    `json:"session_requests"`
-	TotalRequests   int64    `json:"total_requests"`
-	SessionShare    float64  `json:"session_share"`
-	MaxShare        float64  `json:"max_share"`
-	Clients         []string `json:"clients"`
-}
-
-type auditEntry struct {
-	At      string        `json:"at"`
-	Actor   string        `json:"actor"`
-	Action  string        `json:"action"`
-	Reason  string        `json:"reason"`
-	Forced  bool          `json:"forced"`
-	From    *flagsDoc     `json:"from"`
-	To      flagsDoc      `json:"to"`
-	Figures *guardFigures `json:"figures"`
-}
 
 // printAudit writes the audit log as a table whose CHANGE column lists every
 // setting that differs between from and to (global phase, each client's
 // override, rollout, seed, exemptions, sunset, docs link), so a client
 // override does not read as "prefer-jwt → prefer-jwt".
 func printAudit(w io.Writer, raw json.RawMessage) error {
+	// GET /admin/audit wraps the flags' own audit entries.
 	var a struct {
-		Entries []auditEntry `json:"entries"`
+		Entries []featureflags.AuditEntry `json:"entries"`
 	}
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("unexpected audit answer: %w", err)
+	if err := decodeAnswer(raw, &a, "audit answer"); err != nil {
+		return err
 	}
 	tw := newTable(w, "WHEN", "WHO", "ACTION", "VERSION", "FORCED", "CHANGE", "GUARD", "REASON")
 	for _, e := range a.Entries {
@@ -70,18 +39,22 @@ func printAudit(w io.Writer, raw json.RawMessage) error {
 		if reason == "" {
 			reason = "-"
 		}
-		tw.row(e.At, e.Actor, e.Action, e.To.Version, forced, strings.Join(flagsChanges(e.From, e.To), "; "), guard, reason)
+		var from *featureflags.State
+		if e.From.Phase != 0 { // "from": null, the first state
+			from = &e.From
+		}
+		tw.row(wireTime(e.At), e.Actor, e.Action, e.To.Version, forced, strings.Join(flagsChanges(from, &e.To), "; "), guard, reason)
 	}
 	return tw.flush()
 }
 
 // flagsChanges lists "what: before → after" for every setting that differs.
 // from is nil for the first state, which is described in full.
-func flagsChanges(from *flagsDoc, to flagsDoc) []string {
+func flagsChanges(from, to *featureflags.State) []string {
 	if from == nil {
-		out := []string{"phase " + to.Phase}
+		out := []string{"phase " + to.Phase.String()}
 		for _, id := range sortedIDs(to.Clients) {
-			out = append(out, id+" "+to.Clients[id].Phase)
+			out = append(out, id+" "+to.Clients[id].Phase.String())
 		}
 		if to.Rollout != 0 {
 			out = append(out, "rollout "+percent(to.Rollout))
@@ -90,7 +63,7 @@ func flagsChanges(from *flagsDoc, to flagsDoc) []string {
 			out = append(out, "exempt "+strings.Join(to.ExemptClients, ","))
 		}
 		if to.Sunset != nil {
-			out = append(out, "sunset "+*to.Sunset)
+			out = append(out, "sunset "+wireTime(*to.Sunset))
 		}
 		return out
 	}
@@ -100,11 +73,11 @@ func flagsChanges(from *flagsDoc, to flagsDoc) []string {
 			out = append(out, what+": "+a+" → "+b)
 		}
 	}
-	change("phase", from.Phase, to.Phase)
+	change("phase", from.Phase.String(), to.Phase.String())
 	ids := append(sortedIDs(from.Clients), sortedIDs(to.Clients)...)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
-		change(id, overrideOf(from, id), overrideOf(&to, id))
+		change(id, overrideOf(from, id), overrideOf(to, id))
 	}
 	change("rollout", percent(from.Rollout), percent(to.Rollout))
 	change("rollout seed", quoteOrNone(from.RolloutSeed), quoteOrNone(to.RolloutSeed))
@@ -119,9 +92,9 @@ func flagsChanges(from *flagsDoc, to flagsDoc) []string {
 
 // overrideOf names a client's own phase, or "(global)" when it follows the
 // global phase.
-func overrideOf(s *flagsDoc, id string) string {
-	if r, ok := s.Clients[id]; ok && r.Phase != "" {
-		return r.Phase
+func overrideOf(s *featureflags.State, id string) string {
+	if r, ok := s.Clients[id]; ok && r.Phase.Valid() {
+		return r.Phase.String()
 	}
 	return "(global)"
 }
@@ -153,12 +126,7 @@ func listOrNone(l []string) string {
 	return strings.Join(l, ",")
 }
 
-func timeOrNone(s *string) string {
-	if s == nil || *s == "" {
-		return "none"
-	}
-	return *s
-}
+func timeOrNone(t *time.Time) string { return wireTimeOr(t, "none") }
 
 // prettyWindow writes a Go duration the way operators write it: "24h", not
 // "24h0m0s" (older servers sent the latter).

@@ -4,21 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/token"
 )
 
-func newKeysRotateCmd() *cobra.Command {
-	o := &opsFlags{}
-	var dir, kid, alg, reason string
-	var generate, force bool
-	cmd := &cobra.Command{
-		Use:   "rotate",
-		Short: "Rotate the signing key on every instance without downtime",
-		Long: `Starts a key rotation through POST /admin/keys/rotate of a running tokenshift:
+const keysRotateLong = `Starts a key rotation through POST /admin/keys/rotate of a running tokenshift:
 
   1. the new key is published in the JWKS at once (every instance, via the store);
   2. it signs from jwt.rotation.publish_delay + reload_interval later, so services
@@ -38,195 +31,116 @@ Every rotation is audited with who and why. Needs an admin account:
 
   TOKENSHIFT_ADMIN_PASSWORD=... tokenshift keys rotate --email ops@example.com \
       --dir /etc/tokenshift/keys --generate --reason "yearly rotation"
-  tokenshift keys rotate --kid 20270101T000000Z --reason "planned"`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch {
-			case generate && dir == "":
-				return usageError{errors.New("--generate needs --dir (the server's jwt.keys_dir)")}
-			case !generate && dir != "":
-				return usageError{errors.New("--dir is only used with --generate")}
-			case !generate && cmd.Flags().Changed("alg"):
-				return usageError{errors.New("--alg is only used with --generate")}
-			case force && reason == "":
-				return usageError{errors.New("--force needs a --reason")}
-			}
-			ctx := cmd.Context()
-			return o.withClient(cmd, func(c *opsClient) error {
-				var err error
-				if generate {
-					if alg == "" {
-						// The same algorithm as the signing key is what the server
-						// allows by default (jwt.rotation.algorithms).
-						var cur keysAnswer
-						if err := c.call(ctx, "GET", "/admin/keys", nil, &cur); err != nil {
-							return err
-						}
-						alg = cur.signingAlg()
-					}
-					if kid, err = generateKey(cmd, dir, kid, alg); err != nil {
-						return err
-					}
-				}
-				var raw json.RawMessage
-				err = c.call(ctx, "POST", "/admin/keys/rotate", map[string]any{"kid": kid, "reason": reason, "force": force}, &raw)
-				var ae *apiError
-				if errors.As(err, &ae) && ae.Code == "unknown_key" && generate {
-					return fmt.Errorf("%w\nthe server does not see the new key: is --dir %s its jwt.keys_dir?", err, dir)
-				}
-				if err != nil {
-					return err
-				}
-				if o.jsonOut {
-					return printJSON(cmd.OutOrStdout(), raw)
-				}
-				var a keysAnswer
-				if err := json.Unmarshal(raw, &a); err != nil {
-					return fmt.Errorf("unexpected answer: %w", err)
-				}
-				if r := a.Rotation; r != nil {
-					outf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
-						r.Version, r.KID, stamp(r.SignsAt), r.From, stamp(r.RetireAt))
-					if r.Cancelled != "" {
-						outf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", r.Cancelled)
-					}
-					outln(cmd.OutOrStdout())
-				}
-				return a.print(cmd.OutOrStdout(), cmd.ErrOrStderr())
-			})
-		},
-	}
-	o.register(cmd)
-	cmd.Flags().StringVar(&dir, "dir", "", "the server's jwt.keys_dir, where --generate writes the new key")
-	cmd.Flags().BoolVar(&generate, "generate", false, "write a new key into --dir first")
-	cmd.Flags().StringVar(&alg, "alg", "", "algorithm of the generated key: EdDSA, ES256, RS256 or HS256 (default: the signing key's)")
-	cmd.Flags().StringVar(&kid, "kid", "", "key to rotate to (with --generate: its kid, default the current UTC time); default: the newest key in keys_dir that is not signing")
-	cmd.Flags().StringVar(&reason, "reason", "", "why; written to the audit (required with --force)")
-	cmd.Flags().BoolVar(&force, "force", false, "rotate although a rotation is in progress")
-	return cmd
+  tokenshift keys rotate --kid 20270101T000000Z --reason "planned"`
+
+// keysRotate is `keys rotate`: its flags, and the request it sends.
+type keysRotate struct {
+	o             *opsFlags
+	dir, alg      string
+	generate      bool
+	req           rotateRequest
+	algWasChanged bool
 }
 
-func newKeysListCmd() *cobra.Command {
-	o := &opsFlags{}
+// rotateRequest is the body of POST /admin/keys/rotate.
+type rotateRequest struct {
+	KID    string `json:"kid"`
+	Reason string `json:"reason"`
+	Force  bool   `json:"force"`
+}
+
+func newKeysRotateCmd() *cobra.Command {
+	r := &keysRotate{o: &opsFlags{}}
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the signing keys with their state (signing, next, retiring, retired, available)",
-		Long: `Fetches GET /admin/keys from a running tokenshift: every key with its state and
-since/until times, each live instance (what its keys_dir holds, which key it signs
-with), and problems such as an instance whose keys_dir lacks a key the rotation
-needs. Problems go to stderr and make the command exit 1.
-
-  TOKENSHIFT_ADMIN_PASSWORD=... tokenshift keys list --email ops@example.com`,
-		Args: cobra.NoArgs,
+		Use:   "rotate",
+		Short: "Rotate the signing key on every instance without downtime",
+		Long:  keysRotateLong,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withClient(cmd, func(c *opsClient) error {
-				var raw json.RawMessage
-				if err := c.call(cmd.Context(), "GET", "/admin/keys", nil, &raw); err != nil {
-					return err
-				}
-				if o.jsonOut {
-					return printJSON(cmd.OutOrStdout(), raw)
-				}
-				var a keysAnswer
-				if err := json.Unmarshal(raw, &a); err != nil {
-					return fmt.Errorf("unexpected answer: %w", err)
-				}
-				if err := a.print(cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
-					return err
-				}
-				if len(a.Problems) > 0 {
-					return fmt.Errorf("%d key problem(s), see above", len(a.Problems))
-				}
-				return nil
-			})
+			r.algWasChanged = cmd.Flags().Changed("alg")
+			if err := r.check(); err != nil {
+				return err
+			}
+			return r.o.withClient(cmd, func(c *opsClient) error { return r.run(cmd, c) })
 		},
 	}
-	o.register(cmd)
+	r.o.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&r.dir, "dir", "", "the server's jwt.keys_dir, where --generate writes the new key")
+	f.BoolVar(&r.generate, "generate", false, "write a new key into --dir first")
+	f.StringVar(&r.alg, "alg", "", "algorithm of the generated key: EdDSA, ES256, RS256 or HS256 (default: the signing key's)")
+	f.StringVar(&r.req.KID, "kid", "", "key to rotate to (with --generate: its kid, default the current UTC time); default: the newest key in keys_dir that is not signing")
+	f.StringVar(&r.req.Reason, "reason", "", "why; written to the audit (required with --force)")
+	f.BoolVar(&r.req.Force, "force", false, "rotate although a rotation is in progress")
 	return cmd
 }
 
-// keysAnswer is the part of GET /admin/keys the CLI prints.
-type keysAnswer struct {
-	Version            int64  `json:"version"`
-	Signing            string `json:"signing"`
-	RotationInProgress bool   `json:"rotation_in_progress"`
-	PublishDelay       string `json:"publish_delay"`
-	RetireAfter        string `json:"retire_after"`
-	Keys               []struct {
-		KID       string     `json:"kid"`
-		Alg       string     `json:"alg"`
-		State     string     `json:"state"`
-		Since     *time.Time `json:"since"`
-		Until     *time.Time `json:"until"`
-		Published bool       `json:"published"`
-		InKeysDir bool       `json:"in_keys_dir"`
-	} `json:"keys"`
-	Instances []struct {
-		ID      string   `json:"id"`
-		Version int64    `json:"version"`
-		Signing string   `json:"signing"`
-		KeysDir []string `json:"keys_dir"`
-		Missing []string `json:"missing"`
-	} `json:"instances"`
-	Problems []string `json:"problems"`
-	Rotation *struct {
-		Version   int64      `json:"version"`
-		KID       string     `json:"kid"`
-		From      string     `json:"from"`
-		SignsAt   *time.Time `json:"signs_at"`
-		RetireAt  *time.Time `json:"retire_at"`
-		Cancelled string     `json:"cancelled"`
-	} `json:"rotation"`
-}
-
-func (a *keysAnswer) signingAlg() string {
-	for _, k := range a.Keys {
-		if k.KID == a.Signing {
-			return k.Alg
-		}
-	}
-	return ""
-}
-
-func stamp(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.Local().Format(time.RFC3339)
-}
-
-func (a *keysAnswer) print(out, errOut io.Writer) error {
-	progress := "no rotation in progress"
-	if a.RotationInProgress {
-		progress = "rotation in progress"
-	}
-	outf(out, "rotation version %d, %s; publish delay %s, retire after %s\n\n", a.Version, progress, orDash(a.PublishDelay), orDash(a.RetireAfter))
-	tw := newTable(out, "KID", "ALG", "STATE", "SINCE", "UNTIL", "IN JWKS", "IN KEYS_DIR")
-	for _, k := range a.Keys {
-		tw.row(k.KID, k.Alg, k.State, stamp(k.Since), stamp(k.Until), k.Published, k.InKeysDir)
-	}
-	if err := tw.flush(); err != nil {
-		return err
-	}
-	if len(a.Instances) > 0 {
-		outln(out)
-		tw = newTable(out, "INSTANCE", "VERSION", "SIGNING", "KEYS_DIR", "MISSING")
-		for _, in := range a.Instances {
-			tw.row(in.ID, in.Version, in.Signing, strings.Join(in.KeysDir, ","), orDash(strings.Join(in.Missing, ",")))
-		}
-		if err := tw.flush(); err != nil {
-			return err
-		}
-	}
-	for _, p := range a.Problems {
-		outf(errOut, "PROBLEM: %s\n", p)
+// check refuses flag combinations before anything is sent.
+func (r *keysRotate) check() error {
+	switch {
+	case r.generate && r.dir == "":
+		return usageError{errors.New("--generate needs --dir (the server's jwt.keys_dir)")}
+	case !r.generate && r.dir != "":
+		return usageError{errors.New("--dir is only used with --generate")}
+	case !r.generate && r.algWasChanged:
+		return usageError{errors.New("--alg is only used with --generate")}
+	case r.req.Force && r.req.Reason == "":
+		return usageError{errors.New("--force needs a --reason")}
 	}
 	return nil
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// run writes the new key first with --generate, starts the rotation and
+// prints what it scheduled and the keys after it.
+func (r *keysRotate) run(cmd *cobra.Command, c *opsClient) error {
+	if r.generate {
+		if err := r.generateKey(cmd, c); err != nil {
+			return err
+		}
 	}
-	return s
+	var raw json.RawMessage
+	err := c.call(cmd.Context(), "POST", "/admin/keys/rotate", r.req, &raw)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == auth.CodeUnknownKey && r.generate {
+		return fmt.Errorf("%w\nthe server does not see the new key: is --dir %s its jwt.keys_dir?", err, r.dir)
+	}
+	if err != nil {
+		return err
+	}
+	if r.o.jsonOut {
+		return printJSON(cmd.OutOrStdout(), raw)
+	}
+	var v token.KeysView
+	if err := decodeAnswer(raw, &v, "answer"); err != nil {
+		return err
+	}
+	if a := v.Rotation; a != nil {
+		outf(cmd.OutOrStdout(), "rotation started (version %d): %s is published now and signs from %s;\n%s stops signing then and is retired at %s.\n",
+			a.Version, a.KID, stamp(a.SignsAt), a.From, stamp(a.RetireAt))
+		if a.Cancelled != "" {
+			outf(cmd.OutOrStdout(), "the pending key %s was dropped.\n", a.Cancelled)
+		}
+		outln(cmd.OutOrStdout())
+	}
+	return printKeys(cmd.OutOrStdout(), cmd.ErrOrStderr(), v)
+}
+
+// generateKey writes the key to rotate to, by default with the signing
+// key's algorithm, which is what the server allows by default
+// (jwt.rotation.algorithms).
+func (r *keysRotate) generateKey(cmd *cobra.Command, c *opsClient) error {
+	alg := r.alg
+	if alg == "" {
+		var cur token.KeysView
+		if err := c.call(cmd.Context(), "GET", "/admin/keys", nil, &cur); err != nil {
+			return err
+		}
+		alg = signingAlg(cur)
+	}
+	kid, err := generateKey(cmd, r.dir, r.req.KID, alg)
+	if err != nil {
+		return err
+	}
+	r.req.KID = kid
+	return nil
 }

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/httpapi"
 )
 
 // opsFlags are how operator commands reach and authenticate to the admin API.
@@ -50,15 +54,58 @@ type opsClient struct {
 // apiError is a problem+json answer from the server.
 type apiError struct {
 	Status int
-	Code   string
+	Code   auth.Code
 	Detail string
-	Body   map[string]any
+	// Figures are the usage figures a guard_refused problem carries as an
+	// extension member; nil for every other problem.
+	Figures *featureflags.GuardFigures
 }
 
 // Error is what main prints: the code and detail come from the server, so
 // they are made printable (a newline in a detail shows as \n).
 func (e *apiError) Error() string {
-	return fmt.Sprintf("%s (HTTP %d): %s", printable(e.Code), e.Status, printable(e.Detail))
+	return fmt.Sprintf("%s (HTTP %d): %s", printable(string(e.Code)), e.Status, printable(e.Detail))
+}
+
+// problemError reads an error answer into httpapi.Problem, the type the
+// server encodes problems with. A field of the wrong type is skipped, as
+// before; an answer that is no problem at all (a proxy's HTML page) is
+// kept as text under the code http_error.
+func problemError(status int, data []byte) *apiError {
+	e := &apiError{Status: status}
+	var p httpapi.Problem
+	var typeErr *json.UnmarshalTypeError
+	if err := json.Unmarshal(data, &p); err == nil || errors.As(err, &typeErr) {
+		e.Code, e.Detail = p.Code, p.Detail
+	}
+	if e.Code == "" {
+		e.Code, e.Detail = "http_error", strings.TrimSpace(string(data))
+		return e
+	}
+	// Extension members sit beside the standard ones (RFC 9457 section
+	// 3.2); httpapi.Problem keeps them in Extra, which JSON does not fill.
+	var ext struct {
+		Figures *featureflags.GuardFigures `json:"figures"`
+	}
+	if json.Unmarshal(data, &ext) == nil {
+		e.Figures = ext.Figures
+	}
+	return e
+}
+
+// loginRequest is the body of POST /auth/login.
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// loginAnswer is what the CLI needs of the login answer. The server's type
+// (loginResponse in internal/httpapi) is not exported; these two fields are
+// all an operator command uses.
+type loginAnswer struct {
+	AccessToken string `json:"access_token"`
+	CSRFToken   string `json:"csrf_token"`
 }
 
 // withClient logs in (or takes --token), runs fn, and always ends the login
@@ -91,19 +138,13 @@ func (o *opsFlags) login(ctx context.Context) (*opsClient, error) {
 	if o.email == "" || pw == "" {
 		return nil, usageError{errors.New("give --email and TOKENSHIFT_ADMIN_PASSWORD (or --token / TOKENSHIFT_ADMIN_TOKEN)")}
 	}
-	var login map[string]any
-	body := map[string]string{"email": o.email, "password": pw}
-	if o.loginClient != "" {
-		body["client_id"] = o.loginClient
-	}
+	var login loginAnswer
+	body := loginRequest{Email: o.email, Password: pw, ClientID: o.loginClient}
 	if err := c.call(ctx, "POST", "/auth/login", body, &login); err != nil {
 		return nil, fmt.Errorf("login to %s: %w", c.base, err)
 	}
 	c.ownLogin = true
-	if at, _ := login["access_token"].(string); at != "" {
-		c.bearer = at
-	}
-	c.csrf, _ = login["csrf_token"].(string)
+	c.bearer, c.csrf = login.AccessToken, login.CSRFToken
 	return c, nil
 }
 
@@ -152,15 +193,7 @@ func (c *opsClient) call(ctx context.Context, method, path string, body, out any
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(data, &e.Body) == nil {
-			e.Code, _ = e.Body["code"].(string)
-			e.Detail, _ = e.Body["detail"].(string)
-		}
-		if e.Code == "" {
-			e.Code, e.Detail = "http_error", strings.TrimSpace(string(data))
-		}
-		return e
+		return problemError(resp.StatusCode, data)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -186,4 +219,48 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	buf.WriteByte('\n')
 	_, err := w.Write(printableJSON(buf.Bytes()))
 	return err
+}
+
+// fetch calls the admin API and prints the answer: with --json as the
+// server sent it, else through print, which decodes it into the server's
+// own type (decodeAnswer) and writes it for people.
+func (o *opsFlags) fetch(cmd *cobra.Command, method, path string, body any, print func(io.Writer, json.RawMessage) error) error {
+	return o.withClient(cmd, func(c *opsClient) error {
+		var raw json.RawMessage
+		if err := c.call(cmd.Context(), method, path, body, &raw); err != nil {
+			return err
+		}
+		if o.jsonOut {
+			return printJSON(cmd.OutOrStdout(), raw)
+		}
+		return print(cmd.OutOrStdout(), raw)
+	})
+}
+
+// decodeAnswer decodes an answer into v, a type the server encodes it
+// with; an answer that does not fit is refused as an unexpected "what".
+func decodeAnswer(raw json.RawMessage, v any, what string) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("unexpected %s: %w", what, err)
+	}
+	return nil
+}
+
+// reasonBody is the body of the admin calls that take only a reason
+// (rollback, suspend).
+type reasonBody struct {
+	Reason string `json:"reason"`
+}
+
+// wireTime writes a time as the server's JSON carries it (RFC 3339 with
+// the sender's offset, fractions only when there are any): the CLI decodes
+// answers into the server's types and still prints what it received.
+func wireTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
+
+// wireTimeOr is wireTime, or none for a time the answer left out.
+func wireTimeOr(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return wireTime(*t)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/config"
 )
 
@@ -200,22 +201,18 @@ func TestPhaseAndAuditCommands(t *testing.T) {
 }
 
 func TestFlagsChanges(t *testing.T) {
-	sunset := "2027-01-01T00:00:00Z"
-	doc := func(phase string, clients map[string]string, rollout float64, exempt []string, sun *string) flagsDoc {
-		d := flagsDoc{Phase: phase, Rollout: rollout, ExemptClients: exempt, Sunset: sun}
-		d.Clients = map[string]struct {
-			Phase string `json:"phase"`
-		}{}
+	sunset := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	doc := func(phase string, clients map[string]string, rollout float64, exempt []string, sun *time.Time) featureflags.State {
+		d := featureflags.State{Phase: mustPhase(t, phase), Rollout: rollout, ExemptClients: exempt, Sunset: sun}
+		d.Clients = map[string]featureflags.ClientRule{}
 		for id, p := range clients {
-			d.Clients[id] = struct {
-				Phase string `json:"phase"`
-			}{p}
+			d.Clients[id] = featureflags.ClientRule{Phase: mustPhase(t, p)}
 		}
 		return d
 	}
 	tests := []struct {
 		name     string
-		from, to flagsDoc
+		from, to featureflags.State
 		want     string
 	}{
 		{name: "global phase", from: doc("dual", nil, 0, nil, nil), to: doc("prefer-jwt", nil, 0, nil, nil), want: "phase: dual → prefer-jwt"},
@@ -229,7 +226,7 @@ func TestFlagsChanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := strings.Join(flagsChanges(&tt.from, tt.to), "; "); got != tt.want {
+			if got := strings.Join(flagsChanges(&tt.from, &tt.to), "; "); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -239,4 +236,13 @@ func TestFlagsChanges(t *testing.T) {
 			t.Errorf("prettyWindow(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func mustPhase(t *testing.T, name string) featureflags.Phase {
+	t.Helper()
+	p, err := featureflags.ParsePhase(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -11,8 +11,44 @@ type globalFlags struct {
 	configFile string
 }
 
+// newRootCmd builds the whole command tree, here and nowhere else: every
+// command and subcommand the binary has is listed below (no command adds
+// itself from its own file), one constructor per file named after it.
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
+	root := newTopCmd(g)
+
+	configCmd := newConfigCmd()
+	configCmd.AddCommand(newConfigValidateCmd(g))
+
+	user := newUserCmd()
+	user.AddCommand(newUserHashPasswordCmd(), newUserSuspendCmd(), newUserUnsuspendCmd(), newUserAccountCmd())
+
+	keys := newKeysCmd()
+	keys.AddCommand(newKeysGenerateCmd(), newKeysRotateCmd(), newKeysListCmd())
+
+	phase, phaseOps := newPhaseCmd()
+	phase.AddCommand(newPhaseShowCmd(phaseOps), newPhaseSetCmd(phaseOps), newPhaseRollbackCmd(phaseOps))
+
+	sessions, sessionsOps := newSessionsCmd()
+	sessions.AddCommand(newSessionsListCmd(sessionsOps), newSessionsRevokeCmd(sessionsOps))
+
+	root.AddCommand(
+		newServeCmd(g),
+		configCmd,
+		user,
+		keys,
+		newUsageCmd(),
+		phase,
+		newAuditCmd(),
+		sessions,
+		newVersionCmd(),
+	)
+	return root
+}
+
+// newTopCmd is the tokenshift command itself, with the global flags.
+func newTopCmd(g *globalFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tokenshift",
 		Short: "Move users from server-side sessions to JWTs without a flag day",
@@ -29,22 +65,8 @@ variable TOKENSHIFT_<KEY> (storage.redis.url → TOKENSHIFT_STORAGE_REDIS_URL).`
 	}
 	root.PersistentFlags().StringVarP(&g.configFile, "config", "c", "", "YAML config file merged over the embedded defaults (env: TOKENSHIFT_CONFIG)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-
-	root.AddCommand(
-		newServeCmd(g),
-		newConfigCmd(g),
-		newUserCmd(),
-		newKeysCmd(g),
-		newVersionCmd(),
-	)
-	for _, c := range extraCommands {
-		root.AddCommand(c(g))
-	}
 	return root
 }
-
-// extraCommands lets operator commands register themselves from their own files.
-var extraCommands []func(*globalFlags) *cobra.Command
 
 // loadConfig loads and validates the effective config; flags bound to v win
 // over env, file and defaults.

@@ -69,7 +69,8 @@ func TestSessionsListEscapesUserAgents(t *testing.T) {
 func TestAuditEscapesActorAndReason(t *testing.T) {
 	raw, _ := json.Marshal(map[string]any{"entries": []map[string]any{{
 		"at": "2026-01-01T00:00:00Z", "actor": "ops\x1b[8m@example.com", "action": "set", "reason": "fine\r\n2026-01-02 admin rollback",
-		"from": map[string]any{"version": 1, "phase": "dual"}, "to": map[string]any{"version": 2, "phase": "prefer-jwt\x1b[0m"},
+		"from": map[string]any{"version": 1, "phase": "dual"},
+		"to":   map[string]any{"version": 2, "phase": "prefer-jwt", "clients": map[string]any{"web\x1b[0m": map[string]any{"phase": "jwt-only"}}},
 	}}})
 	var out bytes.Buffer
 	if err := printAudit(&out, raw); err != nil {
@@ -79,7 +80,7 @@ func TestAuditEscapesActorAndReason(t *testing.T) {
 	if lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n"); len(lines) != 2 {
 		t.Fatalf("want a header and one row, got %d lines:\n%s", len(lines), out.String())
 	}
-	for _, want := range []string{`ops\x1b[8m@example.com`, `fine\r\n2026-01-02 admin rollback`, `prefer-jwt\x1b[0m`} {
+	for _, want := range []string{`ops\x1b[8m@example.com`, `fine\r\n2026-01-02 admin rollback`, `web\x1b[0m`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -98,11 +99,11 @@ const hostile = "x\x1b]0;owned\a\x1b[2J\r\nuser u-bob: active\t\x7f\u009b\u202eZ
 // the terminal gets escapes, and the answer stays on its line.
 func TestAccountEscapesServerText(t *testing.T) {
 	raw, _ := json.Marshal(map[string]any{
-		"user_id": "u-alice" + hostile, "suspended": true, "suspended_at": "2026-01-01T00:00:00Z" + hostile,
-		"suspended_by": "ops@example.com" + hostile, "reason": "fraud" + hostile, "password_changed_at": "2026-01-02T00:00:00Z" + hostile,
+		"user_id": "u-alice" + hostile, "suspended": true, "suspended_at": "2026-01-01T00:00:00Z",
+		"suspended_by": "ops@example.com" + hostile, "reason": "fraud" + hostile, "password_changed_at": "2026-01-02T00:00:00Z",
 	})
 	var out bytes.Buffer
-	if err := printAccount(&out, raw, false); err != nil {
+	if err := printAccount(&out, raw); err != nil {
 		t.Fatal(err)
 	}
 	noTerminalControl(t, out.String())

@@ -15,15 +15,16 @@ import (
 	"github.com/tokenshift/tokenshift/internal/authn"
 )
 
-// flagsView is GET /admin/flags: the state plus each registered client's
-// effective phase, so operators need not resolve overrides in their head.
-type flagsView struct {
+// FlagsView is the answer of GET and PUT /admin/flags and of the rollback:
+// the state plus each registered client's effective phase, so operators need
+// not resolve overrides in their head. The CLI decodes it too.
+type FlagsView struct {
 	featureflags.State
 	Effective map[string]string `json:"effective"`
 }
 
-func (h *Handlers) view(s featureflags.State) flagsView {
-	v := flagsView{State: s, Effective: map[string]string{}}
+func (h *Handlers) view(s featureflags.State) FlagsView {
+	v := FlagsView{State: s, Effective: map[string]string{}}
 	if v.Clients == nil {
 		v.Clients = map[string]featureflags.ClientRule{}
 	}
