@@ -23,6 +23,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/config"
 	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
@@ -93,6 +94,7 @@ type app struct {
 	sessions *session.Manager
 	tokens   *token.Service
 	users    *user.Verifier
+	logins   *logins.Service
 	// closeUsers closes the user store's connections (SQL).
 	closeUsers func() error
 	gateway    *gateway.Gateway
@@ -272,18 +274,27 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	}
 	a.publishPhase(*a.flags.Flags().Current())
 
-	a.server, err = httpapi.New(ctx, httpapi.Options{
+	// One login service for the HTTP handlers, the admin API and (through
+	// the server's authn configuration) the gateway.
+	a.logins, err = logins.New(logins.Options{
 		Logger: log, Store: st, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
 		Users: users, Accounts: users, Flags: a.flags.Flags(), Usage: a.usage,
 		Clients: clients, DefaultClient: cfg.DefaultClient,
+		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
+		RateLimit:         logins.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.server, err = httpapi.New(ctx, httpapi.Options{
+		Logger: log, Store: st, Logins: a.logins, Flags: a.flags.Flags(), Usage: a.usage,
 		Cookies: httpapi.CookieOptions{
 			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
 			RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
 		},
-		CORSOrigins:       append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
-		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
-		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
-		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
+		CORSOrigins: append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
+		BodyLimit:   cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
 		ShadowCheck: cfg.Migration.ShadowCheck,
 		// A verifier's cached JWKS must not outlive the publish delay, or it
@@ -316,9 +327,9 @@ func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 			Clients:        s.Clients(),
 			MaxWindow:      a.cfg.Usage.Retention,
 			OnFlagsChanged: a.publishPhase,
-			Sessions:       s,
+			Sessions:       a.logins,
 			Keys:           a.keyManager(),
-			Accounts:       s,
+			Accounts:       a.logins,
 		})
 		h.Mount(f)
 	}

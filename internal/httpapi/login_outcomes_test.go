@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -25,9 +26,9 @@ type loginLog struct {
 	got []string
 }
 
-func (l *loginLog) Login(clientID, outcome string) {
+func (l *loginLog) Login(clientID string, outcome auth.LoginOutcome) {
 	l.mu.Lock()
-	l.got = append(l.got, clientID+"/"+outcome)
+	l.got = append(l.got, clientID+"/"+string(outcome))
 	l.mu.Unlock()
 	l.UsageRecorder.Login(clientID, outcome)
 }
@@ -62,7 +63,7 @@ func (s *flakyStore) SetCtx(ctx context.Context, key string, val []byte, exp tim
 
 // suspendedUsers answers ErrSuspended for one account with the right password.
 type suspendedUsers struct {
-	Authenticator
+	logins.Authenticator
 	email string
 }
 
@@ -85,7 +86,7 @@ func (u suspendedUsers) Verify(ctx context.Context, login, password string) (*us
 func TestLoginOutcomesCounted(t *testing.T) {
 	var log *loginLog
 	var limiterStore, tokenStore *flakyStore
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		log = &loginLog{UsageRecorder: o.Usage}
 		o.Usage = log
 		limiterStore = &flakyStore{Store: o.Store}
