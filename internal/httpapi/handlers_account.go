@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"errors"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -32,6 +34,10 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 		IP: s.ClientIP(c), Current: current, Next: next,
 	})
 	if err != nil {
+		if errors.Is(err, logins.ErrPasswordUnchecked) {
+			// Counted like the login whose check it shares.
+			s.opts.Usage.Login(p.ClientID, auth.LoginOutcomeOf(err))
+		}
 		return setRetryAfter(c, err)
 	}
 	s.opts.Cookies.clear(c)

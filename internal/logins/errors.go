@@ -23,31 +23,39 @@ var (
 	errRefreshToken = errors.New("refresh token")
 )
 
+// ErrPasswordUnchecked marks a failure of the password check that is not a
+// wrong password (user store down or misconfigured, no hashing slot, a
+// suspended account). httpapi counts a password change that fails so as a
+// login attempt, as it always has.
+var ErrPasswordUnchecked = errors.New("password check failed")
+
 // errorCodes is the one sentinel → code table of the login lifecycle (the
 // code → HTTP status map is httpapi's statusOf). The first sentinel in the
 // error's chain wins, so the specific ones come before the generic ones that
 // they may wrap (user.ErrOverlay wraps auth.ErrUnavailable). An error none
 // of them matches keeps its own code, or is an internal error.
 var errorCodes = []struct {
-	sentinel error
-	code     auth.Code
-	message  string
+	// origin, if set, limits the row to failures of that origin.
+	origin, sentinel error
+	code             auth.Code
+	message          string
 }{
-	{ErrOvertaken, auth.CodeInvalidCredentials, "every login of this account was ended while this one was being checked; log in again"},
-	{user.ErrInvalidCredentials, auth.CodeInvalidCredentials, "email or password is wrong"},
-	{user.ErrSuspended, auth.CodeAccountSuspended, "this account is suspended; contact support"},
-	{user.ErrBusy, auth.CodeLoginBusy, "too many logins are being checked right now; retry in a moment"},
-	{user.ErrOverlay, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached"},
+	{sentinel: ErrOvertaken, code: auth.CodeInvalidCredentials, message: "every login of this account was ended while this one was being checked; log in again"},
+	{sentinel: user.ErrInvalidCredentials, code: auth.CodeInvalidCredentials, message: "email or password is wrong"},
+	{sentinel: user.ErrSuspended, code: auth.CodeAccountSuspended, message: "this account is suspended; contact support"},
+	{sentinel: user.ErrBusy, code: auth.CodeLoginBusy, message: "too many logins are being checked right now; retry in a moment"},
+	{sentinel: user.ErrOverlay, code: auth.CodeStoreUnavailable, message: "login is unavailable: the store cannot be reached"},
 	// Not the client's fault and not transient: say so, and make it loud
 	// for operators (verifyFailed logs it). Never "invalid credentials",
 	// which would hide it.
-	{user.ErrSQLConfig, auth.CodeUserStoreUnavailable, "login is unavailable: the user store is misconfigured (operators: see the server log)"},
-	{errUserStore, auth.CodeUserStoreUnavailable, "login is unavailable: the user store cannot be reached"},
-	{session.ErrLimitReached, auth.CodeSessionLimit, "too many active logins for this account; log out elsewhere first"},
-	{auth.ErrUnavailable, auth.CodeStoreUnavailable, "the store is unavailable; retry shortly"},
-	{auth.ErrExpired, auth.CodeInvalidToken, "the refresh token has expired; log in again"},
-	{auth.ErrRevoked, auth.CodeInvalidToken, "the refresh token has been revoked; log in again"},
-	{errRefreshToken, auth.CodeInvalidToken, "the refresh token is not valid"},
+	{sentinel: user.ErrSQLConfig, code: auth.CodeUserStoreUnavailable, message: "login is unavailable: the user store is misconfigured (operators: see the server log)"},
+	{sentinel: errUserStore, code: auth.CodeUserStoreUnavailable, message: "login is unavailable: the user store cannot be reached"},
+	{sentinel: session.ErrLimitReached, code: auth.CodeSessionLimit, message: "too many active logins for this account; log out elsewhere first"},
+	{origin: errRefreshToken, sentinel: auth.ErrUnavailable, code: auth.CodeStoreUnavailable, message: "the token store is unavailable; retry shortly"},
+	{sentinel: auth.ErrUnavailable, code: auth.CodeStoreUnavailable, message: "the store is unavailable; retry shortly"},
+	{sentinel: auth.ErrExpired, code: auth.CodeInvalidToken, message: "the refresh token has expired; log in again"},
+	{sentinel: auth.ErrRevoked, code: auth.CodeInvalidToken, message: "the refresh token has been revoked; log in again"},
+	{sentinel: errRefreshToken, code: auth.CodeInvalidToken, message: "the refresh token is not valid"},
 }
 
 // codeError gives err its code from errorCodes. An *auth.Error keeps the
@@ -71,7 +79,7 @@ func codeErrorFrom(err, origin error) error {
 		cause = fmt.Errorf("%w: %w", origin, err)
 	}
 	for _, e := range errorCodes {
-		if errors.Is(cause, e.sentinel) {
+		if errors.Is(cause, e.sentinel) && (e.origin == nil || errors.Is(cause, e.origin)) {
 			return auth.Wrap(err, e.code, e.message)
 		}
 	}

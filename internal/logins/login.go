@@ -3,6 +3,7 @@ package logins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tokenshift/tokenshift/featureflags"
@@ -120,7 +121,7 @@ func (s *Service) verifyFailed(ctx context.Context, err error, rsv reservation) 
 	if errors.Is(err, user.ErrSQLConfig) {
 		s.log.Error("user store misconfigured: logins fail until it is fixed", "error", err)
 	}
-	return userStoreError(err)
+	return userStoreError(fmt.Errorf("%w: %w", ErrPasswordUnchecked, err))
 }
 
 // makeLogin writes the login the phase allows: the session record (with its

@@ -403,6 +403,8 @@ func TestCodeError(t *testing.T) {
 		err  error
 		wrap func(error) error
 		code auth.Code
+		// message, if set, is the detail the client reads.
+		message string
 	}{
 		{name: "store down", err: fmt.Errorf("redis: %w", auth.ErrUnavailable), wrap: codeError, code: auth.CodeStoreUnavailable},
 		{name: "session limit", err: session.ErrLimitReached, wrap: codeError, code: auth.CodeSessionLimit},
@@ -411,14 +413,20 @@ func TestCodeError(t *testing.T) {
 		{name: "user store down", err: auth.ErrUnavailable, wrap: userStoreError, code: auth.CodeUserStoreUnavailable},
 		{name: "overlay down", err: fmt.Errorf("%w: %w", user.ErrOverlay, auth.ErrUnavailable), wrap: userStoreError, code: auth.CodeStoreUnavailable},
 		{name: "account changed during login", err: user.ErrAccountChanged, wrap: userStoreError, code: auth.CodeInvalidCredentials},
-		{name: "refresh token store down", err: auth.ErrUnavailable, wrap: refreshError, code: auth.CodeStoreUnavailable},
+		{name: "refresh token store down", err: auth.ErrUnavailable, wrap: refreshError, code: auth.CodeStoreUnavailable, message: "the token store is unavailable; retry shortly"},
+		{name: "other store down", err: auth.ErrUnavailable, wrap: codeError, code: auth.CodeStoreUnavailable, message: "the store is unavailable; retry shortly"},
 		{name: "refresh token reused", err: token.ErrRefreshReused, wrap: refreshError, code: auth.CodeInvalidToken},
 		{name: "refresh token unknown", err: auth.ErrNotFound, wrap: refreshError, code: auth.CodeInvalidToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := auth.ErrorCode(tt.wrap(tt.err)); got != tt.code {
-				t.Fatalf("code %s, want %s", got, tt.code)
+			got := tt.wrap(tt.err)
+			if code := auth.ErrorCode(got); code != tt.code {
+				t.Fatalf("code %s, want %s", code, tt.code)
+			}
+			var ae *auth.Error
+			if tt.message != "" && (!errors.As(got, &ae) || ae.Message != tt.message) {
+				t.Fatalf("message of %v, want %q", got, tt.message)
 			}
 			if !errors.Is(tt.wrap(tt.err), tt.err) {
 				t.Fatal("the cause is lost")
