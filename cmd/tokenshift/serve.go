@@ -197,9 +197,9 @@ func mountAdmin(a *app) func(*fiber.App, *httpapi.Server) {
 			MaxWindow: a.cfg.Usage.Retention,
 			// No OnFlagsChanged: the Manager's change hook (startFlags)
 			// already keeps the phase gauge in step with every change.
-			Sessions: s,
+			Sessions: a.logins,
 			Keys:     a.keyManager(),
-			Accounts: s,
+			Accounts: a.logins,
 		})
 		h.Mount(f)
 	}

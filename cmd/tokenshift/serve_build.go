@@ -15,6 +15,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/config"
 	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
@@ -36,6 +37,7 @@ type app struct {
 	sessions *session.Manager
 	tokens   *token.Service
 	users    *user.Verifier
+	logins   *logins.Service
 	gateway  *gateway.Gateway
 	// gatewayErr is set when the gateway could not be built during mounting.
 	gatewayErr error
@@ -229,18 +231,26 @@ func (a *app) newServer(ctx context.Context) error {
 	cfg := a.cfg
 	csrfCtx := a.loops(ctx, "CSRF key keeper")
 	var err error
-	a.server, err = httpapi.New(csrfCtx, httpapi.Options{
+	// One login service for the HTTP handlers, the admin API and (through
+	// the server's authn configuration) the gateway.
+	a.logins, err = logins.New(logins.Options{
 		Logger: a.log, Store: a.store, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
 		Users: a.users, Accounts: a.users, Flags: a.flags.Flags(), Usage: a.usage,
 		Clients: authClients(cfg), DefaultClient: cfg.DefaultClient,
+		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
+		RateLimit:         logins.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
+	})
+	if err != nil {
+		return err
+	}
+	a.server, err = httpapi.New(csrfCtx, httpapi.Options{
+		Logger: a.log, Store: a.store, Logins: a.logins, Flags: a.flags.Flags(), Usage: a.usage,
 		Cookies: httpapi.CookieOptions{
 			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
 			RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
 		},
-		CORSOrigins:       append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
-		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
-		RateLimit:         httpapi.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
-		BodyLimit:         cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
+		CORSOrigins: append([]string{cfg.Server.PublicURL}, cfg.CORS.AllowedOrigins...),
+		BodyLimit:   cfg.Server.BodyLimit, ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout,
 		IdleTimeout: cfg.Server.IdleTimeout, TrustedProxies: cfg.Server.TrustedProxies,
 		ShadowCheck: cfg.Migration.ShadowCheck,
 		// A verifier's cached JWKS must not outlive the publish delay, or it

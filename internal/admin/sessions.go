@@ -13,7 +13,8 @@ import (
 // LoginInfo is one live login of a user as operators and users see it.
 type LoginInfo = auth.LoginInfo
 
-// SessionControl lists and revokes logins (implemented by the HTTP server).
+// SessionControl lists and revokes logins (implemented by logins.Service).
+// Its errors carry their codes (*auth.Error), so handlers pass them on.
 type SessionControl interface {
 	ListLogins(ctx context.Context, userID string) ([]LoginInfo, error)
 	// RevokeLoginOf revokes one login of userID; auth.ErrNotFound if that sid
@@ -35,7 +36,7 @@ func (h *Handlers) listSessions(c *fiber.Ctx) error {
 	}
 	logins, err := h.o.Sessions.ListLogins(c.UserContext(), uid)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
 	if logins == nil {
 		logins = []LoginInfo{}
@@ -53,7 +54,7 @@ func (h *Handlers) revokeSession(c *fiber.Ctx) error {
 		if errors.Is(err, auth.ErrNotFound) {
 			return auth.Errorf(auth.CodeNotFound, "user %q has no live login %q", truncate(uid, 64), truncate(sid, 64))
 		}
-		return storeErr(err)
+		return err
 	}
 	h.log.Warn("operator revoked a login", "by", authn.Principal(c).Email, "user_id", uid, "sid", sid)
 	return c.SendStatus(fiber.StatusNoContent)
@@ -67,15 +68,8 @@ func (h *Handlers) revokeAll(c *fiber.Ctx) error {
 		return err
 	}
 	if err := h.o.Sessions.RevokeAllOf(c.UserContext(), uid, "operator:"+authn.Principal(c).Email); err != nil {
-		return storeErr(err)
+		return err
 	}
 	h.log.Warn("operator revoked every login of a user", "by", authn.Principal(c).Email, "user_id", uid)
 	return c.SendStatus(fiber.StatusNoContent)
-}
-
-func storeErr(err error) error {
-	if errors.Is(err, auth.ErrUnavailable) {
-		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is unavailable; retry shortly")
-	}
-	return err
 }

@@ -13,8 +13,9 @@ import (
 // AccountInfo is tokenshift's own state of a user, as operators see it.
 type AccountInfo = auth.AccountInfo
 
-// AccountControl suspends and reinstates users (implemented by the HTTP
-// server, which also revokes the user's credentials on suspension).
+// AccountControl suspends and reinstates users (implemented by
+// logins.Service, which also revokes the user's credentials on suspension).
+// Its errors carry their codes (*auth.Error), so handlers pass them on.
 type AccountControl interface {
 	AccountOf(ctx context.Context, userID string) (AccountInfo, error)
 	SuspendUser(ctx context.Context, userID, by, reason string) (AccountInfo, error)
@@ -48,7 +49,7 @@ func (h *Handlers) getAccount(c *fiber.Ctx) error {
 	}
 	a, err := h.o.Accounts.AccountOf(c.UserContext(), id)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
 	return c.JSON(a)
 }
@@ -90,7 +91,7 @@ func (h *Handlers) suspend(c *fiber.Ctx) error {
 			h.log.Error("user suspended but not every credential could be revoked", "by", p.Email, "user_id", id, "error", err)
 			return auth.Wrap(err, auth.CodeStoreUnavailable, "the user is suspended, but live credentials could not all be revoked; retry")
 		}
-		return storeErr(err)
+		return err
 	}
 	h.log.Warn("operator suspended a user; every login revoked", "by", p.Email, "by_user_id", p.UserID, "user_id", id, "reason", req.Reason)
 	return c.JSON(a)
@@ -103,7 +104,7 @@ func (h *Handlers) unsuspend(c *fiber.Ctx) error {
 	}
 	a, err := h.o.Accounts.UnsuspendUser(c.UserContext(), id)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
 	p := authn.Principal(c)
 	h.log.Warn("operator lifted a suspension", "by", p.Email, "by_user_id", p.UserID, "user_id", id)

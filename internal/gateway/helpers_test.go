@@ -22,6 +22,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
@@ -104,7 +105,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	cookies := httpapi.CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"}
 	e := &env{usage: rec, tokens: tokens}
-	e.srv, err = httpapi.New(ctx, httpapi.Options{
+	lg, err := logins.New(logins.Options{
 		Logger: quiet(), Store: st, Sessions: sessions, Tokens: tokens, Revoked: rev,
 		Users: user.NewVerifier(fs, nil), Flags: o.flags, Usage: rec,
 		Clients: []auth.Client{
@@ -112,10 +113,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 			{ID: "spa", Kind: auth.KindSPA, TokenTransport: auth.TransportCookie},
 			{ID: "mobile", Kind: auth.KindMobile, TokenTransport: auth.TransportBody},
 		},
-		DefaultClient: "web", Cookies: cookies, CORSOrigins: []string{"http://tokenshift.test"},
-		RateLimit: httpapi.RateLimit{PerAccount: 100, PerIP: 100, Window: time.Minute},
+		DefaultClient:     "web",
+		RateLimit:         logins.RateLimit{PerAccount: 100, PerIP: 100, Window: time.Minute},
+		MaxCredentialLife: 168 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv, err = httpapi.New(ctx, httpapi.Options{
+		Logger: quiet(), Store: st, Logins: lg, Flags: o.flags, Usage: rec,
+		Cookies: cookies, CORSOrigins: []string{"http://tokenshift.test"},
 		BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: o.writeTimeout, IdleTimeout: time.Minute,
-		MaxCredentialLife: 168 * time.Hour, TrustedProxies: o.trustedProxies,
+		TrustedProxies: o.trustedProxies,
 		Mount: func(app *fiber.App, s *httpapi.Server) {
 			cfg := gateway.Config{
 				Authn:             s.AuthnConfig(),

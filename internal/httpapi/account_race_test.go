@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
@@ -17,7 +18,7 @@ import (
 // login is written: the revocation's DeleteByUser cannot see the login, and
 // its not-before is older than the login's write.
 type overtaken struct {
-	Authenticator
+	logins.Authenticator
 	change func(ctx context.Context)
 }
 
@@ -39,24 +40,24 @@ func TestLoginOvertakenByAnAccountChange(t *testing.T) {
 		change func(ctx context.Context, s *devServer) error
 	}{
 		{name: "suspended", change: func(ctx context.Context, s *devServer) error {
-			_, err := s.SuspendUser(ctx, "u-alice", opsEmail, "fraud")
+			_, err := s.logins.SuspendUser(ctx, "u-alice", opsEmail, "fraud")
 			return err
 		}},
 		{name: "password changed", change: func(ctx context.Context, s *devServer) error {
 			if err := s.opts.Accounts.ChangePassword(ctx, "u-alice", aliceEmail, alicePassword, "alice-new-password"); err != nil {
 				return err
 			}
-			return s.revokeUser(ctx, "u-alice", "password-change")
+			return s.logins.RevokeAllOf(ctx, "u-alice", "password-change")
 		}},
 		{name: "logged out everywhere", change: func(ctx context.Context, s *devServer) error {
-			return s.RevokeAllOf(ctx, "u-alice", "logout-all")
+			return s.logins.RevokeAllOf(ctx, "u-alice", "logout-all")
 		}},
 	}
 	for _, tc := range tests {
 		for _, client := range []string{"web", "spa", "mobile"} {
 			t.Run(tc.name+"/"+client, func(t *testing.T) {
 				var s *devServer
-				s = newDevServer(t, withAccounts(true), func(o *Options, _ *token.Config) {
+				s = newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Config) {
 					o.Users = overtaken{Authenticator: o.Users, change: func(ctx context.Context) {
 						if err := tc.change(ctx, s); err != nil {
 							t.Errorf("change: %v", err)
@@ -71,7 +72,7 @@ func TestLoginOvertakenByAnAccountChange(t *testing.T) {
 						t.Errorf("credential cookie %s handed out: %+v", name, c)
 					}
 				}
-				logins, err := s.ListLogins(context.Background(), "u-alice")
+				logins, err := s.logins.ListLogins(context.Background(), "u-alice")
 				if err != nil || len(logins) != 0 {
 					t.Fatalf("logins left behind: %+v, %v", logins, err)
 				}

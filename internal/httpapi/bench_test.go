@@ -64,7 +64,7 @@ type noRecording struct{ UsageRecorder }
 func (noRecording) Record(auth.Scheme, string, string, auth.Outcome) {}
 
 func withoutRecording() devOption {
-	return func(o *Options, _ *token.Config) { o.Usage = noRecording{o.Usage} }
+	return func(o *testOptions, _ *token.Config) { o.Usage = noRecording{o.Usage} }
 }
 
 type meCase struct {

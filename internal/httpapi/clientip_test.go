@@ -68,7 +68,7 @@ func TestParseTrustedProxies(t *testing.T) {
 // Through the whole server: the session records the client behind the proxy,
 // never the raw header, and X-Forwarded-For from an untrusted peer is ignored.
 func TestClientIPThroughServer(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.TrustedProxies = []string{"10.0.0.1"} })
+	ts := newTestServer(t, func(o *testOptions) { o.TrustedProxies = []string{"10.0.0.1"} })
 	tests := []struct {
 		name, peer, xff, want string
 	}{

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
-	"github.com/tokenshift/tokenshift/internal/token"
+	"github.com/tokenshift/tokenshift/internal/logins"
 )
 
 // CookieOptions name and secure the credential cookies.
@@ -70,7 +70,7 @@ func (s *Server) setSessionCookie(c *fiber.Ctx, client auth.Client, value string
 	return nil
 }
 
-func (s *Server) setTokenCookies(c *fiber.Ctx, client auth.Client, pair token.Pair) error {
+func (s *Server) setTokenCookies(c *fiber.Ctx, client auth.Client, pair logins.Pair) error {
 	if err := s.checkIssueOrigin(c, client, true); err != nil {
 		return err
 	}

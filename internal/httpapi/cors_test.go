@@ -89,7 +89,7 @@ func TestCORSOriginsRefused(t *testing.T) {
 	ts := newTestServer(t, nil)
 	o := ts.opts
 	o.CORSOrigins = []string{"*"}
-	if _, err := New(ctx, o); err == nil {
+	if _, err := New(ctx, o.Options); err == nil {
 		t.Fatal("New accepted a wildcard CORS origin")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenshift/tokenshift/configs"
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
@@ -28,17 +29,18 @@ import (
 // go through app.Test and benchmarks through app.Handler().
 type devServer struct {
 	*Server
+	opts   testOptions
 	store  *store.Memory
 	usage  *usage.Recorder
 	tokens *token.Service
 	flags  *featureflags.Flags
 }
 
-type devOption func(*Options, *token.Config)
+type devOption func(*testOptions, *token.Config)
 
 // withPhase starts the server in phase p (global).
 func withPhase(p featureflags.Phase) devOption {
-	return func(o *Options, _ *token.Config) {
+	return func(o *testOptions, _ *token.Config) {
 		f, err := featureflags.NewFlags(featureflags.State{Phase: p, RolloutSeed: "test"})
 		if err != nil {
 			panic(err)
@@ -50,7 +52,7 @@ func withPhase(p featureflags.Phase) devOption {
 // withoutTokenCache disables the verified-token cache, so every bearer request
 // runs the signature check.
 func withoutTokenCache() devOption {
-	return func(_ *Options, tc *token.Config) { tc.CacheSize = 0 }
+	return func(_ *testOptions, tc *token.Config) { tc.CacheSize = 0 }
 }
 
 var testClients = []auth.Client{
@@ -93,13 +95,15 @@ func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	o := Options{
+	o := testOptions{
 		Logger: slog.New(slog.DiscardHandler),
 		Store:  st, Sessions: sessions, Revoked: rev, Users: user.NewVerifier(fs, &user.VerifierOptions{Logger: slog.New(slog.DiscardHandler)}),
-		Flags: flags, Usage: rec, Clients: testClients, DefaultClient: "web",
-		Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
-		RateLimit: RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
-		BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
+		Flags: flags, Usage: rec, Issued: rec, Clients: testClients, DefaultClient: "web",
+		RateLimit: logins.RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
+		Options: Options{
+			Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
+			BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
+		},
 	}
 	tc := token.ConfigDefault
 	for _, opt := range opts {
@@ -110,12 +114,12 @@ func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 		tb.Fatal(err)
 	}
 	o.Tokens = tokens
-	s, err := New(ctx, o)
+	s, err := o.build(ctx)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f, _ := o.Flags.(*featureflags.Flags)
-	return &devServer{Server: s, store: st, usage: rec, tokens: tokens, flags: f}
+	return &devServer{Server: s, opts: o, store: st, usage: rec, tokens: tokens, flags: f}
 }
 
 // call is one request through app.Test.

@@ -151,7 +151,7 @@ func TestHomePage(t *testing.T) {
 // TestHomePageLeavesRootToMount: a route mounted for / (the gateway's proxy
 // route for the product's own home page) keeps answering /.
 func TestHomePageLeavesRootToMount(t *testing.T) {
-	s := newTestServer(t, func(o *Options) {
+	s := newTestServer(t, func(o *testOptions) {
 		o.Mount = func(app *fiber.App, _ *Server) {
 			app.Use(func(c *fiber.Ctx) error {
 				if c.Path() != "/" {

@@ -16,7 +16,7 @@ func TestDuplicateCredentialCookies(t *testing.T) {
 			name = "prefixed names"
 		}
 		t.Run(name, func(t *testing.T) {
-			ts := newTestServer(t, func(o *Options) { o.Cookies.Secure = secure })
+			ts := newTestServer(t, func(o *testOptions) { o.Cookies.Secure = secure })
 			names := ts.opts.Cookies
 			login := func(email, pass, client string) *tresp {
 				r := ts.do(t, treq{method: "POST", path: "/auth/login", json: map[string]string{"email": email, "password": pass, "client_id": client}})

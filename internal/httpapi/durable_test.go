@@ -33,7 +33,7 @@ func (s *notDurableStore) Durable(ctx context.Context) error {
 // enough replicas, instead of a success a failover could take back.
 func TestCredentialWritesWaitForDurability(t *testing.T) {
 	var st *notDurableStore
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		st = &notDurableStore{Store: o.Store}
 		o.Store = st
 	})

@@ -35,7 +35,7 @@ func TestExpiredSessionCountedExpiredEveryTime(t *testing.T) {
 	clk := &fakeClock{now: time.Now()}
 	var m *session.Manager
 	rec := &outcomeRecorder{}
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		var err error
 		m, err = session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {

@@ -28,7 +28,7 @@ const (
 // overlay on the server's store, password change allowed or not, and mounts
 // the admin API.
 func withAccounts(allowChange bool) devOption {
-	return func(o *Options, _ *token.Config) {
+	return func(o *testOptions, _ *token.Config) {
 		fs, err := user.ParseFile(configs.DevUsersYAML)
 		if err != nil {
 			panic(err)
@@ -39,7 +39,7 @@ func withAccounts(allowChange bool) devOption {
 		})
 		o.Users, o.Accounts = v, v
 		o.Mount = func(app *fiber.App, s *Server) {
-			admin.New(admin.Options{Logger: slog.New(slog.DiscardHandler), Authn: s.Authn, Sessions: s, Accounts: s}).Mount(app)
+			admin.New(admin.Options{Logger: slog.New(slog.DiscardHandler), Authn: s.Authn, Sessions: s.logins, Accounts: s.logins}).Mount(app)
 		}
 	}
 }
@@ -291,7 +291,7 @@ func TestLoginVerifyErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuf
-			s := newDevServer(t, func(o *Options, _ *token.Config) {
+			s := newDevServer(t, func(o *testOptions, _ *token.Config) {
 				o.Users = errUsers{err: tc.err}
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			})

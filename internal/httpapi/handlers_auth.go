@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -11,12 +12,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
-	"github.com/tokenshift/tokenshift/internal/session"
-	"github.com/tokenshift/tokenshift/internal/token"
-	"github.com/tokenshift/tokenshift/internal/user"
+	"github.com/tokenshift/tokenshift/internal/logins"
 )
 
 // noStore marks every /auth answer uncacheable: they carry credentials or
@@ -101,153 +99,85 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case len(req.Email) > 320 || len(req.Password) > 1024:
 		return auth.Errorf(auth.CodeInvalidRequest, "email or password too long")
 	}
-	if req.ClientID == "" {
-		req.ClientID = s.opts.DefaultClient
-	}
-	client, ok := s.clients[req.ClientID]
-	if !ok {
-		s.opts.Usage.Login(auth.ClientOther, "unknown_client")
-		return auth.Errorf(auth.CodeUnknownClient, "client_id %q is not registered", truncate(req.ClientID, 64))
-	}
-	// Login CSRF (csrf.go) and the client's origins (origins.go): checked
-	// before any budget is spent.
-	if err := s.csrf.CheckLogin(c, isForm, csrfToken, c.Cookies(s.opts.Cookies.preSessionCookie()), s.opts.Clock()); err != nil {
-		s.opts.Usage.Login(client.ID, "csrf_failed")
-		return err
-	}
-	if err := checkClientOrigin(c, client); err != nil {
-		s.opts.Usage.Login(client.ID, "csrf_failed")
-		return err
-	}
-	ctx := c.UserContext()
-	ip := s.ClientIP(c)
-
-	// The attempt is reserved before the password is checked (ratelimit.go).
-	rsv, lim, err := s.limiter.reserve(ctx, req.Email, ip)
+	// From here on every attempt is counted once, under the outcome its
+	// error names (auth.LoginOutcomeOf).
+	clientID, resp, err := s.loginAs(c, req, isForm, csrfToken)
+	s.opts.Usage.Login(clientID, auth.LoginOutcomeOf(err))
 	if err != nil {
-		s.opts.Usage.Login(client.ID, "error")
-		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the rate limiter cannot be reached")
+		return setRetryAfter(c, err)
 	}
-	if lim.limited {
-		s.opts.Usage.Login(client.ID, "rate_limited")
-		return s.rateLimited(c, lim)
-	}
-
-	// The login is dated by the instant before the account state is read
-	// (user.Verifier.Verify), not by when it is written: a password change or
-	// suspension that lands while the password is being checked revokes the
-	// user after this instant, so its not-before ends this login wherever it
-	// is checked.
-	authAt := s.opts.Clock()
-	u, err := s.opts.Users.Verify(ctx, req.Email, req.Password)
-	if err != nil {
-		if errors.Is(err, user.ErrInvalidCredentials) {
-			s.opts.Usage.Login(client.ID, "invalid_credentials")
-			return auth.Errorf(auth.CodeInvalidCredentials, "email or password is wrong")
-		}
-		return s.verifyError(c, client.ID, err, rsv)
-	}
-	// Refunded at once, before anything else is done for this login, so the
-	// units of correct passwords are back before their answers leave and a
-	// user's burst of logins (tabs, retries, a script) is limited only while
-	// its attempts overlap.
-	if err := s.limiter.succeeded(ctx, rsv); err != nil {
-		s.opts.Usage.Login(client.ID, "error")
-		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
-	}
-	if isForm {
-		// The form's pre-session is spent by this login (csrf.go).
-		consumed, err := s.csrf.consumePreSession(ctx, c.Cookies(s.opts.Cookies.preSessionCookie()), s.opts.Clock())
-		if err != nil {
-			return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
-		}
-		if !consumed {
-			s.opts.Usage.Login(client.ID, "csrf_failed")
-			return auth.Errorf(auth.CodeCSRF, "this login form was already used to log in; reload it")
-		}
-	}
-
-	dec := s.decide(client.ID, u.ID)
-	issueSession := dec.IssueSession
-	sess, cookie, err := s.opts.Sessions.Create(ctx, session.NewSession{
-		UserID:    u.ID,
-		Email:     u.Email,
-		ClientID:  client.ID,
-		Roles:     u.Roles,
-		IP:        ip,
-		UserAgent: cleanUserAgent(c.Get(fiber.HeaderUserAgent)),
-		Cookie:    issueSession,
-		Tokens:    dec.IssueTokens,
-		AuthAt:    authAt,
-		Replace:   c.Cookies(s.opts.Cookies.SessionCookie()),
-	})
-	if err != nil {
-		s.opts.Usage.Login(client.ID, "error")
-		return s.sessionError(err)
-	}
-	// Logins ended by this one (the replaced cookie's, or the oldest beyond
-	// session.max_per_user) must lose their tokens too.
-	for _, old := range sess.Evicted {
-		if err := s.opts.Tokens.RevokeFamily(ctx, old); err != nil {
-			s.opts.Usage.Login(client.ID, "error")
-			return s.storeError(err)
-		}
-	}
-	resp := loginResponse{UserID: u.ID, Email: u.Email, ClientID: client.ID, Roles: nonNil(u.Roles), Phase: dec.Phase.String(), SID: sess.SID}
-	if issueSession {
-		if err := s.setSessionCookie(c, client, cookie, sess.AbsoluteExpiresAt); err != nil {
-			return err
-		}
-		s.opts.Usage.Issued("session")
-		resp.Session = true
-	}
-	if dec.IssueTokens {
-		if err := s.issueTokens(c, client, token.Subject{UserID: u.ID, Email: u.Email, ClientID: client.ID, SID: sess.SID, Roles: u.Roles, AuthTime: authAt}, &resp); err != nil {
-			s.opts.Usage.Login(client.ID, "error")
-			return err
-		}
-	}
-	// Revoked while it was being made: its credentials are dead already (they
-	// are dated authAt), so answer that instead of handing them out, and end
-	// the record that the revocation's DeleteByUser could not see yet.
-	if s.revokedSince(u.ID, authAt) {
-		if err := s.revokeLogin(ctx, sess.SID); err != nil {
-			s.log.Warn("ending a login overtaken by a revocation failed", "sid", sess.SID, "error", err)
-		}
-		c.Response().Header.DelAllCookies()
-		s.opts.Cookies.clear(c)
-		s.opts.Usage.Login(client.ID, "invalid_credentials")
-		return auth.Errorf(auth.CodeInvalidCredentials, "every login of this account was ended while this one was being checked; log in again")
-	}
-	if err := s.durableAnswer(c); err != nil {
-		s.opts.Usage.Login(client.ID, "error")
-		return err
-	}
-	if resp.Session || resp.TokenTransport == string(auth.TransportCookie) {
-		resp.CSRFToken = s.csrf.Token(sess.SID)
-	}
-	s.clearPreSession(c)
-	s.opts.Usage.Login(client.ID, "success")
-	s.log.Info("login", "user_id", u.ID, "client_id", client.ID, "sid", sess.SID, "session", resp.Session, "tokens", dec.IssueTokens, "phase", dec.Phase.String(), "ip", ip)
-
 	if isForm && safeReturnTo(req.ReturnTo) {
 		return c.Redirect(req.ReturnTo, fiber.StatusSeeOther)
 	}
 	return c.JSON(resp)
 }
 
-// issueTokens creates a pair for sub and puts it where the client expects it.
-func (s *Server) issueTokens(c *fiber.Ctx, client auth.Client, sub token.Subject, resp *loginResponse) error {
-	pair, err := s.opts.Tokens.Issue(c.UserContext(), sub)
+// loginAs runs a login and sets its cookies. clientID is the client to
+// count it under: auth.ClientOther for an unregistered one.
+func (s *Server) loginAs(c *fiber.Ctx, req loginRequest, isForm bool, csrfToken string) (clientID string, _ loginResponse, _ error) {
+	client, err := s.logins.Client(req.ClientID)
 	if err != nil {
-		return s.tokenError(err)
+		return auth.ClientOther, loginResponse{}, err
 	}
-	s.opts.Usage.Issued("access")
-	s.opts.Usage.Issued("refresh")
-	return s.fillTokens(c, client, pair, resp)
+	// Login CSRF (csrf.go) and the client's origins (origins.go): checked
+	// before any budget is spent.
+	preSession := c.Cookies(s.opts.Cookies.preSessionCookie())
+	if err := s.csrf.CheckLogin(c, isForm, csrfToken, preSession, s.opts.Clock()); err != nil {
+		return client.ID, loginResponse{}, auth.WithLoginOutcome(err, auth.LoginCSRFFailed)
+	}
+	if err := checkClientOrigin(c, client); err != nil {
+		return client.ID, loginResponse{}, err
+	}
+	lr := logins.LoginRequest{
+		Client: client, Email: req.Email, Password: req.Password,
+		IP: s.ClientIP(c), UserAgent: cleanUserAgent(c.Get(fiber.HeaderUserAgent)),
+		Replace: c.Cookies(s.opts.Cookies.SessionCookie()),
+	}
+	if isForm {
+		// The form's pre-session is spent by this login (csrf.go), once the
+		// password is known to be right.
+		lr.PasswordChecked = func(ctx context.Context) error { return s.spendPreSession(ctx, preSession) }
+	}
+	l, err := s.logins.Login(c.UserContext(), lr)
+	if err != nil {
+		if errors.Is(err, logins.ErrOvertaken) {
+			s.opts.Cookies.clear(c)
+		}
+		return client.ID, loginResponse{}, err
+	}
+	resp := loginResponse{UserID: l.UserID, Email: l.Email, ClientID: l.ClientID, Roles: nonNil(l.Roles), Phase: l.Phase.String(), SID: l.SID}
+	if l.Cookie != "" {
+		if err := s.setSessionCookie(c, client, l.Cookie, l.CookieExpiresAt); err != nil {
+			return client.ID, loginResponse{}, err
+		}
+		resp.Session = true
+	}
+	if l.Tokens != nil {
+		if err := s.fillTokens(c, client, *l.Tokens, &resp); err != nil {
+			return client.ID, loginResponse{}, err
+		}
+	}
+	if resp.Session || resp.TokenTransport == string(auth.TransportCookie) {
+		resp.CSRFToken = s.csrf.Token(l.SID)
+	}
+	s.clearPreSession(c)
+	return client.ID, resp, nil
 }
 
-func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair token.Pair, resp *loginResponse) error {
+// spendPreSession marks the login form's pre-session used: a second login
+// with the same form is refused.
+func (s *Server) spendPreSession(ctx context.Context, preSession string) error {
+	consumed, err := s.csrf.consumePreSession(ctx, preSession, s.opts.Clock())
+	if err != nil {
+		return auth.Wrap(err, auth.CodeStoreUnavailable, "login is unavailable: the store cannot be reached")
+	}
+	if !consumed {
+		return auth.Errorf(auth.CodeCSRF, "this login form was already used to log in; reload it")
+	}
+	return nil
+}
+
+func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair logins.Pair, resp *loginResponse) error {
 	now := s.opts.Clock()
 	resp.ExpiresIn = ceilSeconds(pair.AccessExpiresAt.Sub(now))
 	resp.RefreshExpiresIn = ceilSeconds(pair.RefreshExpiresAt.Sub(now))
@@ -262,18 +192,22 @@ func (s *Server) fillTokens(c *fiber.Ctx, client auth.Client, pair token.Pair, r
 	return nil
 }
 
-func (s *Server) rateLimited(c *fiber.Ctx, lim limitState) error {
-	secs := int(lim.retryAfter.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
+// setRetryAfter adds Retry-After to the answers that tell the client to
+// come back: a rate limit (its figure) and a full password-check queue.
+func setRetryAfter(c *fiber.Ctx, err error) error {
+	var ae *auth.Error
+	if !errors.As(err, &ae) {
+		return err
 	}
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-	// "attempts", not "failed logins": attempts still being checked hold
-	// their unit too (ratelimit.go), so a burst of correct logins can meet
-	// this answer without a single failure.
-	e := auth.Errorf(auth.CodeRateLimited, "too many login attempts; retry in %d seconds", secs)
-	e.Extra = map[string]any{"retry_after": secs}
-	return e
+	switch ae.Code {
+	case auth.CodeRateLimited:
+		if secs, ok := ae.Extra["retry_after"].(int); ok {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		}
+	case auth.CodeLoginBusy:
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
+	return err
 }
 
 type meResponse struct {
@@ -322,33 +256,17 @@ func (s *Server) logout(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
 			return auth.Errorf(auth.CodeUnauthenticated, "log out with the session cookie, an access token or a refresh token")
 		}
-		sub, err := s.opts.Tokens.LookupRefresh(ctx, raw)
+		owner, err := s.logins.RefreshOwner(ctx, raw)
 		if err != nil {
-			return s.tokenError(err)
+			return err
 		}
-		userID, sid = sub.UserID, sub.SID
+		userID, sid = owner.UserID, owner.SID
 	}
-	if all {
-		if err := s.revokeUser(ctx, userID, "logout-all"); err != nil {
-			return s.storeError(err)
-		}
-	} else if err := s.revokeLogin(ctx, sid); err != nil {
-		return s.storeError(err)
+	if err := s.logins.Logout(ctx, userID, sid, all); err != nil {
+		return err
 	}
 	s.opts.Cookies.clear(c)
-	s.log.Info("logout", "user_id", userID, "sid", sid, "all", all)
 	return c.SendStatus(fiber.StatusNoContent)
-}
-
-// maxCredentialLife bounds how long a per-user revocation must be remembered:
-// past it, every credential issued before the revocation has expired anyway.
-func (s *Server) maxCredentialLife() time.Duration { return s.opts.maxCredentialLife() }
-
-func (o *Options) maxCredentialLife() time.Duration {
-	if o.MaxCredentialLife > 0 {
-		return o.MaxCredentialLife
-	}
-	return 90 * 24 * time.Hour
 }
 
 func (s *Server) refreshFromRequest(c *fiber.Ctx) (string, error) {
@@ -382,62 +300,20 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	if raw == "" {
 		return auth.Errorf(auth.CodeInvalidRequest, "field \"refresh_token\" is required")
 	}
-	ctx := c.UserContext()
-	sub, err := s.opts.Tokens.LookupRefresh(ctx, raw)
-	if err == nil {
-		// Before the token is rotated: a refused request changes nothing.
-		client := s.clients[sub.ClientID]
-		if err := s.checkIssueOrigin(c, client, client.TokenTransport == auth.TransportCookie); err != nil {
-			return err
-		}
-		if dec := s.decide(sub.ClientID, sub.UserID); !dec.IssueTokens {
-			return auth.Errorf(auth.CodeNotAllowedInPhase, "tokens are not issued to this client in phase %s", dec.Phase)
-		}
-		if err := s.refreshAllowed(ctx, sub); err != nil {
-			return err
-		}
-		// The login record is what lists, revokes and counts a token family
-		// (GET /auth/sessions, the operator's revocation, max_per_user). A
-		// family whose record is gone can no longer be controlled, so it
-		// ends here instead of living on unseen. Checked (and the family's
-		// life extended) before rotating, so no pair is minted for it.
-		if err := s.opts.Sessions.TouchFamily(ctx, sub.SID); err != nil {
-			if !isNotFound(err) {
-				return s.storeError(err)
-			}
-			if err := s.opts.Tokens.RevokeFamily(ctx, sub.SID); err != nil {
-				return s.storeError(err)
-			}
-			s.log.Warn("refresh of a token family whose login is gone: family revoked", "sid", sub.SID, "user_id", sub.UserID)
-			return auth.Errorf(auth.CodeInvalidToken, "the login of this refresh token has ended; log in again")
-		}
-	}
-	pair, sub, err := s.opts.Tokens.Refresh(ctx, raw)
+	r, err := s.logins.Refresh(c.UserContext(), raw, func(client auth.Client) error {
+		return s.checkIssueOrigin(c, client, client.TokenTransport == auth.TransportCookie)
+	})
 	if err != nil {
-		if errors.Is(err, token.ErrRefreshReused) {
-			// RFC 9700 4.14.2: a replayed refresh token means the family may be
-			// stolen; the token package killed the tokens, end the session too.
-			s.log.Warn("refresh token reuse: login revoked", "sid", sub.SID, "user_id", sub.UserID)
-			if sub.SID != "" {
-				_ = s.opts.Sessions.Delete(ctx, sub.SID)
-			}
-		}
-		return s.tokenError(err)
+		return err
 	}
-	if err := s.durable(ctx); err != nil {
-		return s.storeError(err)
-	}
-	client := s.clients[sub.ClientID]
-	s.opts.Usage.Issued("access")
-	s.opts.Usage.Issued("refresh")
 	var resp loginResponse
-	if err := s.fillTokens(c, client, pair, &resp); err != nil {
+	if err := s.fillTokens(c, r.Client, r.Pair, &resp); err != nil {
 		return err
 	}
 	return c.JSON(refreshResponse{
 		AccessToken: resp.AccessToken, RefreshToken: resp.RefreshToken, TokenType: resp.TokenType,
 		ExpiresIn: resp.ExpiresIn, RefreshExpiresIn: resp.RefreshExpiresIn, TokenTransport: resp.TokenTransport,
-		SID: sub.SID,
+		SID: r.SID,
 	})
 }
 
@@ -458,73 +334,19 @@ type refreshResponse struct {
 // legacy client moves to tokens without asking for the password again.
 func (s *Server) exchange(c *fiber.Ctx) error {
 	p := authn.Principal(c)
-	if p.Scheme != auth.SchemeSession {
-		return auth.Errorf(auth.CodeInvalidRequest, "exchange needs a session cookie; this request was authenticated by %s", p.Scheme)
-	}
-	dec := s.decide(p.ClientID, p.UserID)
-	if !dec.AllowExchange {
-		return auth.Errorf(auth.CodeNotAllowedInPhase, "session exchange is not offered in phase %s", dec.Phase)
-	}
 	// A session cookie carried the request, so authn's CSRF check ran; the
-	// client's origins are checked here, before the family is touched.
-	if err := s.checkIssueOrigin(c, s.clients[p.ClientID], true); err != nil {
+	// client's origins are checked before the family is touched.
+	x, err := s.logins.Exchange(c.UserContext(), p, func(client auth.Client) error {
+		return s.checkIssueOrigin(c, client, true)
+	})
+	if err != nil {
 		return err
 	}
-	// The login gets its token family before any token exists: the record is
-	// what lists and revokes the tokens by sid and counts them against
-	// max_per_user, and it must now outlive the cookie's idle timeout for as
-	// long as the refresh chain lives.
-	if err := s.opts.Sessions.TouchFamily(c.UserContext(), p.SID); err != nil {
-		if isNotFound(err) {
-			return auth.Wrap(err, auth.CodeInvalidSession, "the session has ended; log in again")
-		}
-		return s.storeError(err)
-	}
-	client := s.clients[p.ClientID]
-	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: dec.Phase.String(), SID: p.SID, Session: dec.AcceptSession}
-	if err := s.issueTokens(c, client, token.Subject{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, SID: p.SID, Roles: p.Roles}, &resp); err != nil {
+	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: x.Phase.String(), SID: p.SID, Session: x.AcceptSession}
+	if err := s.fillTokens(c, x.Client, x.Pair, &resp); err != nil {
 		return err
 	}
-	if err := s.durableAnswer(c); err != nil {
-		return err
-	}
-	s.log.Info("session exchanged for tokens", "user_id", p.UserID, "client_id", p.ClientID, "sid", p.SID)
 	return c.JSON(resp)
-}
-
-func (s *Server) decide(clientID, userID string) featureflags.Decision {
-	if s.opts.Flags == nil {
-		return featureflags.Decision{Phase: featureflags.PhaseDual, IssueSession: true, IssueTokens: true, AcceptSession: true, AcceptTokens: true, AllowExchange: true}
-	}
-	return s.opts.Flags.Decide(clientID, userID)
-}
-
-func (s *Server) tokenError(err error) error {
-	switch {
-	case errors.Is(err, auth.ErrUnavailable):
-		return auth.Wrap(err, auth.CodeStoreUnavailable, "the token store is unavailable; retry shortly")
-	case errors.Is(err, auth.ErrExpired):
-		return auth.Wrap(err, auth.CodeInvalidToken, "the refresh token has expired; log in again")
-	case errors.Is(err, auth.ErrRevoked):
-		return auth.Wrap(err, auth.CodeInvalidToken, "the refresh token has been revoked; log in again")
-	}
-	return auth.Wrap(err, auth.CodeInvalidToken, "the refresh token is not valid")
-}
-
-func (s *Server) sessionError(err error) error {
-	if errors.Is(err, session.ErrLimitReached) {
-		return auth.Wrap(err, auth.CodeSessionLimit, "too many active logins for this account; log out elsewhere first")
-	}
-	return s.storeError(err)
-}
-
-func isNotFound(err error) bool { return errors.Is(err, auth.ErrNotFound) }
-
-func (s *Server) storeError(err error) error {
-	if errors.Is(err, auth.ErrUnavailable) {
-		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is unavailable; retry shortly")
-	}
-	return err
 }
 
 // safeReturnTo accepts only a local absolute path: no scheme, no host, no

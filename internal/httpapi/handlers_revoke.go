@@ -4,7 +4,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
-	"github.com/tokenshift/tokenshift/internal/token"
 )
 
 // revokeRequest is the body of POST /auth/revoke (RFC 7009 §2.1).
@@ -57,57 +56,20 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 	if r.Token == "" {
 		return auth.Errorf(auth.CodeInvalidRequest, "field \"token\" is required")
 	}
+	var check func(sid string) error
 	if r.FromCookie {
 		if err := s.csrf.CheckOrigin(c); err != nil {
 			return err
 		}
+		check = func(sid string) error { return s.checkCookieCSRF(c, sid) }
 	}
-	if len(r.Token) > s.opts.Tokens.Config().MaxTokenBytes {
-		return revokeOK(c) // not one of ours: nothing to revoke
-	}
-	ctx := c.UserContext()
-	if token.LooksLikeRefresh(r.Token) {
-		sub, err := s.opts.Tokens.LookupRefresh(ctx, r.Token)
-		if err != nil {
-			if token.IsNotRevocable(err) {
-				return revokeOK(c)
-			}
-			return s.tokenError(err)
-		}
-		if r.FromCookie {
-			if err := s.checkCookieCSRF(c, sub.SID); err != nil {
-				return err
-			}
-		}
-		if err := s.revokeLogin(ctx, sub.SID); err != nil {
-			return s.storeError(err)
-		}
-		if r.FromCookie {
-			s.opts.Cookies.clear(c)
-		}
-		s.log.Info("refresh token revoked: login ended", "user_id", sub.UserID, "client_id", sub.ClientID, "sid", sub.SID)
-		return revokeOK(c)
-	}
-	if r.FromCookie {
-		cl, err := s.opts.Tokens.VerifyAccess(r.Token)
-		if err != nil {
-			return revokeOK(c)
-		}
-		if err := s.checkCookieCSRF(c, cl.SID); err != nil {
-			return err
-		}
-	}
-	cl, err := s.opts.Tokens.RevokeAccess(ctx, r.Token)
+	done, err := s.logins.RevokeToken(c.UserContext(), r.Token, check)
 	if err != nil {
-		if cl == nil && token.IsNotRevocable(err) {
-			return revokeOK(c)
-		}
-		return s.storeError(err)
+		return err
 	}
-	if err := s.durable(ctx); err != nil {
-		return s.storeError(err)
+	if done.Login && r.FromCookie {
+		s.opts.Cookies.clear(c)
 	}
-	s.log.Info("access token revoked", "user_id", cl.Subject, "client_id", cl.ClientID, "sid", cl.SID, "jti", cl.ID)
 	return revokeOK(c)
 }
 

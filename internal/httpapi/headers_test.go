@@ -8,7 +8,7 @@ import (
 )
 
 func TestHTMLSecurityHeaders(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		o.Mount = func(app *fiber.App, _ *Server) {
 			html := func(csp string) fiber.Handler {
 				return func(c *fiber.Ctx) error {

@@ -29,10 +29,8 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		return auth.Wrap(err, auth.CodeStoreUnavailable, "the store is not reachable")
 	}
-	if s.opts.Revoked != nil {
-		if err := s.opts.Revoked.Ready(); err != nil {
-			return auth.Wrap(err, auth.CodeStoreUnavailable, "the revocation lists are not loaded yet")
-		}
+	if err := s.logins.Ready(); err != nil {
+		return auth.Wrap(err, auth.CodeStoreUnavailable, "the revocation lists are not loaded yet")
 	}
 	for _, check := range s.opts.ReadyChecks {
 		if err := check(ctx); err != nil {
@@ -57,7 +55,7 @@ func (s *Server) jwks(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
 	// Whole seconds rounded down, so a cached copy never outlives the bound.
 	c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
-	return c.Send(s.opts.Tokens.Ring().JWKS())
+	return c.Send(s.logins.JWKS())
 }
 
 func (s *Server) metrics(c *fiber.Ctx) error {

@@ -21,7 +21,7 @@ func TestReadyzWaitsForTheRevocationLists(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTestServer(t, func(o *Options) {
+			ts := newTestServer(t, func(o *testOptions) {
 				if tt.notLoaded {
 					o.Revoked = token.NewRevocations(o.Store, time.Now, nil) // never started
 				}

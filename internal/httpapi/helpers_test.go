@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
@@ -59,15 +62,57 @@ func (f *fakeUsers) Verify(_ context.Context, login, password string) (*user.Use
 
 type testServer struct {
 	*Server
+	opts   testOptions
 	st     *store.Memory
 	users  *fakeUsers
 	tokens *token.Service
 	sess   *session.Manager
 }
 
+// testOptions are a test server's options: the server's own, and the
+// dependencies of the logins service it calls, which tests replace (the
+// fields here shadow the Options fields of the same name and are copied
+// into both).
+type testOptions struct {
+	Options
+	Logger            *slog.Logger
+	Store             store.Store
+	Flags             authn.Decider
+	Usage             UsageRecorder
+	Clock             func() time.Time
+	Sessions          *session.Manager
+	Tokens            *token.Service
+	Revoked           *token.Revocations
+	Users             logins.Authenticator
+	Accounts          logins.AccountManager
+	Clients           []auth.Client
+	DefaultClient     string
+	RateLimit         logins.RateLimit
+	MaxCredentialLife time.Duration
+	// Issued counts issued credentials; the usage recorder.
+	Issued logins.IssueCounter
+}
+
+// build makes the logins service and the server over it; o.Options is left
+// as New got it.
+func (o *testOptions) build(ctx context.Context) (*Server, error) {
+	l, err := logins.New(logins.Options{
+		Logger: o.Logger, Store: o.Store, Sessions: o.Sessions, Tokens: o.Tokens, Revoked: o.Revoked,
+		Users: o.Users, Accounts: o.Accounts, Flags: o.Flags, Usage: o.Issued,
+		Clients: o.Clients, DefaultClient: o.DefaultClient, RateLimit: o.RateLimit,
+		MaxCredentialLife: o.MaxCredentialLife, Clock: o.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Options.Logger, o.Options.Store, o.Options.Flags, o.Options.Usage, o.Options.Clock = o.Logger, o.Store, o.Flags, o.Usage, o.Clock
+	o.Options.Logins = l
+	return New(ctx, o.Options)
+}
+
 // newTestServer builds the real Server over the in-memory store; opt edits
 // the options before New.
-func newTestServer(t testing.TB, opt func(*Options)) *testServer {
+func newTestServer(t testing.TB, opt func(*testOptions)) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -94,29 +139,31 @@ func newTestServer(t testing.TB, opt func(*Options)) *testServer {
 		t.Fatal(err)
 	}
 	users := &fakeUsers{}
-	o := Options{
+	o := testOptions{
 		Logger: slog.New(slog.DiscardHandler), Store: st, Sessions: sess, Tokens: tokens, Revoked: rev,
-		Users: users, Usage: rec,
+		Users: users, Usage: rec, Issued: rec,
 		Clients: []auth.Client{
 			{ID: "web", Kind: auth.ClientKind("web"), TokenTransport: auth.TransportBody},
 			{ID: "spa", Kind: auth.ClientKind("spa"), TokenTransport: auth.TransportCookie},
 			{ID: "mobile", Kind: auth.ClientKind("mobile"), TokenTransport: auth.TransportBody},
 		},
 		DefaultClient: "web",
-		Cookies:       CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
-		CORSOrigins:   []string{"http://tokenshift.test", "https://app.example.com"},
-		RateLimit:     RateLimit{PerAccount: 5, PerIP: 20, Window: time.Minute},
-		BodyLimit:     64 << 10,
-		ReadTimeout:   5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
+		RateLimit:     logins.RateLimit{PerAccount: 5, PerIP: 20, Window: time.Minute},
+		Options: Options{
+			Cookies:     CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
+			CORSOrigins: []string{"http://tokenshift.test", "https://app.example.com"},
+			BodyLimit:   64 << 10,
+			ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
+		},
 	}
 	if opt != nil {
 		opt(&o)
 	}
-	s, err := New(ctx, o)
+	s, err := o.build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{Server: s, st: st, users: users, tokens: tokens, sess: sess}
+	return &testServer{Server: s, opts: o, st: st, users: users, tokens: tokens, sess: sess}
 }
 
 // treq describes one request to the test server.
@@ -256,3 +303,5 @@ func parallel(n int, fn func(i int)) {
 	close(start)
 	wg.Wait()
 }
+
+func isNotFound(err error) bool { return errors.Is(err, auth.ErrNotFound) }

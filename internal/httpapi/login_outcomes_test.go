@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -25,9 +27,9 @@ type loginLog struct {
 	got []string
 }
 
-func (l *loginLog) Login(clientID, outcome string) {
+func (l *loginLog) Login(clientID string, outcome auth.LoginOutcome) {
 	l.mu.Lock()
-	l.got = append(l.got, clientID+"/"+outcome)
+	l.got = append(l.got, clientID+"/"+string(outcome))
 	l.mu.Unlock()
 	l.UsageRecorder.Login(clientID, outcome)
 }
@@ -62,7 +64,7 @@ func (s *flakyStore) SetCtx(ctx context.Context, key string, val []byte, exp tim
 
 // suspendedUsers answers ErrSuspended for one account with the right password.
 type suspendedUsers struct {
-	Authenticator
+	logins.Authenticator
 	email string
 }
 
@@ -85,7 +87,7 @@ func (u suspendedUsers) Verify(ctx context.Context, login, password string) (*us
 func TestLoginOutcomesCounted(t *testing.T) {
 	var log *loginLog
 	var limiterStore, tokenStore *flakyStore
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		log = &loginLog{UsageRecorder: o.Usage}
 		o.Usage = log
 		limiterStore = &flakyStore{Store: o.Store}
@@ -156,5 +158,52 @@ func TestLoginOutcomesCounted(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// busyAccounts fails every password change's check of the current password.
+type busyAccounts struct {
+	logins.AccountManager
+	err error
+}
+
+func (a busyAccounts) ChangePassword(context.Context, string, string, string, string) error {
+	return a.err
+}
+
+// TestPasswordChangeCheckFailureCounted: a password change whose check of
+// the current password could not be done (or met a suspended account) is
+// counted as a login attempt with that outcome; a wrong current password
+// and a refused new one are not counted.
+func TestPasswordChangeCheckFailureCounted(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		want   []string
+	}{
+		{name: "no hashing slot", err: fmt.Errorf("%w: %w", user.ErrBusy, context.DeadlineExceeded), status: 503, want: []string{"mobile/error"}},
+		{name: "suspended", err: user.ErrSuspended, status: 403, want: []string{"mobile/suspended"}},
+		{name: "wrong current password", err: user.ErrInvalidCredentials, status: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log *loginLog
+			s := newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Config) {
+				o.Accounts = busyAccounts{AccountManager: o.Accounts, err: tt.err}
+				log = &loginLog{UsageRecorder: o.Usage}
+				o.Usage = log
+			})
+			m := s.loginJSON(t, aliceEmail, alicePassword, "mobile").json(t)
+			log.take()
+			a := s.do(t, call{method: "POST", path: "/auth/password", ctype: "application/json", bearer: m["access_token"].(string),
+				body: jsonBody(map[string]string{"current_password": alicePassword, "new_password": "alice-new-password-1"})})
+			if a.status != tt.status {
+				t.Fatalf("status %d %s, want %d", a.status, a.body, tt.status)
+			}
+			if got := log.take(); !slices.Equal(got, tt.want) {
+				t.Fatalf("login outcomes %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

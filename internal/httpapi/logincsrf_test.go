@@ -148,7 +148,7 @@ func TestPreSessionRaceLogsInOnce(t *testing.T) {
 
 func TestPreSessionExpires(t *testing.T) {
 	now := time.Now()
-	ts := newTestServer(t, func(o *Options) { o.Clock = func() time.Time { return now } })
+	ts := newTestServer(t, func(o *testOptions) { o.Clock = func() time.Time { return now } })
 	token, cookie := ts.preSession(t)
 	now = now.Add(preSessionTTL + time.Second)
 	wantProblem(t, ts.do(t, treq{method: "POST", path: "/auth/login", form: aliceForm(token), cookies: []*http.Cookie{cookie}}), 403, "csrf_failed")

@@ -15,7 +15,7 @@ func TestClientAllowedOrigins(t *testing.T) {
 		other = "https://other.example.com" // allowed by CORS, not by the clients
 		self  = "http://tokenshift.test"    // tokenshift's own origin
 	)
-	ts := newTestServer(t, func(o *Options) {
+	ts := newTestServer(t, func(o *testOptions) {
 		o.CORSOrigins = append(o.CORSOrigins, other)
 		for i := range o.Clients {
 			switch o.Clients[i].ID {

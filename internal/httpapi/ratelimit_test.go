@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenshift/tokenshift/internal/logins"
 )
 
 // Concurrent guesses: each attempt reserves its unit before the password
@@ -25,8 +27,8 @@ func TestLoginLimiterConcurrentGuesses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := newTestServer(t, func(o *Options) {
-				o.RateLimit = RateLimit{PerAccount: tc.perAcct, PerIP: tc.perIP, Window: time.Minute}
+			ts := newTestServer(t, func(o *testOptions) {
+				o.RateLimit = logins.RateLimit{PerAccount: tc.perAcct, PerIP: tc.perIP, Window: time.Minute}
 			})
 			ts.users.delay = 20 * time.Millisecond // the checks overlap
 			var unauthorized, limited, other atomic.Int64
@@ -57,7 +59,7 @@ func TestLoginLimiterConcurrentGuesses(t *testing.T) {
 }
 
 func TestLoginLimiterRefundsAndRetryAfter(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.RateLimit = RateLimit{PerAccount: 3, PerIP: 6, Window: time.Minute} })
+	ts := newTestServer(t, func(o *testOptions) { o.RateLimit = logins.RateLimit{PerAccount: 3, PerIP: 6, Window: time.Minute} })
 	peer := "192.0.2.10"
 	login := func(email, pass string) *tresp {
 		return ts.do(t, treq{method: "POST", path: "/auth/login", peer: peer, json: map[string]string{"email": email, "password": pass}})
@@ -118,29 +120,13 @@ func TestLoginLimiterFailsClosed(t *testing.T) {
 	}
 }
 
-func TestIPBucket(t *testing.T) {
-	tests := []struct{ ip, want string }{
-		{"198.51.100.7", "198.51.100.7"},
-		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
-		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
-		{"fe80::1%eth0", "fe80::/64"},
-		{"::ffff:198.51.100.7", "198.51.100.7"},
-		{"not-an-ip", "not-an-ip"},
-	}
-	for _, tc := range tests {
-		if got := ipBucket(tc.ip); got != tc.want {
-			t.Errorf("ipBucket(%q) = %q, want %q", tc.ip, got, tc.want)
-		}
-	}
-}
-
 // TestLoginLimiterLegitBurst: correct passwords give their unit back before
 // answering. A burst of overlapping correct logins larger than the budget
 // may see some 429s (each attempt holds a unit while its password is being
 // checked), worded as attempts, not failures; once they have answered, any
 // number of further correct logins pass.
 func TestLoginLimiterLegitBurst(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.RateLimit = RateLimit{PerAccount: 5, PerIP: 20, Window: time.Minute} })
+	ts := newTestServer(t, func(o *testOptions) { o.RateLimit = logins.RateLimit{PerAccount: 5, PerIP: 20, Window: time.Minute} })
 	ts.users.delay = 20 * time.Millisecond
 	var ok, limited atomic.Int64
 	parallel(10, func(int) {

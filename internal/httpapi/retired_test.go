@@ -27,7 +27,7 @@ func withPhaseControl(tb testing.TB, start featureflags.Phase) (devOption, *phas
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return func(o *Options, _ *token.Config) { o.Flags = m.Flags() }, &phaseControl{m: m}
+	return func(o *testOptions, _ *token.Config) { o.Flags = m.Flags() }, &phaseControl{m: m}
 }
 
 func (pc *phaseControl) set(tb testing.TB, phase featureflags.Phase, rollout float64) {
@@ -70,7 +70,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // withSessionClock replaces the session manager by one on clk (idle timeout
 // 30m, touch interval 1m).
 func withSessionClock(tb testing.TB, clk *fakeClock) devOption {
-	return func(o *Options, _ *token.Config) {
+	return func(o *testOptions, _ *token.Config) {
 		m, err := session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {
 			tb.Fatal(err)

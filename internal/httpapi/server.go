@@ -16,52 +16,32 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
-	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/store"
-	"github.com/tokenshift/tokenshift/internal/token"
-	"github.com/tokenshift/tokenshift/internal/user"
 )
 
 // UsageRecorder is what the HTTP layer needs from usage counting.
 type UsageRecorder interface {
 	authn.Recorder
-	Login(clientID, outcome string)
-	Issued(kind string)
+	Login(clientID string, outcome auth.LoginOutcome)
 	// ShadowMismatch counts a disagreement found by the shadow check.
 	ShadowMismatch(clientID, kind string)
 	MetricsHandler() http.Handler
 }
 
-// Authenticator verifies a login name and password.
-type Authenticator interface {
-	Verify(ctx context.Context, login, password string) (*user.User, error)
-}
-
-// RateLimit is the failed-login budget.
-type RateLimit struct {
-	PerAccount int
-	PerIP      int
-	Window     time.Duration
-}
-
 // Options are the server's dependencies and settings; cmd builds them from config.
 type Options struct {
-	Logger   *slog.Logger
-	Store    store.Store
-	Sessions *session.Manager
-	Tokens   *token.Service
-	Revoked  *token.Revocations
-	Users    Authenticator
-	// Accounts adds password change and account control; nil = neither.
-	Accounts AccountManager
-	Flags    authn.Decider
-	Usage    UsageRecorder
+	Logger *slog.Logger
+	// Store holds the CSRF keys and pre-sessions, and is pinged by /readyz.
+	Store store.Store
+	// Logins is the login lifecycle every /auth handler calls; it also
+	// knows the registered clients and verifies credentials for authn.
+	Logins *logins.Service
+	Flags  authn.Decider
+	Usage  UsageRecorder
 
-	Clients       []auth.Client
-	DefaultClient string
-	Cookies       CookieOptions
-	CORSOrigins   []string
-	RateLimit     RateLimit
+	Cookies     CookieOptions
+	CORSOrigins []string
 
 	BodyLimit      int
 	ReadTimeout    time.Duration
@@ -73,10 +53,6 @@ type Options struct {
 	// in phases dual and prefer-jwt, and counts and logs disagreements
 	// (migration.shadow_check).
 	ShadowCheck bool
-
-	// MaxCredentialLife is the longest any credential lives (refresh TTL or
-	// session absolute timeout, whichever is longer).
-	MaxCredentialLife time.Duration
 
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS, in whole seconds;
 	// key rotation keeps it at most its publish delay. 0 means 5m.
@@ -97,9 +73,8 @@ type Server struct {
 	App     *fiber.App
 	opts    Options
 	log     *slog.Logger
-	clients map[string]auth.Client
+	logins  *logins.Service
 	csrf    *CSRF
-	limiter *rateLimiter
 	ids     *requestIDs
 	authn   authn.Config
 	proxies trustedProxies
@@ -119,8 +94,8 @@ type Server struct {
 
 // New builds the server. It fails on missing dependencies, never later.
 func New(ctx context.Context, o Options) (*Server, error) {
-	if o.Store == nil || o.Sessions == nil || o.Tokens == nil || o.Users == nil || o.Usage == nil {
-		return nil, errors.New("httpapi: store, sessions, tokens, users and usage are required")
+	if o.Store == nil || o.Logins == nil || o.Usage == nil {
+		return nil, errors.New("httpapi: store, logins and usage are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -128,7 +103,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	csrf, err := NewCSRF(ctx, CSRFConfig{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.maxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
+	csrf, err := NewCSRF(ctx, CSRFConfig{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -146,17 +121,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
-		clients: make(map[string]auth.Client, len(o.Clients)),
+		logins:  o.Logins,
 		csrf:    csrf,
-		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
 		ids:     newRequestIDs(),
 		proxies: proxies,
-	}
-	for _, c := range o.Clients {
-		s.clients[c.ID] = c
-	}
-	if _, ok := s.clients[o.DefaultClient]; !ok {
-		return nil, errors.New("httpapi: default client is not registered")
 	}
 
 	// Trusted proxies govern X-Forwarded-Host/-Proto (c.Hostname,
@@ -193,8 +161,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 // the routes use.
 func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	base := authn.Config{
-		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
-		Tokens:        tokenVerifier{s: o.Tokens, cookieClients: cookieClients(o.Clients)},
+		Sessions:      o.Logins,
+		Tokens:        o.Logins.TokenVerifier(),
 		Flags:         o.Flags,
 		Usage:         o.Usage,
 		CSRF:          csrf,
@@ -218,17 +186,6 @@ func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	s.authnOwnLogins = authn.New(own)
 	own.Optional = true
 	s.authnOwnLoginsOptional = authn.New(own)
-}
-
-// cookieClients are the clients whose tokens travel in cookies.
-func cookieClients(clients []auth.Client) map[string]bool {
-	m := map[string]bool{}
-	for _, c := range clients {
-		if c.TokenTransport == auth.TransportCookie {
-			m[c.ID] = true
-		}
-	}
-	return m
 }
 
 // notRouted answers what no route took: 405 with Allow when the path exists
@@ -280,4 +237,4 @@ func (s *Server) CSRFToken(sid string) string { return s.csrf.Token(sid) }
 func (s *Server) Logger() *slog.Logger { return s.log }
 
 // Clients returns the registered clients.
-func (s *Server) Clients() []auth.Client { return s.opts.Clients }
+func (s *Server) Clients() []auth.Client { return s.logins.Clients() }

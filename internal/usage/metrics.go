@@ -7,13 +7,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // Label value sets are closed: anything outside them is folded into a known
 // value, so no request can create a metric series.
 var (
 	// error must stay last: it is what any other value is counted as.
-	loginOutcomes = []string{"success", "invalid_credentials", "rate_limited", "unknown_client", "csrf_failed", "suspended", "error"}
+	loginOutcomes = auth.LoginOutcomes // LoginError last: the bucket of unknown values
 	issuedKinds   = []string{"session", "access", "refresh", "other"}
 	phaseNames    = []string{"legacy", "dual", "prefer-jwt", "retiring", "jwt-only"}
 )
@@ -42,7 +44,7 @@ func newMetrics(r *Recorder) (*metrics, error) {
 	}, []string{"client", "outcome"})
 	for _, c := range r.labels {
 		for _, o := range loginOutcomes {
-			m.logins = append(m.logins, loginVec.WithLabelValues(c, o))
+			m.logins = append(m.logins, loginVec.WithLabelValues(c, string(o)))
 		}
 	}
 	issuedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -126,12 +128,9 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 		float64(r.users.dropped.Load()), "user_table_full")
 }
 
-// Login counts a login attempt. outcome is one of success,
-// invalid_credentials, rate_limited, unknown_client, csrf_failed (refused by
-// the login-CSRF check or the client's allowed origins), suspended (right password, suspended account) or
-// error (ours: a store or user store failure); anything else counts as
-// error. clientID is labelled like Record's.
-func (r *Recorder) Login(clientID string, outcome string) {
+// Login counts a login attempt under its outcome (auth.LoginOutcomes;
+// anything else counts as error). clientID is labelled like Record's.
+func (r *Recorder) Login(clientID string, outcome auth.LoginOutcome) {
 	o := slices.Index(loginOutcomes, outcome)
 	if o < 0 {
 		o = len(loginOutcomes) - 1

@@ -40,7 +40,7 @@ func TestMetricSeriesStayBounded(t *testing.T) {
 		forged := fmt.Sprintf("forged-%d", i)
 		r.Record(auth.SchemeBearer, forged, forged, auth.OutcomeAccepted)
 		r.Record(auth.Scheme(i%256), forged, "", auth.Outcome(i%256))
-		r.Login(forged, fmt.Sprintf("weird-%d", i))
+		r.Login(forged, auth.LoginOutcome(fmt.Sprintf("weird-%d", i)))
 		r.Issued(forged)
 		r.SetPhase(forged, "dual")
 		r.SetPhase("web", forged)

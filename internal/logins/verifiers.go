@@ -1,4 +1,4 @@
-package httpapi
+package logins
 
 import (
 	"context"
@@ -6,56 +6,61 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
-	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
 
-// sessionVerifier adapts session.Manager to authn.SessionVerifier and applies
-// the per-user "not valid before" revocation (log out everywhere, password
-// change, suspension) to sessions as well as tokens.
-type sessionVerifier struct {
-	m   *session.Manager
-	rev *token.Revocations
-}
-
+// VerifySession implements authn.SessionVerifier over the session registry
+// and applies the per-user "not valid before" revocation (log out
+// everywhere, password change, suspension) to sessions as well as tokens.
 // The use is recorded (the idle deadline moved) only through the returned
 // touch, which the middleware calls once the request is accepted; it is nil
 // while no write is due, so most requests allocate nothing for it.
-func (v sessionVerifier) VerifySession(ctx context.Context, cookie string) (*auth.Principal, authn.Touch, error) {
-	s, err := v.m.Verify(ctx, cookie)
+func (s *Service) VerifySession(ctx context.Context, cookie string) (*auth.Principal, authn.Touch, error) {
+	m, rev := s.o.Sessions, s.o.Revoked
+	sess, err := m.Verify(ctx, cookie)
 	if err != nil {
 		return nil, nil, err
 	}
-	if v.rev != nil {
-		if nb := v.rev.UserNotBefore(s.UserID); !nb.IsZero() && s.CreatedAt.Before(nb) {
+	if rev != nil {
+		if nb := rev.UserNotBefore(sess.UserID); !nb.IsZero() && sess.CreatedAt.Before(nb) {
 			return nil, nil, fmt.Errorf("session of user revoked: %w", auth.ErrRevoked)
 		}
-		if v.rev.SIDRevoked(s.SID) {
+		if rev.SIDRevoked(sess.SID) {
 			return nil, nil, fmt.Errorf("session revoked: %w", auth.ErrRevoked)
 		}
 	}
 	var touch authn.Touch
-	if v.m.TouchDue(s) {
-		touch = func(ctx context.Context) { v.m.Touch(ctx, s) }
+	if m.TouchDue(sess) {
+		touch = func(ctx context.Context) { m.Touch(ctx, sess) }
 	}
-	exp := s.IdleExpiresAt
-	if s.AbsoluteExpiresAt.Before(exp) {
-		exp = s.AbsoluteExpiresAt
+	exp := sess.IdleExpiresAt
+	if sess.AbsoluteExpiresAt.Before(exp) {
+		exp = sess.AbsoluteExpiresAt
 	}
 	return &auth.Principal{
-		UserID:    s.UserID,
-		Email:     s.Email,
-		ClientID:  s.ClientID,
-		Roles:     s.Roles,
-		SID:       s.SID,
+		UserID:    sess.UserID,
+		Email:     sess.Email,
+		ClientID:  sess.ClientID,
+		Roles:     sess.Roles,
+		SID:       sess.SID,
 		ExpiresAt: exp,
 	}, touch, nil
 }
 
-// tokenVerifier adapts token.Service to authn.TokenVerifier and, with the
-// client registry, to authn.CookieTokenVerifier: only clients registered
+// TokenVerifier adapts the token service to authn.TokenVerifier and, with
+// the client registry, to authn.CookieTokenVerifier: only clients registered
 // with token_transport cookie have their access tokens accepted from the
 // access cookie.
+func (s *Service) TokenVerifier() authn.TokenVerifier {
+	v := tokenVerifier{s: s.o.Tokens, cookieClients: map[string]bool{}}
+	for _, c := range s.o.Clients {
+		if c.TokenTransport == auth.TransportCookie {
+			v.cookieClients[c.ID] = true
+		}
+	}
+	return v
+}
+
 type tokenVerifier struct {
 	s             *token.Service
 	cookieClients map[string]bool

@@ -1,4 +1,4 @@
-package httpapi
+package logins
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -114,4 +115,20 @@ func (r *rateLimiter) refund(ctx context.Context, res reservation) error {
 	}
 	_, err := r.st.Decr(ctx, res.ip)
 	return err
+}
+
+// err is the answer to an attempt refused by the limiter: rate_limited,
+// with the whole seconds to wait in its figures ("retry_after"), which
+// httpapi also sends as Retry-After.
+func (st limitState) err() error {
+	secs := int(st.retryAfter.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	// "attempts", not "failed logins": attempts still being checked hold
+	// their unit too, so a burst of correct logins can meet this answer
+	// without a single failure.
+	e := auth.Errorf(auth.CodeRateLimited, "too many login attempts; retry in %d seconds", secs)
+	e.Extra = map[string]any{"retry_after": secs}
+	return e
 }
