@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -140,7 +141,9 @@ func (e *env) close() {
 func (e *env) logsOf(s *stack) string {
 	var out strings.Builder
 	for _, p := range e.procs {
-		if p.name != s.server && !(s.server == "oauth2-proxy" && p.name == "mockoidc") && p.name != "redis" {
+		ours := p.name == s.server || (s.server == "oauth2-proxy" && p.name == "mockoidc") ||
+			(p.name == "redis" && slices.Contains(s.tools, "redis-server"))
+		if !ours {
 			continue
 		}
 		b, _ := os.ReadFile(p.log)
@@ -240,7 +243,7 @@ func (e *env) prepare(ctx context.Context, s *stack) error {
 	}
 	t, err := s.login(ctx, srv)
 	if err != nil {
-		return fmt.Errorf("%w%s", err, e.logsOf(s))
+		return err
 	}
 	s.target = t
 	return nil

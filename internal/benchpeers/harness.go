@@ -47,7 +47,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "closed-loop warm-up per stack before the rounds (0: none)")
 	fs.IntVar(&o.conns, "c", 32, "wrk connections (one thread)")
 	fs.IntVar(&o.rate, "rate", 2000, "open-loop rate for the latency figures, requests per second")
-	fs.DurationVar(&o.rateFor, "rate-duration", 5*time.Second, "open-loop run per stack")
+	fs.DurationVar(&o.rateFor, "rate-duration", 2*time.Second, "open-loop run per stack per round (p50/p99 are medians over the rounds)")
 	fs.StringVar(&filter, "stacks", "", "regular expression: only the stacks whose name matches (bare always runs)")
 	fs.BoolVar(&o.smoke, "smoke", false, "one short round of every stack (1 s, no warm-up, 0.5 s at 200 req/s): checks the harness, not a figure to read")
 	fs.BoolVar(&o.keepWorkDir, "keep", false, "keep the work directory (server logs) after the run")
@@ -95,16 +95,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer env.close()
 
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	// failed names the stack and shows its servers' logs, unless the run
+	// was interrupted (then every child was killed on purpose).
+	failed := func(s *stack, what string, err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return fmt.Errorf("%s%s: %w%s", s.name, what, err, env.logsOf(s))
+	}
 	loadStart := loadAvg()
 	logf("== load average at start: %s", loadStart)
 	for _, s := range stacks {
 		if err := env.prepare(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return failed(s, "", err)
 		}
 	}
 	for _, s := range stacks {
 		if err := s.verify(ctx); err != nil {
-			return fmt.Errorf("%s: %w%s", s.name, err, env.logsOf(s))
+			return failed(s, "", err)
 		}
 	}
 	logf("== every stack answered its credential and refused without it")
@@ -113,12 +121,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf("== warm-up, %s each", o.warmup)
 		for _, s := range stacks {
 			if _, err := wrk(ctx, s.target, o.conns, o.warmup); err != nil {
-				return fmt.Errorf("%s warm-up: %w%s", s.name, err, env.logsOf(s))
+				return failed(s, " warm-up", err)
 			}
 		}
 	}
 	rps := make(map[string][]float64, len(stacks))
 	ratio := make(map[string][]float64, len(stacks))
+	p50 := make(map[string][]float64, len(stacks))
+	p99 := make(map[string][]float64, len(stacks))
 	for r := range o.rounds {
 		// Rotate the order so that no stack always runs right after the
 		// same neighbour (or first, on a cold machine).
@@ -127,9 +137,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, s := range order {
 			res, err := wrk(ctx, s.target, o.conns, o.duration)
 			if err != nil {
-				return fmt.Errorf("%s round %d: %w%s", s.name, r+1, err, env.logsOf(s))
+				return failed(s, fmt.Sprintf(" round %d", r+1), err)
 			}
 			got[s.name] = res.rps
+			// The open-loop run follows the closed-loop one of the same
+			// stack, so both see the same moment of the machine.
+			l, err := openLoop(ctx, s.target, o.rate, o.rateFor)
+			if err != nil {
+				return failed(s, fmt.Sprintf(" round %d at %d req/s", r+1, o.rate), err)
+			}
+			p50[s.name] = append(p50[s.name], l.p50.Seconds()*1e3)
+			p99[s.name] = append(p99[s.name], l.p99.Seconds()*1e3)
 		}
 		base := got[bareName]
 		for _, s := range stacks {
@@ -138,28 +156,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		logf("== round %d/%d done (bare %.0f req/s), load average %s", r+1, o.rounds, base, loadAvg())
 	}
-	lat := make(map[string]latency, len(stacks))
-	for _, s := range stacks {
-		l, err := openLoop(ctx, s.target, o.rate, o.rateFor)
-		if err != nil {
-			return fmt.Errorf("%s at %d req/s: %w%s", s.name, o.rate, err, env.logsOf(s))
-		}
-		lat[s.name] = l
-	}
 	loadEnd := loadAvg()
 	logf("== load average at end: %s", loadEnd)
 
-	fmt.Fprintf(stdout, "\nbenchpeers %s: %d round(s) x %s, wrk -t1 -c%d, GET on 127.0.0.1; latency open loop at %d req/s for %s\n",
+	fmt.Fprintf(stdout, "\nbenchpeers %s: %d round(s) x %s, wrk -t1 -c%d, GET on 127.0.0.1; latency open loop at %d req/s for %s per round\n",
 		strings.Join(args, " "), o.rounds, o.duration, o.conns, o.rate, o.rateFor)
 	fmt.Fprintf(stdout, "%s, %d CPUs; oauth2-proxy %s; node %s; load average %s at start, %s at end\n\n",
 		runtime.Version(), runtime.NumCPU(), oauth2ProxyVersion, env.nodeVersion, loadStart, loadEnd)
-	fmt.Fprintln(stdout, "| stack | req/s (median) | x bare (median [min-max]) | p50 ms | p99 ms |")
+	fmt.Fprintln(stdout, "| stack | req/s (median) | x bare (median [min-max]) | p50 ms | p99 ms (median) |")
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|")
 	for _, s := range stacks {
 		rt := ratio[s.name]
-		l := lat[s.name]
 		fmt.Fprintf(stdout, "| %s | %.0f | %.2f [%.2f-%.2f] | %.2f | %.2f |\n", s.name, median(rps[s.name]),
-			median(rt), slices.Min(rt), slices.Max(rt), l.p50.Seconds()*1e3, l.p99.Seconds()*1e3)
+			median(rt), slices.Min(rt), slices.Max(rt), median(p50[s.name]), median(p99[s.name]))
 	}
 	if o.smoke {
 		fmt.Fprintln(stdout, "\n(-smoke: one short round; the figures check the harness, do not quote them)")
