@@ -35,7 +35,7 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 
-## bench-peers: tokenshift per scheme and store against bare Fiber, Fiber session on Redis, gofiber/contrib/jwt, oauth2-proxy and Express on 127.0.0.1, as ratios to bare from one run (5 rounds x 5 s, ~10 min; BENCH_PEERS_ARGS='-rounds 3 -stacks oauth2')
+## bench-peers: tokenshift per scheme and store against bare Fiber, Fiber session on Redis, gofiber/contrib/jwt, oauth2-proxy and Express on 127.0.0.1, as ratios to bare from one run (5 rounds x 5 s, ~13 min; BENCH_PEERS_ARGS='-rounds 3 -stacks oauth2')
 bench-peers:
 	cd internal/benchpeers && $(GO) run . $(BENCH_PEERS_ARGS)
 
