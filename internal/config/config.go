@@ -132,6 +132,7 @@ type UsersSQLConfig struct {
 	Driver          string        `mapstructure:"driver"`
 	DSN             string        `mapstructure:"dsn"`
 	Query           string        `mapstructure:"query"`
+	QueryByID       string        `mapstructure:"query_by_id"`
 	RolesSeparator  string        `mapstructure:"roles_separator"`
 	MaxOpenConns    int           `mapstructure:"max_open_conns"`
 	MaxIdleConns    int           `mapstructure:"max_idle_conns"`

@@ -62,6 +62,9 @@ func (c *Config) validateLegacy(bad reporter) {
 	if len(srcs) == 0 {
 		return
 	}
+	if c.Users.SQL.Enabled() && strings.TrimSpace(c.Users.SQL.QueryByID) == "" {
+		bad("users.sql.query_by_id", "", "must be set with legacy.sources: legacy sessions name their user by id (see docs/legacy-sessions.md)")
+	}
 	clients := c.registeredClients()
 	own := c.OwnCookieNames()
 	for i, s := range srcs {
