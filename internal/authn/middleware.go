@@ -21,7 +21,7 @@ type verified struct {
 	scheme auth.Scheme
 	p      *auth.Principal
 	err    error
-	touch  Touch // sessions only: records the use once the request is accepted
+	touch  Touch  // sessions only: records the use once the request is accepted
 	source string // legacy sessions: the source's name, also when refused
 }
 
