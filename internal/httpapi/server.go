@@ -51,7 +51,10 @@ type Options struct {
 	Sessions *session.Manager
 	Tokens   *token.Service
 	Revoked  *token.Revocations
-	Users    Authenticator
+	// Legacy verifies the product's own sessions (legacy.sources); nil =
+	// none.
+	Legacy authn.LegacyVerifier
+	Users  Authenticator
 	// Accounts adds password change and account control; nil = neither.
 	Accounts AccountManager
 	Flags    authn.Decider
@@ -195,6 +198,7 @@ func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	base := authn.Config{
 		Sessions:      sessionVerifier{m: o.Sessions, rev: o.Revoked},
 		Tokens:        tokenVerifier{s: o.Tokens, cookieClients: cookieClients(o.Clients)},
+		Legacy:        o.Legacy,
 		Flags:         o.Flags,
 		Usage:         o.Usage,
 		CSRF:          csrf,
