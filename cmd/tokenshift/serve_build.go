@@ -228,6 +228,15 @@ func (a *app) openLegacy(ctx context.Context) error {
 	return nil
 }
 
+// legacySourceNames are the legacy.sources names, usage's source labels.
+func legacySourceNames(cfg *config.Config) []string {
+	var out []string
+	for _, s := range cfg.Legacy.Sources {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
 // legacyReadyCheck fails /readyz naming every legacy source whose store
 // does not answer.
 func (a *app) legacyReadyCheck() []httpapi.ReadyCheck {
@@ -263,6 +272,7 @@ func (a *app) newUsage(context.Context) error {
 		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
 		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: a.log,
 		Registry: registry, StoreTimeout: cfg.Storage.Redis.ReadTimeout,
+		Sources: legacySourceNames(cfg),
 	})
 	return err
 }
