@@ -392,7 +392,7 @@ func TestUsageMetricSeriesBounded(t *testing.T) {
 		}
 	}
 	for series, want := range map[string]float64{
-		`tokenshift_logins_total{client="other",outcome="unknown_client"}`:                    5,
+		`tokenshift_logins_total{client="other",outcome="unknown_client"}`:                              5,
 		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="bearer",source=""}`:  10,
 		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="session",source=""}`: 10,
 		`tokenshift_auth_requests_total{client="mobile",outcome="accepted",scheme="bearer",source=""}`:  10,
