@@ -208,3 +208,47 @@ func TestLegacyExpressStoreDown(t *testing.T) {
 		t.Fatalf("own session next to the legacy cookie: %d %s", r.status, r.body)
 	}
 }
+
+// Suspending a user refuses their legacy sessions; lifting it does not
+// bring back a session saved before the revocation (IssuedAt), and a new
+// login through the Express app works again.
+func TestLegacyExpressRevoked(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	users := map[string]string{"u-alice": "alice-legacy-pw"}
+	shop := legacyapps.StartExpress(t, legacyapps.ExpressOptions{RedisURL: rs.URL(), Secrets: []string{"rev-secret"}, Users: users, MaxAge: time.Hour})
+	cfg := legacyConfig(t, `    - name: shop
+      kind: express
+      client: web
+      user_id: userId
+      secrets: [rev-secret]
+      redis_url: `+rs.URL()+`
+`)
+	in := start(t, "TOKENSHIFT_CONFIG="+cfg)
+	op := newOperator(t, in)
+	alice := shop.Login(t, "u-alice", users["u-alice"])
+	expectLegacyUser(t, legacyMe(t, in, alice), "u-alice", "shop")
+
+	if r := in.do(t, req{method: "POST", path: "/admin/users/u-alice/suspend", bearer: op.token, json: map[string]string{"reason": "legacy e2e"}}); r.status != 200 {
+		t.Fatalf("suspend: %d %s", r.status, r.body)
+	}
+	expectProblem(t, legacyMe(t, in, alice), 401, "invalid_session")
+	if r := in.do(t, req{method: "DELETE", path: "/admin/users/u-alice/suspend", bearer: op.token}); r.status != 200 {
+		t.Fatalf("unsuspend: %d %s", r.status, r.body)
+	}
+	expectProblem(t, legacyMe(t, in, alice), 401, "invalid_session")
+	if st, _ := shop.Me(t, alice); st != 200 {
+		t.Fatalf("the Express app lost the session: %d", st)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		r := legacyMe(t, in, shop.Login(t, "u-alice", users["u-alice"]))
+		if r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new legacy login after the suspension is refused: %d %s", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
