@@ -23,9 +23,11 @@ func TestValidateLegacy(t *testing.T) {
 	tests := []struct {
 		name    string
 		sources func() []LegacySourceConfig
+		sql     bool // users.sql set (without query_by_id)
 		wantKey string // "" = valid
 		wantVal string
 	}{
+		{name: "sql store without query_by_id", sql: true, sources: func() []LegacySourceConfig { return []LegacySourceConfig{expressSource()} }, wantKey: "users.sql.query_by_id"},
 		{name: "none", sources: func() []LegacySourceConfig { return nil }},
 		{name: "express and django", sources: func() []LegacySourceConfig { return []LegacySourceConfig{expressSource(), djangoSource()} }},
 		{name: "no secrets", sources: func() []LegacySourceConfig {
@@ -85,6 +87,9 @@ func TestValidateLegacy(t *testing.T) {
 			c, err := Load("", nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.sql {
+				withSQL(c)
 			}
 			c.Legacy.Sources = tc.sources()
 			err = c.Validate()
