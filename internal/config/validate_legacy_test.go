@@ -23,7 +23,7 @@ func TestValidateLegacy(t *testing.T) {
 	tests := []struct {
 		name    string
 		sources func() []LegacySourceConfig
-		sql     bool // users.sql set (without query_by_id)
+		sql     bool   // users.sql set (without query_by_id)
 		wantKey string // "" = valid
 		wantVal string
 	}{
