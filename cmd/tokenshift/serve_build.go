@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,9 +13,11 @@ import (
 
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/config"
 	"github.com/tokenshift/tokenshift/internal/gateway"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
+	"github.com/tokenshift/tokenshift/internal/legacy"
 	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -39,6 +42,10 @@ type app struct {
 	users    *user.Verifier
 	logins   *logins.Service
 	gateway  *gateway.Gateway
+	// legacy are the legacy.sources (nil without any) and legacyAuth their
+	// adapter for the authentication middleware.
+	legacy     *legacy.Set
+	legacyAuth *legacy.Verifier
 	// gatewayErr is set when the gateway could not be built during mounting.
 	gatewayErr error
 	keys       *token.Rotator // nil with the ephemeral development key
@@ -107,7 +114,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.openStore, a.startTokens, a.newSessions, a.openUsers, a.newUsage, a.startFlags, a.newServer,
+		a.openStore, a.startTokens, a.newSessions, a.openUsers, a.openLegacy, a.newUsage, a.startFlags, a.newServer,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -195,6 +202,66 @@ func (a *app) openUsers(ctx context.Context) error {
 	return nil
 }
 
+// openLegacy opens legacy.sources without contacting their stores, then
+// pings them once: a store that is down is logged and start-up goes on
+// (requests carrying only its cookie answer 503, /readyz names it).
+func (a *app) openLegacy(ctx context.Context) error {
+	opts := a.cfg.LegacyOptions()
+	if len(opts) == 0 {
+		return nil
+	}
+	set, err := legacy.Open(opts)
+	if err != nil {
+		return usageError{fmt.Errorf("legacy.sources: %w", err)}
+	}
+	a.legacy = set
+	a.onClose("legacy session stores", set.Close)
+	a.legacyAuth = legacy.NewVerifier(set, opts, a.users, a.revoked.UserNotBefore)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	down := set.Ping(pctx)
+	for _, src := range set.Sources() {
+		if err := down[src.Name()]; err != nil {
+			a.log.Warn("legacy source unreachable at start; requests carrying only its cookie answer 503 until it is back", "source", src.Name(), "kind", src.Kind(), "error", err)
+			continue
+		}
+		a.log.Info("legacy source", "source", src.Name(), "kind", src.Kind(), "client", src.Client(), "cookies", src.Cookies())
+	}
+	return nil
+}
+
+// legacySourceNames are the legacy.sources names, usage's source labels.
+func legacySourceNames(cfg *config.Config) []string {
+	var out []string
+	for _, s := range cfg.Legacy.Sources {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// legacyReadyCheck fails /readyz naming every legacy source whose store
+// does not answer.
+func (a *app) legacyReadyCheck() []httpapi.ReadyCheck {
+	if a.legacy == nil {
+		return nil
+	}
+	return []httpapi.ReadyCheck{func(ctx context.Context) error {
+		down := a.legacy.Ping(ctx)
+		if len(down) == 0 {
+			return nil
+		}
+		var names []string
+		var errs []error
+		for _, src := range a.legacy.Sources() {
+			if err := down[src.Name()]; err != nil {
+				names = append(names, src.Name())
+				errs = append(errs, err)
+			}
+		}
+		return auth.Wrap(errors.Join(errs...), auth.CodeStoreUnavailable, fmt.Sprintf("legacy session store not reachable: %s", strings.Join(names, ", ")))
+	}}
+}
+
 // newUsage builds the usage recorder, with one registry for every metric
 // /metrics serves: usage's and the password verifier's.
 func (a *app) newUsage(context.Context) error {
@@ -207,6 +274,7 @@ func (a *app) newUsage(context.Context) error {
 		Retention: cfg.Usage.Retention, SessionLifetime: cfg.Session.AbsoluteTimeout,
 		MaxSessionShare: cfg.Usage.MaxSessionShare, Clock: time.Now, Logger: a.log,
 		Registry: registry, StoreTimeout: cfg.Storage.Redis.ReadTimeout,
+		Sources: legacySourceNames(cfg),
 	})
 	return err
 }
@@ -244,7 +312,7 @@ func (a *app) newServer(ctx context.Context) error {
 		return err
 	}
 	a.server, err = httpapi.New(csrfCtx, httpapi.Options{
-		Logger: a.log, Store: a.store, Logins: a.logins, Flags: a.flags.Flags(), Usage: a.usage,
+		Logger: a.log, Store: a.store, Logins: a.logins, Legacy: a.legacyVerifier(), Flags: a.flags.Flags(), Usage: a.usage,
 		Cookies: httpapi.CookieOptions{
 			SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
 			RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
@@ -256,7 +324,7 @@ func (a *app) newServer(ctx context.Context) error {
 		// A verifier's cached JWKS must not outlive the publish delay, or it
 		// could miss a key that started signing meanwhile.
 		JWKSMaxAge:  min(5*time.Minute, cfg.JWT.Rotation.PublishDelay),
-		ReadyChecks: a.readyChecks(),
+		ReadyChecks: append(a.readyChecks(), a.legacyReadyCheck()...),
 		Mount:       mountAll(a),
 		Version:     version,
 	})
@@ -267,6 +335,15 @@ func (a *app) newServer(ctx context.Context) error {
 		err = a.gatewayErr
 	}
 	return err
+}
+
+// legacyVerifier is the legacy adapter for the middleware, or a nil
+// interface (not a typed nil) without legacy.sources.
+func (a *app) legacyVerifier() authn.LegacyVerifier {
+	if a.legacyAuth == nil {
+		return nil
+	}
+	return a.legacyAuth
 }
 
 // authClients are the configured clients as the HTTP layer knows them.

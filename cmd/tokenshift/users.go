@@ -32,7 +32,7 @@ func hashOptions(cfg *config.Config) user.HashOptions {
 func sqlOptions(cfg *config.Config) user.SQLOptions {
 	s := cfg.Users.SQL
 	return user.SQLOptions{
-		Driver: s.Driver, DSN: s.DSN, Query: s.Query, RolesSeparator: s.RolesSeparator,
+		Driver: s.Driver, DSN: s.DSN, Query: s.Query, QueryByID: s.QueryByID, RolesSeparator: s.RolesSeparator,
 		MaxOpenConns: s.MaxOpenConns, MaxIdleConns: s.MaxIdleConns, ConnMaxLifetime: s.ConnMaxLifetime, QueryTimeout: s.QueryTimeout,
 	}
 }
@@ -59,6 +59,8 @@ func validateUsers(cfg *config.Config) error {
 			key := "users.sql." + oe.Field
 			var val any = cfg.Users.SQL.Query
 			switch oe.Field {
+			case "query_by_id":
+				val = cfg.Users.SQL.QueryByID
 			case "dsn":
 				val = config.MaskDSN(cfg.Users.SQL.Driver, cfg.Users.SQL.DSN)
 			case "driver":

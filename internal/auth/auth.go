@@ -104,6 +104,9 @@ type Principal struct {
 	TokenID string
 	// ExpiresAt is when the presented credential stops being valid.
 	ExpiresAt time.Time
+	// Source names the legacy.sources entry whose session proved the
+	// request (internal/legacy); empty for tokenshift's own credentials.
+	Source string
 }
 
 // HasRole reports whether the principal holds role.

@@ -72,6 +72,10 @@ type Config struct {
 	// is never accepted.
 	Sessions SessionVerifier
 	Tokens   TokenVerifier
+	// Legacy verifies the product's own session cookies (legacy.sources,
+	// see legacy.go); nil = none configured, and the middleware does no
+	// work for them.
+	Legacy LegacyVerifier
 
 	// Flags decides per client and user; nil means every credential is accepted
 	// and nothing is deprecated (phase dual).
@@ -131,6 +135,10 @@ type Config struct {
 
 	// cookieTokens is Tokens as a CookieTokenVerifier, when it is one.
 	cookieTokens CookieTokenVerifier
+	// legacyCookies are Legacy's cookie names; sourceUsage is Usage as a
+	// SourceRecorder, when it is one.
+	legacyCookies []string
+	sourceUsage   SourceRecorder
 }
 
 // ConfigDefault holds the defaults applied to zero fields.
@@ -155,6 +163,10 @@ func configDefault(config ...Config) Config {
 		cfg.ErrorHandler = ConfigDefault.ErrorHandler
 	}
 	cfg.cookieTokens, _ = cfg.Tokens.(CookieTokenVerifier)
+	cfg.sourceUsage, _ = cfg.Usage.(SourceRecorder)
+	if cfg.Legacy != nil {
+		cfg.legacyCookies = cfg.Legacy.CookieNames()
+	}
 	return cfg
 }
 

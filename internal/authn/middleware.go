@@ -21,7 +21,8 @@ type verified struct {
 	scheme auth.Scheme
 	p      *auth.Principal
 	err    error
-	touch  Touch // sessions only: records the use once the request is accepted
+	touch  Touch  // sessions only: records the use once the request is accepted
+	source string // legacy sessions: the source's name, also when refused
 }
 
 // New returns the authentication middleware.
@@ -38,7 +39,15 @@ func New(config ...Config) fiber.Handler {
 			cfg.record(auth.SchemeNone, nil, auth.OutcomeInvalid)
 			return cfg.ErrorHandler(c, DuplicateCookieError(cr.Duplicate))
 		}
-		if !cr.Any() {
+		var lc legacyCookie
+		if cfg.Legacy != nil {
+			if dup := DuplicateCookie(c, cfg.legacyCookies...); dup != "" {
+				cfg.record(auth.SchemeNone, nil, auth.OutcomeInvalid)
+				return cfg.ErrorHandler(c, DuplicateCookieError(dup))
+			}
+			lc = cfg.parseLegacy(c)
+		}
+		if !cr.Any() && !lc.present {
 			if cfg.Optional {
 				return c.Next()
 			}
@@ -56,7 +65,7 @@ func New(config ...Config) fiber.Handler {
 
 		// Verify in priority order: an explicit bearer header first, then the
 		// JWT cookie, then the session. Each absent credential is skipped.
-		var results [3]verified
+		var results [4]verified
 		n := 0
 		if cr.Bearer != "" {
 			results[n] = cfg.verifyToken(auth.SchemeBearer, cr.Bearer)
@@ -69,6 +78,9 @@ func New(config ...Config) fiber.Handler {
 		if cr.Session != "" {
 			results[n] = cfg.verifySession(c, cr.Session)
 			n++
+		}
+		if lc.present {
+			n = cfg.addLegacy(c, lc, results[:], n)
 		}
 		return cfg.decide(c, results[:n])
 	}
@@ -107,7 +119,7 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 	// credential: 503, whatever else the request carried.
 	for i := range results {
 		if errors.Is(results[i].err, auth.ErrUnavailable) {
-			cfg.record(results[i].scheme, nil, auth.OutcomeUnavailable)
+			cfg.recordFrom(results[i].source, results[i].scheme, nil, auth.OutcomeUnavailable)
 			return cfg.ErrorHandler(c, auth.Wrap(results[i].err, auth.CodeStoreUnavailable, "the credential store is unavailable; retry shortly"))
 		}
 	}
@@ -206,7 +218,7 @@ func (cfg *Config) touchSession(c *fiber.Ctx, results []verified) {
 
 func (cfg *Config) reject(c *fiber.Ctx, r verified) error {
 	outcome := auth.OutcomeOf(r.err)
-	cfg.record(r.scheme, nil, outcome)
+	cfg.recordFrom(r.source, r.scheme, nil, outcome)
 	if r.scheme == auth.SchemeSession {
 		msg := "the session is not valid; log in again"
 		if outcome == auth.OutcomeExpired {
@@ -238,6 +250,10 @@ func (cfg *Config) decision(p *auth.Principal) featureflags.Decision {
 // nothing the request says about its client is believed.
 func (cfg *Config) record(s auth.Scheme, p *auth.Principal, o auth.Outcome) {
 	if cfg.Usage == nil {
+		return
+	}
+	if p != nil && p.Source != "" && cfg.sourceUsage != nil {
+		cfg.sourceUsage.RecordSource(p.Source, s, p.ClientID, p.UserID, o)
 		return
 	}
 	if p == nil {

@@ -40,6 +40,10 @@ type Config struct {
 	ForwardAuth ForwardAuthConfig `mapstructure:"forward_auth"`
 	Proxy       ProxyConfig       `mapstructure:"proxy"`
 
+	// Legacy: the sessions the product already has (issue 12,
+	// docs/legacy-sessions.md).
+	Legacy LegacyConfig `mapstructure:"legacy"`
+
 	// File is the --config path that was merged, "" for embedded defaults only.
 	File string `mapstructure:"-"`
 }
@@ -128,6 +132,7 @@ type UsersSQLConfig struct {
 	Driver          string        `mapstructure:"driver"`
 	DSN             string        `mapstructure:"dsn"`
 	Query           string        `mapstructure:"query"`
+	QueryByID       string        `mapstructure:"query_by_id"`
 	RolesSeparator  string        `mapstructure:"roles_separator"`
 	MaxOpenConns    int           `mapstructure:"max_open_conns"`
 	MaxIdleConns    int           `mapstructure:"max_idle_conns"`
@@ -247,6 +252,44 @@ type RouteConfig struct {
 	Timeout      time.Duration `mapstructure:"timeout"`
 	StripPrefix  bool          `mapstructure:"strip_prefix"`
 	PreserveHost bool          `mapstructure:"preserve_host"`
+}
+
+// LegacyConfig is the legacy section: the product's own session stores.
+type LegacyConfig struct {
+	Sources []LegacySourceConfig `mapstructure:"sources"`
+}
+
+// LegacySourceConfig is one legacy.sources entry (internal/legacy.Options
+// says what each key means per kind).
+type LegacySourceConfig struct {
+	Name    string   `mapstructure:"name"`
+	Kind    string   `mapstructure:"kind"`
+	Client  string   `mapstructure:"client"`
+	Cookie  string   `mapstructure:"cookie"`
+	UserID  string   `mapstructure:"user_id"`
+	Secrets []string `mapstructure:"secrets"`
+	// RedisURL: express, php.
+	RedisURL  string `mapstructure:"redis_url"`
+	KeyPrefix string `mapstructure:"key_prefix"`
+	// django
+	SecretKey          string   `mapstructure:"secret_key"`
+	SecretKeyFallbacks []string `mapstructure:"secret_key_fallbacks"`
+	DSN                string   `mapstructure:"dsn"`
+	Driver             string   `mapstructure:"driver"`
+	Table              string   `mapstructure:"table"`
+	// php
+	SerializeHandler string `mapstructure:"serialize_handler"`
+	// callout
+	URL            string        `mapstructure:"url"`
+	ForwardCookies []string      `mapstructure:"forward_cookies"`
+	Subject        string        `mapstructure:"subject"`
+	Email          string        `mapstructure:"email"`
+	Roles          string        `mapstructure:"roles"`
+	CacheTTL       time.Duration `mapstructure:"cache_ttl"`
+	Timeout        time.Duration `mapstructure:"timeout"`
+	// OnExchange: keep | end (default keep) the legacy session after POST
+	// /auth/exchange.
+	OnExchange string `mapstructure:"on_exchange"`
 }
 
 // Production reports whether env is production.

@@ -28,7 +28,44 @@ func Redacted(c *Config) map[string]any {
 			}
 		}
 	}
+	redactLegacy(m, c)
 	return m
+}
+
+// redactLegacy masks the secrets of legacy.sources: cookie-signature secrets,
+// Django's SECRET_KEY and fallbacks, DSN and Redis passwords.
+func redactLegacy(m map[string]any, c *Config) {
+	lg, ok := m["legacy"].(map[string]any)
+	if !ok {
+		return
+	}
+	srcs, ok := lg["sources"].([]any)
+	if !ok {
+		return
+	}
+	for i, e := range srcs {
+		s, ok := e.(map[string]any)
+		if !ok || i >= len(c.Legacy.Sources) {
+			continue
+		}
+		src := c.Legacy.Sources[i]
+		for _, k := range []string{"secrets", "secret_key_fallbacks"} {
+			if l, ok := s[k].([]any); ok {
+				for j := range l {
+					l[j] = "xxxxx"
+				}
+			}
+		}
+		if src.SecretKey != "" {
+			s["secret_key"] = "xxxxx"
+		}
+		if src.DSN != "" {
+			s["dsn"] = MaskDSN(src.Driver, src.DSN)
+		}
+		if src.RedisURL != "" {
+			s["redis_url"] = MaskURL(src.RedisURL)
+		}
+	}
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	c.validateCORS(bad)
 	c.validateForwardAuth(bad)
 	c.validateProxy(bad)
+	c.validateLegacy(bad)
 	c.validateProduction(bad)
 	if len(errs) > 0 {
 		return &ValidationError{Fields: errs}

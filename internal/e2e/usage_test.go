@@ -392,11 +392,11 @@ func TestUsageMetricSeriesBounded(t *testing.T) {
 		}
 	}
 	for series, want := range map[string]float64{
-		`tokenshift_logins_total{client="other",outcome="unknown_client"}`:                    5,
-		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="bearer"}`:  10,
-		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="session"}`: 10,
-		`tokenshift_auth_requests_total{client="mobile",outcome="accepted",scheme="bearer"}`:  10,
-		`tokenshift_auth_requests_total{client="other",outcome="accepted",scheme="bearer"}`:   0,
+		`tokenshift_logins_total{client="other",outcome="unknown_client"}`:                              5,
+		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="bearer",source=""}`:  10,
+		`tokenshift_auth_requests_total{client="unknown",outcome="invalid",scheme="session",source=""}`: 10,
+		`tokenshift_auth_requests_total{client="mobile",outcome="accepted",scheme="bearer",source=""}`:  10,
+		`tokenshift_auth_requests_total{client="other",outcome="accepted",scheme="bearer",source=""}`:   0,
 	} {
 		if v, ok := after.value(series); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)

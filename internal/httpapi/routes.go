@@ -36,7 +36,7 @@ func (s *Server) routes() {
 
 	g := a.Group("/auth", onSegment("/auth", noStore))
 	g.Post("/login", s.login)
-	g.Get("/me", s.Authn, s.me)
+	g.Get("/me", s.Authn, s.meSourced)
 	g.Get("/csrf", s.authnCSRF, s.csrfToken)
 	g.Post("/logout", s.authnOwnLoginsOptional, s.logout)
 	g.Post("/refresh", s.refresh)

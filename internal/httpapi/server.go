@@ -37,6 +37,9 @@ type Options struct {
 	// Logins is the login lifecycle every /auth handler calls; it also
 	// knows the registered clients and verifies credentials for authn.
 	Logins *logins.Service
+	// Legacy verifies the product's own sessions (legacy.sources); nil =
+	// none.
+	Legacy authn.LegacyVerifier
 	Flags  authn.Decider
 	Usage  UsageRecorder
 
@@ -163,6 +166,7 @@ func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	base := authn.Config{
 		Sessions:      o.Logins,
 		Tokens:        o.Logins.TokenVerifier(),
+		Legacy:        o.Legacy,
 		Flags:         o.Flags,
 		Usage:         o.Usage,
 		CSRF:          csrf,

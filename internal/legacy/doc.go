@@ -68,6 +68,11 @@
 // tokenshift must refuse that id itself (a denylist entry until the
 // session's app-side lifetime ends).
 //
+// Verifier (verifier.go) is that integrator's side, done: it implements
+// authn.LegacyVerifier over a Set, a UserLookup (user.Verifier.LookupID)
+// and the revocation mirror's per-user not-before; cmd/tokenshift serve
+// builds it and hands it to every authn variant through httpapi.Options.
+//
 // # Limits
 //
 // Session data and callout answers: at most MaxDataBytes (64 KiB, also

@@ -12,6 +12,7 @@ type fieldKey struct {
 	client  string
 	scheme  auth.Scheme
 	outcome auth.Outcome
+	source  string // legacy source; "" for tokenshift's own credentials
 }
 
 // fieldSep separates the parts of a field name in Redis; client ids may not
@@ -19,7 +20,11 @@ type fieldKey struct {
 const fieldSep = '|'
 
 func (f fieldKey) String() string {
-	return f.client + string(fieldSep) + f.scheme.String() + string(fieldSep) + f.outcome.String()
+	s := f.client + string(fieldSep) + f.scheme.String() + string(fieldSep) + f.outcome.String()
+	if f.source != "" {
+		s += string(fieldSep) + f.source
+	}
+	return s
 }
 
 // parseField reads a field written by any instance, possibly of another
@@ -37,11 +42,12 @@ func parseField(s string) (fieldKey, bool) {
 	if !ok {
 		return fieldKey{}, false
 	}
+	outcomeName, source, _ := strings.Cut(outcomeName, string(fieldSep))
 	outcome, ok := parseOutcome(outcomeName)
 	if !ok {
 		return fieldKey{}, false
 	}
-	return fieldKey{client: client, scheme: scheme, outcome: outcome}, true
+	return fieldKey{client: client, scheme: scheme, outcome: outcome, source: source}, true
 }
 
 // parseSchemeName is auth.ParseScheme plus "none", which counters use for
@@ -95,6 +101,8 @@ type batch struct {
 	at     int64 // cut time, unix seconds: picks the minute and hour buckets
 	counts []countDelta
 	users  []uint64 // user keys (see userKey)
+	// srcUsers are the user members accepted per legacy source.
+	srcUsers map[string][]uint64
 }
 
 // seen lists the (client, scheme) pairs accepted in this batch, whose last
@@ -132,13 +140,18 @@ func (r *Recorder) cut(at int64) *batch {
 			total += r.shards[s].cells[cell].Load()
 		}
 		if d := total - r.flushed[cell]; d != 0 {
-			client, scheme, outcome := splitCell(cell)
-			b.counts = append(b.counts, countDelta{fieldKey{r.labels[client], scheme, outcome}, d})
+			src, client, scheme, outcome := r.splitAnyCell(cell)
+			k := fieldKey{client: r.labels[client], scheme: scheme, outcome: outcome}
+			if src >= 0 {
+				k.source = r.srcNames[src]
+			}
+			b.counts = append(b.counts, countDelta{k, d})
 			r.flushed[cell] = total
 		}
 	}
 	b.users = r.users.drain(nil)
-	if len(b.counts) == 0 && len(b.users) == 0 {
+	b.srcUsers = r.drainSourceUsers()
+	if len(b.counts) == 0 && len(b.users) == 0 && len(b.srcUsers) == 0 {
 		return nil
 	}
 	r.seq++

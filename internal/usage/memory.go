@@ -20,6 +20,9 @@ type memoryBackend struct {
 	users   map[int64]*[auth.NumSchemes]hll // per hour bucket
 	last    map[clientScheme]int64
 	since   int64
+	// srcUsers per hour bucket and source; lastSrc per source.
+	srcUsers map[int64]map[string]*hll
+	lastSrc  map[string]int64
 }
 
 func newMemoryBackend(retention, minuteKeep time.Duration) *memoryBackend {
@@ -30,6 +33,8 @@ func newMemoryBackend(retention, minuteKeep time.Duration) *memoryBackend {
 		hours:      make(map[int64]bucketCounts),
 		users:      make(map[int64]*[auth.NumSchemes]hll),
 		last:       make(map[clientScheme]int64),
+		srcUsers:   make(map[int64]map[string]*hll),
+		lastSrc:    make(map[string]int64),
 	}
 }
 
@@ -55,6 +60,24 @@ func (m *memoryBackend) apply(_ context.Context, now int64, batches []*batch) (i
 			}
 			for _, k := range b.users {
 				sk[keyScheme(k)].add(keyMember(k))
+			}
+		}
+		for _, s := range b.seenSources() {
+			if b.at > m.lastSrc[s] {
+				m.lastSrc[s] = b.at
+			}
+		}
+		for s, members := range b.srcUsers {
+			hs := m.srcUsers[hour]
+			if hs == nil {
+				hs = map[string]*hll{}
+				m.srcUsers[hour] = hs
+			}
+			if hs[s] == nil {
+				hs[s] = new(hll)
+			}
+			for _, mb := range members {
+				hs[s].add(mb)
 			}
 		}
 		if m.since == 0 || b.at < m.since {
@@ -93,10 +116,20 @@ func (m *memoryBackend) prune(now int64) {
 			delete(m.users, start)
 		}
 	}
+	for start := range m.srcUsers {
+		if start < hourCut {
+			delete(m.srcUsers, start)
+		}
+	}
 	lastCut := lastSeenCut(now, m.retention)
 	for cs, at := range m.last {
 		if at < lastCut {
 			delete(m.last, cs)
+		}
+	}
+	for s, at := range m.lastSrc {
+		if at < lastCut {
+			delete(m.lastSrc, s)
 		}
 	}
 }
@@ -137,9 +170,20 @@ func (m *memoryBackend) read(_ context.Context, q readQuery) (*rawData, error) {
 			d.users[s] = union[s].count()
 		}
 		d.usersAll = all.count()
+		d.srcUsers = make(map[string]int64, len(q.sources))
+		for _, s := range q.sources {
+			var u hll
+			for _, h := range q.userHours {
+				if sk := m.srcUsers[h][s]; sk != nil {
+					u.merge(sk)
+				}
+			}
+			d.srcUsers[s] = u.count()
+		}
 	}
 	if q.lastSeen {
 		d.last = maps.Clone(m.last)
+		d.lastSources = maps.Clone(m.lastSrc)
 	}
 	return d, nil
 }

@@ -97,8 +97,8 @@ func newMetrics(r *Recorder) (*metrics, error) {
 
 var (
 	requestsDesc = prometheus.NewDesc("tokenshift_auth_requests_total",
-		"Authentication decisions by credential scheme (none = no credential), client and outcome.",
-		[]string{"scheme", "client", "outcome"}, nil)
+		"Authentication decisions by credential scheme (none = no credential), client, outcome and legacy source (empty for tokenshift's own credentials).",
+		[]string{"scheme", "client", "outcome", "source"}, nil)
 	droppedDesc = prometheus.NewDesc("tokenshift_usage_dropped_events_total",
 		"Usage data that could not be kept, by reason; request counts are never dropped.",
 		[]string{"reason"}, nil)
@@ -120,9 +120,16 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 		for s := range r.shards {
 			total += r.shards[s].cells[cell].Load()
 		}
-		client, scheme, outcome := splitCell(cell)
+		src, client, scheme, outcome := r.splitAnyCell(cell)
+		source := ""
+		if src >= 0 {
+			if total == 0 {
+				continue // a source row is mostly combinations that never happen
+			}
+			source = r.srcNames[src]
+		}
 		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(total),
-			scheme.String(), r.labels[client], outcome.String())
+			scheme.String(), r.labels[client], outcome.String(), source)
 	}
 	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue,
 		float64(r.users.dropped.Load()), "user_table_full")

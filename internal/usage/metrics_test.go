@@ -118,7 +118,7 @@ func TestMetricsHandlerServesTextFormat(t *testing.T) {
 			body, _ := io.ReadAll(rec.Body)
 			text := string(body)
 			for _, want := range []string{
-				`tokenshift_auth_requests_total{client="web",outcome="accepted",scheme="session"} 1`,
+				`tokenshift_auth_requests_total{client="web",outcome="accepted",scheme="session",source=""} 1`,
 				`tokenshift_logins_total{client="web",outcome="success"} 1`,
 				`tokenshift_credentials_issued_total{kind="access"} 1`,
 				`tokenshift_usage_dropped_events_total{reason="user_table_full"} 0`,

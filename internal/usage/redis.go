@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,11 @@ func minuteKey(start int64) string { return keyPrefix + "m:" + strconv.FormatInt
 func hourKey(start int64) string   { return keyPrefix + "h:" + strconv.FormatInt(start, 10) }
 func usersKey(s auth.Scheme, hour int64) string {
 	return keyPrefix + "u:" + s.String() + ":" + strconv.FormatInt(hour, 10)
+}
+
+// sourceUsersKey is the distinct-user sketch of a legacy source's hour.
+func sourceUsersKey(source string, hour int64) string {
+	return keyPrefix + "us:" + source + ":" + strconv.FormatInt(hour, 10)
 }
 
 const (
@@ -159,6 +165,14 @@ func (b *redisBackend) apply(ctx context.Context, now int64, batches []*batch) (
 			key := usersKey(auth.Scheme(s), hour)
 			cmds[i] = append(cmds[i], pipe.PFAdd(ctx, key, args...), pipe.Expire(ctx, key, hourTTL))
 		}
+		for s, members := range bt.srcUsers {
+			args := make([]any, len(members))
+			for j, m := range members {
+				args[j] = binary.BigEndian.AppendUint64(nil, m)
+			}
+			key := sourceUsersKey(s, hour)
+			cmds[i] = append(cmds[i], pipe.PFAdd(ctx, key, args...), pipe.Expire(ctx, key, hourTTL))
+		}
 		minute := floorTo(bt.at, minuteSeconds)
 		keys := []string{seqKey(b.stream), minuteKey(minute), hourKey(hour), lastSeenKey, sinceKey, lostKey}
 		args := []any{
@@ -174,6 +188,9 @@ func (b *redisBackend) apply(ctx context.Context, now int64, batches []*batch) (
 		}
 		for _, cs := range bt.seen() {
 			args = append(args, cs.String())
+		}
+		for _, s := range bt.seenSources() {
+			args = append(args, lastSourcePrefix+s)
 		}
 		scripts[i] = applyScript.Eval(ctx, pipe, keys, args...)
 		cmds[i] = append(cmds[i], scripts[i])
@@ -223,6 +240,16 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 		}
 		allUsersCmd = pipe.PFCount(ctx, all...)
 	}
+	srcUserCmds := map[string]*redis.IntCmd{}
+	if q.userHours != nil {
+		for _, s := range q.sources {
+			keys := make([]string, len(q.userHours))
+			for i, h := range q.userHours {
+				keys[i] = sourceUsersKey(s, h)
+			}
+			srcUserCmds[s] = pipe.PFCount(ctx, keys...)
+		}
+	}
 	var lastCmd *redis.MapStringStringCmd
 	if q.lastSeen {
 		lastCmd = pipe.HGetAll(ctx, lastSeenKey)
@@ -245,12 +272,23 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 			d.users[s] = userCmds[s].Val()
 		}
 		d.usersAll = allUsersCmd.Val()
+		d.srcUsers = make(map[string]int64, len(srcUserCmds))
+		for s, c := range srcUserCmds {
+			d.srcUsers[s] = c.Val()
+		}
 	}
 	if lastCmd != nil {
 		d.last = make(map[clientScheme]int64)
+		d.lastSources = make(map[string]int64)
 		for field, v := range lastCmd.Val() {
-			cs, ok := parseClientScheme(field)
 			at, err := strconv.ParseInt(v, 10, 64)
+			if s, isSource := strings.CutPrefix(field, lastSourcePrefix); isSource {
+				if err == nil {
+					d.lastSources[s] = at
+				}
+				continue
+			}
+			cs, ok := parseClientScheme(field)
 			if ok && err == nil {
 				d.last[cs] = at
 			}

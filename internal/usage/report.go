@@ -46,6 +46,10 @@ type Report struct {
 	// failover); counts before it may be incomplete. Omitted when never.
 	DataLostAt *time.Time `json:"data_lost_at,omitempty"`
 	Readiness  Readiness  `json:"readiness"`
+	// Sources is keyed by legacy source name (legacy.sources): what each
+	// counted, also counted as session use of its client above. Omitted
+	// without legacy sources.
+	Sources map[string]SourceUsage `json:"sources,omitempty"`
 }
 
 // SchemeUsage is one scheme's share of the accepted traffic.
@@ -124,7 +128,9 @@ func (r *Recorder) Report(ctx context.Context, window time.Duration, clientID st
 	ctx, cancel := r.readBudget(ctx)
 	defer cancel()
 	plan := planWindow(r.clock(), window, r.minuteKeep)
-	raw, err := r.backend.read(ctx, plan.query(filter == "", true))
+	q := plan.query(filter == "", true)
+	q.sources = r.srcNames
+	raw, err := r.backend.read(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -289,10 +295,23 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 
 	var all tally
 	perClient := make(map[string]*tally)
+	perSource := make(map[string]*[2]int64) // accepted, rejected
 	addBucket := func(b bucketCounts, point *SeriesPoint) {
 		for k, n := range b {
 			if filter != "" && k.client != filter {
 				continue
+			}
+			if k.source != "" {
+				c := perSource[k.source]
+				if c == nil {
+					c = new([2]int64)
+					perSource[k.source] = c
+				}
+				if k.outcome == auth.OutcomeAccepted {
+					c[0] += n
+				} else {
+					c[1] += n
+				}
 			}
 			all.add(k, n)
 			t := perClient[k.client]
@@ -401,6 +420,7 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		return 0
 	})
 	rep.Readiness = r.verdict(plan.window, cov, all.accepted[auth.SchemeSession], total, sessionClients)
+	rep.Sources = r.sourceReport(raw, perSource, filter == "")
 	return rep
 }
 

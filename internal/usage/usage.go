@@ -102,6 +102,9 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives flush failures and recoveries (default slog.Default()).
 	Logger *slog.Logger
+	// Sources are the configured legacy.sources names: RecordSource counts
+	// them in rows of their own (label values, so a bounded set).
+	Sources []string
 	// Registry is where metrics are registered besides the Recorder's own
 	// private registry; nil = private registry only.
 	Registry prometheus.Registerer
@@ -132,6 +135,12 @@ type Recorder struct {
 	shards    []shard
 	shardMask uint32
 	users     *userSet
+
+	// srcNames[i] is legacy source i, srcIndex its inverse; srcUsers holds
+	// (source, user) keys (nil without sources). See sources.go.
+	srcNames []string
+	srcIndex map[string]int
+	srcUsers *userSet
 
 	backend backend
 	metrics *metrics
@@ -202,12 +211,15 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	if err := r.setLabels(o.Clients); err != nil {
 		return nil, err
 	}
+	if err := r.setSources(o.Sources); err != nil {
+		return nil, err
+	}
 
 	nShards := 1
 	for nShards < 2*runtime.GOMAXPROCS(0) && nShards < 64 {
 		nShards <<= 1
 	}
-	cells := len(r.labels) * cellsPerClient
+	cells := (1 + len(r.srcNames)) * len(r.labels) * cellsPerClient
 	r.shards = make([]shard, nShards)
 	for i := range r.shards {
 		r.shards[i] = newShard(cells)

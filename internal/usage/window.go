@@ -78,6 +78,7 @@ type readQuery struct {
 	hours     []int64
 	userHours []int64 // nil = distinct users not wanted
 	lastSeen  bool
+	sources   []string // legacy sources whose distinct users are wanted
 }
 
 func (p windowPlan) query(users, lastSeen bool) readQuery {
@@ -105,6 +106,10 @@ type rawData struct {
 	users    [auth.NumSchemes]int64
 	usersAll int64
 	last     map[clientScheme]int64
-	since    int64 // 0 = aggregation start not recorded
-	lost     int64 // last time Redis was found to have lost data; 0 = never
+	// srcUsers and lastSources: per legacy source, distinct users (with
+	// userHours) and last accepted use (with lastSeen).
+	srcUsers    map[string]int64
+	lastSources map[string]int64
+	since       int64 // 0 = aggregation start not recorded
+	lost        int64 // last time Redis was found to have lost data; 0 = never
 }

@@ -16,6 +16,7 @@ import (
 //	  - {id: u-alice, email: alice@example.com, password_hash: "$2a$10$...", roles: [user]}
 type FileStore struct {
 	byLogin map[string]*User
+	byID    map[string]*User
 	first   string
 }
 
@@ -48,7 +49,7 @@ func ParseFile(data []byte) (*FileStore, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
-	fs := &FileStore{byLogin: make(map[string]*User, len(doc.Users))}
+	fs := &FileStore{byLogin: make(map[string]*User, len(doc.Users)), byID: make(map[string]*User, len(doc.Users))}
 	seenID := map[string]bool{}
 	for _, d := range doc.Users {
 		u := &User{ID: d.ID, Email: d.Email, PasswordHash: d.PasswordHash, Roles: d.Roles, Disabled: d.Disabled}
@@ -61,6 +62,7 @@ func ParseFile(data []byte) (*FileStore, error) {
 		}
 		seenID[u.ID] = true
 		fs.byLogin[login] = u
+		fs.byID[u.ID] = u
 		if fs.first == "" {
 			fs.first = u.PasswordHash
 		}

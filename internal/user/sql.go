@@ -45,6 +45,10 @@ type SQLOptions struct {
 	// do not matter. Leave disabled accounts out in the WHERE clause: they then
 	// get the same answer as unknown users. The query must match at most one row.
 	Query string
+	// QueryByID is Query with the user id as its one bind parameter instead
+	// of the login (same four columns): how a legacy session's user id is
+	// looked up (legacy.sources). Empty: such lookups fail (ErrNoIDLookup).
+	QueryByID string
 	// RolesSeparator splits the roles column (text); default ",". NULL or
 	// empty roles means none. For a PostgreSQL array, select
 	// array_to_string(roles, ',').
@@ -70,6 +74,7 @@ const (
 type SQLStore struct {
 	db      *sql.DB
 	query   string
+	queryID string
 	sep     string
 	timeout time.Duration
 }
@@ -104,7 +109,7 @@ func NewSQL(o SQLOptions) (*SQLStore, error) {
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
-	return &SQLStore{db: db, query: o.Query, sep: o.RolesSeparator, timeout: o.QueryTimeout}, nil
+	return &SQLStore{db: db, query: o.Query, queryID: o.QueryByID, sep: o.RolesSeparator, timeout: o.QueryTimeout}, nil
 }
 
 // CheckSQLOptions validates o without opening anything: driver, DSN syntax,
@@ -152,14 +157,25 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 		o.QueryTimeout = DefaultSQLQueryTimeout
 	}
 
+	o.QueryByID = strings.TrimSpace(o.QueryByID)
 	switch o.Driver {
 	case "pgx":
 		if err := checkPgQuery(q); err != nil {
 			return bad("query", "%v (pgx passes the login as $1 and nothing else)", err)
 		}
+		if o.QueryByID != "" {
+			if err := checkPgQuery(o.QueryByID); err != nil {
+				return bad("query_by_id", "%v (pgx passes the user id as $1 and nothing else)", err)
+			}
+		}
 	case "mysql":
 		if err := checkMySQLQuery(q); err != nil {
 			return bad("query", "%v (mysql passes the login as the one ? and nothing else)", err)
+		}
+		if o.QueryByID != "" {
+			if err := checkMySQLQuery(o.QueryByID); err != nil {
+				return bad("query_by_id", "%v (mysql passes the user id as the one ? and nothing else)", err)
+			}
 		}
 	}
 	c, err := SQLConnector(o.Driver, o.DSN)
@@ -214,9 +230,15 @@ func (s *SQLStore) Lookup(ctx context.Context, login string) (*User, error) {
 	if norm == "" {
 		return nil, fmt.Errorf("user %w", auth.ErrNotFound)
 	}
+	return s.lookupRow(ctx, s.query, norm)
+}
+
+// lookupRow runs query (Query or QueryByID) for its one argument and reads
+// the one row it may match.
+func (s *SQLStore) lookupRow(ctx context.Context, query, arg string) (*User, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.query, norm)
+	rows, err := s.db.QueryContext(ctx, query, arg)
 	if err != nil {
 		return nil, classifySQLError(err)
 	}
@@ -237,7 +259,7 @@ func (s *SQLStore) Lookup(ctx context.Context, login string) (*User, error) {
 	// Two accounts answering to one login: guessing which one is meant could
 	// log someone into another person's account.
 	if rows.Next() {
-		return nil, fmt.Errorf("%w: query matched more than one row for one login", ErrSQLConfig)
+		return nil, fmt.Errorf("%w: query matched more than one row for one login or id", ErrSQLConfig)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classifySQLError(err)

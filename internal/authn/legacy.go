@@ -1,0 +1,87 @@
+package authn
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// LegacyVerifier resolves the sessions the product already has (express,
+// Django, PHP, callout: internal/legacy, issue 12). A legacy session is one
+// more credential of the request: it becomes scheme session of its source's
+// client, with Principal.Source set, and goes through the same decision as
+// tokenshift's own session (phases, conflicts, CSRF, deprecation headers).
+type LegacyVerifier interface {
+	// CookieNames are the cookies the sources read (checked for
+	// duplicates like tokenshift's own).
+	CookieNames() []string
+	// ParseLegacy finds the request's legacy cookie and checks its signature
+	// or id format without I/O. ok is false when the request carries none.
+	// A forged cookie is ok with an error wrapping auth.ErrInvalid: it is
+	// refused without reaching the legacy store.
+	ParseLegacy(cookie func(name string) string) (cred LegacyCredential, ok bool, err error)
+	// VerifyLegacy reads the session (one store read) and its user. Errors
+	// wrap auth.ErrInvalid, auth.ErrNotFound, auth.ErrRevoked or
+	// auth.ErrUnavailable.
+	VerifyLegacy(ctx context.Context, cred LegacyCredential) (*auth.Principal, error)
+}
+
+// LegacyCredential is a parsed legacy cookie. ID is a bearer secret: never
+// log it.
+type LegacyCredential struct {
+	Source string
+	ID     string
+}
+
+// SourceRecorder is optionally implemented by the Recorder: legacy requests
+// are then counted under their source as well (usage "sources", the source
+// label of tokenshift_auth_requests_total). A Recorder without it counts
+// them as plain session use of their client.
+type SourceRecorder interface {
+	RecordSource(source string, scheme auth.Scheme, clientID, userID string, outcome auth.Outcome)
+}
+
+type legacyCookie struct {
+	present bool
+	cred    LegacyCredential
+	err     error
+}
+
+func (cfg *Config) parseLegacy(c *fiber.Ctx) legacyCookie {
+	cred, ok, err := cfg.Legacy.ParseLegacy(func(n string) string { return c.Cookies(n) })
+	return legacyCookie{present: ok, cred: cred, err: err}
+}
+
+// addLegacy verifies the legacy cookie and appends its result. An outage of
+// the legacy store only matters when the legacy cookie is the request's
+// only credential: a browser that also sends tokenshift's session or a
+// token (after an exchange, say) is decided by those, so a legacy store
+// that is down cannot take tokenshift's own credentials down with it.
+func (cfg *Config) addLegacy(c *fiber.Ctx, lc legacyCookie, results []verified, n int) int {
+	r := verified{scheme: auth.SchemeSession, source: lc.cred.Source, err: lc.err}
+	if r.err == nil {
+		r.p, r.err = cfg.Legacy.VerifyLegacy(c.UserContext(), lc.cred)
+		if r.err == nil {
+			r.p.Scheme = auth.SchemeSession
+			r.p.Source = lc.cred.Source
+		}
+	}
+	if n > 0 && errors.Is(r.err, auth.ErrUnavailable) {
+		return n
+	}
+	results[n] = r
+	return n + 1
+}
+
+// recordFrom is record for a result that may come from a legacy source:
+// refusals without a principal are still counted under the source.
+func (cfg *Config) recordFrom(source string, s auth.Scheme, p *auth.Principal, o auth.Outcome) {
+	if source != "" && p == nil && cfg.Usage != nil && cfg.sourceUsage != nil {
+		cfg.sourceUsage.RecordSource(source, s, auth.ClientUnknown, "", o)
+		return
+	}
+	cfg.record(s, p, o)
+}
