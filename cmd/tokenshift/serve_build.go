@@ -305,11 +305,15 @@ func (a *app) newServer(ctx context.Context) error {
 		Logger: a.log, Store: a.store, Sessions: a.sessions, Tokens: a.tokens, Revoked: a.revoked,
 		Users: a.users, Accounts: a.users, Flags: a.flags.Flags(), Usage: a.usage,
 		Clients: authClients(cfg), DefaultClient: cfg.DefaultClient,
+		Legacy: a.legacySources(), LegacyOnExchange: legacyOnExchange(cfg),
 		MaxCredentialLife: max(cfg.JWT.RefreshTTL, cfg.Session.AbsoluteTimeout),
 		RateLimit:         logins.RateLimit{PerAccount: cfg.RateLimit.PerAccount, PerIP: cfg.RateLimit.PerIP, Window: cfg.RateLimit.Window},
 	})
 	if err != nil {
 		return err
+	}
+	if a.legacyAuth != nil {
+		a.legacyAuth.SetHooks(a.logins.CheckLegacy, a.logins.SeenLegacy)
 	}
 	a.server, err = httpapi.New(csrfCtx, httpapi.Options{
 		Logger: a.log, Store: a.store, Logins: a.logins, Legacy: a.legacyVerifier(), Flags: a.flags.Flags(), Usage: a.usage,
@@ -335,6 +339,26 @@ func (a *app) newServer(ctx context.Context) error {
 		err = a.gatewayErr
 	}
 	return err
+}
+
+// legacySources are the legacy.sources for the login registry, or a nil
+// interface (not a typed nil) without any.
+func (a *app) legacySources() logins.LegacySources {
+	if a.legacy == nil {
+		return nil
+	}
+	return a.legacy
+}
+
+// legacyOnExchange is legacy.sources[].on_exchange by source name.
+func legacyOnExchange(cfg *config.Config) map[string]logins.OnExchange {
+	m := make(map[string]logins.OnExchange, len(cfg.Legacy.Sources))
+	for _, s := range cfg.Legacy.Sources {
+		if s.OnExchange != "" {
+			m[s.Name] = logins.OnExchange(s.OnExchange)
+		}
+	}
+	return m
 }
 
 // legacyVerifier is the legacy adapter for the middleware, or a nil

@@ -104,9 +104,15 @@ type Principal struct {
 	TokenID string
 	// ExpiresAt is when the presented credential stops being valid.
 	ExpiresAt time.Time
-	// Source names the legacy.sources entry whose session proved the
-	// request (internal/legacy); empty for tokenshift's own credentials.
+	// Source names the legacy.sources[] entry whose session cookie proved
+	// the caller (issue 12); empty for tokenshift's own credentials.
 	Source string
+	// LegacyID is that legacy session's id in its own store (express,
+	// django, php: the session id; callout: the forwarded cookies), which
+	// logout, exchange and revocation need to end it there. It is a bearer
+	// secret: never logged, never serialised (log the SID, which for a
+	// legacy principal is logins.LegacyHandle of it).
+	LegacyID string `json:"-"`
 }
 
 // HasRole reports whether the principal holds role.

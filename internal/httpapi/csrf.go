@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -109,10 +110,27 @@ func (x *CSRF) CheckCSRF(c *fiber.Ctx, p *auth.Principal) error {
 	if got == "" {
 		return auth.Errorf(auth.CodeCSRF, "cookie-authenticated %s requests need the %s header (from the login response or GET /auth/csrf)", c.Method(), HeaderCSRF)
 	}
-	if !x.ValidToken(p.SID, got) {
+	if b := csrfBinding(p); b == "" || !x.ValidToken(b, got) {
 		return auth.Errorf(auth.CodeCSRF, "the %s header does not belong to this session", HeaderCSRF)
 	}
 	return nil
+}
+
+// csrfBinding is what a principal's CSRF token is bound to: its login's
+// sid, or for a legacy session (issue 12) its handle (logins.LegacyHandle:
+// a hash of source and id, so the token needs no storage either, and a
+// token of one legacy session is worthless for another). authn sets a
+// legacy principal's SID to that handle; it is derived here again so the
+// binding does not rest on it. "" (no binding) for a legacy principal
+// without its id.
+func csrfBinding(p *auth.Principal) string {
+	if p.Source != "" {
+		if p.LegacyID == "" {
+			return ""
+		}
+		return logins.LegacyHandle(p.Source, p.LegacyID)
+	}
+	return p.SID
 }
 
 // CheckOrigin refuses cross-site requests: a present Origin must be ours or

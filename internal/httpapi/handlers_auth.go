@@ -234,7 +234,7 @@ func (s *Server) csrfToken(c *fiber.Ctx) error {
 	if p == nil {
 		return s.preSessionCSRF(c)
 	}
-	return c.JSON(fiber.Map{"csrf_token": s.csrf.Token(p.SID)})
+	return c.JSON(fiber.Map{"csrf_token": s.csrf.Token(csrfBinding(p))})
 }
 
 // logout revokes a whole login: the session and every token of its sid, on
@@ -245,9 +245,18 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	all := c.Query("all") == "true"
 	p := authn.Principal(c)
 	var userID, sid string
-	if p != nil {
+	switch {
+	case p != nil && p.Source != "":
+		// A legacy session: ended in its own store, so the legacy app
+		// refuses it too.
+		if err := s.logins.LogoutLegacy(ctx, p, all); err != nil {
+			return err
+		}
+		s.opts.Cookies.clear(c)
+		return c.SendStatus(fiber.StatusNoContent)
+	case p != nil:
 		userID, sid = p.UserID, p.SID
-	} else {
+	default:
 		raw, err := s.refreshFromRequest(c)
 		if err != nil {
 			return err
@@ -331,20 +340,36 @@ type refreshResponse struct {
 }
 
 // exchange gives a session holder a token pair bound to the same sid, so a
-// legacy client moves to tokens without asking for the password again.
+// legacy client moves to tokens without asking for the password again. A
+// legacy session (issue 12) gets a new login instead: its sid, a token pair
+// and, where the phase issues sessions, tokenshift's session cookie.
 func (s *Server) exchange(c *fiber.Ctx) error {
 	p := authn.Principal(c)
 	// A session cookie carried the request, so authn's CSRF check ran; the
 	// client's origins are checked before the family is touched.
-	x, err := s.logins.Exchange(c.UserContext(), p, func(client auth.Client) error {
-		return s.checkIssueOrigin(c, client, true)
+	x, err := s.logins.Exchange(c.UserContext(), logins.ExchangeRequest{
+		Principal: p, IP: s.ClientIP(c), UserAgent: cleanUserAgent(c.Get(fiber.HeaderUserAgent)),
+		Check: func(client auth.Client) error { return s.checkIssueOrigin(c, client, true) },
 	})
 	if err != nil {
 		return err
 	}
-	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: x.Phase.String(), SID: p.SID, Session: x.AcceptSession}
+	resp := loginResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Phase: x.Phase.String(), SID: x.SID, Session: x.AcceptSession}
+	if p.Source != "" {
+		resp.Session = x.Cookie != ""
+		if x.Cookie != "" {
+			if err := s.setSessionCookie(c, x.Client, x.Cookie, x.CookieExpiresAt); err != nil {
+				return err
+			}
+		}
+	}
 	if err := s.fillTokens(c, x.Client, x.Pair, &resp); err != nil {
 		return err
+	}
+	if p.Source != "" && (resp.Session || resp.TokenTransport == string(auth.TransportCookie)) {
+		// The new login's cookies need their own token: the legacy one is
+		// bound to the legacy session.
+		resp.CSRFToken = s.csrf.Token(x.SID)
 	}
 	return c.JSON(resp)
 }

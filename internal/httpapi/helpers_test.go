@@ -91,6 +91,8 @@ type testOptions struct {
 	MaxCredentialLife time.Duration
 	// Issued counts issued credentials; the usage recorder.
 	Issued logins.IssueCounter
+	// Legacy are the legacy sources the logins service ends and exchanges.
+	Legacy logins.LegacySources
 }
 
 // build makes the logins service and the server over it; o.Options is left
@@ -100,7 +102,7 @@ func (o *testOptions) build(ctx context.Context) (*Server, error) {
 		Logger: o.Logger, Store: o.Store, Sessions: o.Sessions, Tokens: o.Tokens, Revoked: o.Revoked,
 		Users: o.Users, Accounts: o.Accounts, Flags: o.Flags, Usage: o.Issued,
 		Clients: o.Clients, DefaultClient: o.DefaultClient, RateLimit: o.RateLimit,
-		MaxCredentialLife: o.MaxCredentialLife, Clock: o.Clock,
+		MaxCredentialLife: o.MaxCredentialLife, Clock: o.Clock, Legacy: o.Legacy,
 	})
 	if err != nil {
 		return nil, err

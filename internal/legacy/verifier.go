@@ -30,6 +30,19 @@ type Verifier struct {
 	// djangoKeys are SECRET_KEY and its fallbacks per django source.
 	djangoKeys map[string][]string
 	cookies    []string
+	// check and seen are the login registry's hooks (logins.Service's
+	// CheckLegacy and SeenLegacy), set once at start by SetHooks: check
+	// refuses a session tokenshift ended (callout handles, not-before);
+	// seen records the session in the user's index so that a revocation
+	// can delete it from its store.
+	check func(*Session) error
+	seen  func(context.Context, *auth.Principal) error
+}
+
+// SetHooks installs the login registry's checks; call it once, before
+// serving. Either may be nil.
+func (v *Verifier) SetHooks(check func(*Session) error, seen func(context.Context, *auth.Principal) error) {
+	v.check, v.seen = check, seen
 }
 
 var _ authn.LegacyVerifier = (*Verifier)(nil)
@@ -52,6 +65,10 @@ func NewVerifier(set *Set, opts []Options, users UserLookup, notBefore func(user
 	}
 	return v
 }
+
+// Handle is a legacy session's public handle: its sid in GET /auth/me,
+// logs, CSRF binding and the revocation mirror. It never reveals the id.
+func Handle(source, id string) string { return "legacy:" + IDHash(source, id) }
 
 // CookieNames implements authn.LegacyVerifier.
 func (v *Verifier) CookieNames() []string { return v.cookies }
@@ -101,13 +118,25 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 			return nil, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
 		}
 	}
-	return &auth.Principal{
+	if v.check != nil {
+		if err := v.check(sess); err != nil {
+			return nil, err
+		}
+	}
+	p := &auth.Principal{
 		UserID:    u.ID,
 		Email:     u.Email,
 		ClientID:  sess.Client,
 		Roles:     u.Roles,
-		SID:       IDHash(sess.Source, sess.ID),
+		SID:       Handle(sess.Source, sess.ID),
 		ExpiresAt: sess.ExpiresAt,
 		Source:    sess.Source,
-	}, nil
+		LegacyID:  sess.ID,
+	}
+	if v.seen != nil {
+		// Best effort, like a session's touch: a failed write is retried at
+		// the next request, and the not-before still ends what it can date.
+		_ = v.seen(ctx, p)
+	}
+	return p, nil
 }

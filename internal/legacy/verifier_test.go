@@ -139,7 +139,7 @@ func TestVerifier(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || p.UserID != tc.wantUser || p.ClientID != "web" || p.Source != cred.Source || p.SID != IDHash(cred.Source, cred.ID) || p.SID == cred.ID {
+			if err != nil || p.UserID != tc.wantUser || p.ClientID != "web" || p.Source != cred.Source || p.SID != Handle(cred.Source, cred.ID) || p.SID == cred.ID || p.LegacyID != cred.ID {
 				t.Fatalf("VerifyLegacy = %+v, %v", p, err)
 			}
 		})

@@ -15,6 +15,7 @@ package logins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -84,6 +85,19 @@ type Options struct {
 	// session absolute timeout, whichever is longer); 0 means 90 days.
 	MaxCredentialLife time.Duration
 	Clock             func() time.Time
+
+	// Legacy is the configured legacy.sources (*legacy.Set); nil = none.
+	// With it, logout and every per-user revocation end legacy sessions in
+	// their own stores, and legacy sessions can be exchanged (legacy.go).
+	Legacy LegacySources
+	// LegacyOnExchange is legacy.sources[].on_exchange by source name; a
+	// source not named keeps its sessions (OnExchangeKeep).
+	LegacyOnExchange map[string]OnExchange
+	// LegacySeenMax bounds the per-user index of seen legacy sessions
+	// (default DefaultLegacySeenMax); LegacySeenEvery is how often one
+	// instance rewrites one id's entry (default DefaultLegacySeenEvery).
+	LegacySeenMax   int
+	LegacySeenEvery time.Duration
 }
 
 // Service is the login lifecycle over the session registry, the token
@@ -93,6 +107,7 @@ type Service struct {
 	log     *slog.Logger
 	clients map[string]auth.Client
 	limiter *rateLimiter
+	seen    *seenMarks
 }
 
 // New builds the service. It fails on missing dependencies, never later.
@@ -109,11 +124,23 @@ func New(o Options) (*Service, error) {
 	if o.MaxCredentialLife <= 0 {
 		o.MaxCredentialLife = 90 * 24 * time.Hour
 	}
+	if o.LegacySeenMax <= 0 {
+		o.LegacySeenMax = DefaultLegacySeenMax
+	}
+	if o.LegacySeenEvery <= 0 {
+		o.LegacySeenEvery = DefaultLegacySeenEvery
+	}
+	for name, v := range o.LegacyOnExchange {
+		if v != OnExchangeKeep && v != OnExchangeEnd {
+			return nil, fmt.Errorf("logins: legacy source %q: on_exchange %q: want keep or end", name, v)
+		}
+	}
 	s := &Service{
 		o:       o,
 		log:     o.Logger,
 		clients: make(map[string]auth.Client, len(o.Clients)),
 		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
+		seen:    &seenMarks{at: map[string]time.Time{}},
 	}
 	for _, c := range o.Clients {
 		s.clients[c.ID] = c

@@ -50,6 +50,17 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
+	return newEnvOn(t, st, opts...)
+}
+
+// sibling is another instance over the same store.
+func (e *env) sibling(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	return newEnvOn(t, e.st, opts...)
+}
+
+func newEnvOn(t *testing.T, st *store.Memory, opts ...envOption) *env {
+	t.Helper()
 	rev := token.NewRevocations(st, time.Now, nil)
 	if err := rev.Start(t.Context()); err != nil {
 		t.Fatal(err)

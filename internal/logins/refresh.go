@@ -3,6 +3,7 @@ package logins
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -152,24 +153,54 @@ type Exchanged struct {
 	// AcceptSession: the phase still accepts the session cookie.
 	AcceptSession bool
 	Client        auth.Client
+	// SID is the login the pair belongs to: the session's own for a
+	// tokenshift session, a new login's for a legacy one.
+	SID string
+	// Cookie is the new login's session cookie when a legacy session was
+	// exchanged in a phase that issues sessions; "" otherwise.
+	Cookie          string
+	CookieExpiresAt time.Time
+	// LegacyEnded: the legacy session was deleted from its store
+	// (legacy.sources[].on_exchange: end).
+	LegacyEnded bool
 }
 
-// Exchange gives the holder of session p a token pair bound to the same
-// sid, so a legacy client moves to tokens without asking for the password
-// again. check, if set, runs for the client before anything changes.
-func (s *Service) Exchange(ctx context.Context, p *auth.Principal, check func(auth.Client) error) (Exchanged, error) {
-	if p.Scheme != auth.SchemeSession {
-		return Exchanged{}, auth.Errorf(auth.CodeInvalidRequest, "exchange needs a session cookie; this request was authenticated by %s", p.Scheme)
+// ExchangeRequest is one exchange of the session that proved Principal.
+type ExchangeRequest struct {
+	Principal *auth.Principal
+	// IP and UserAgent describe the new login a legacy session's exchange
+	// makes, for listings.
+	IP, UserAgent string
+	// Check, if set, runs for the client before anything changes (httpapi's
+	// origin rules).
+	Check func(auth.Client) error
+}
+
+// Exchange gives the holder of a session a token pair, so a client moves to
+// tokens without asking for the password again: for tokenshift's own
+// session, bound to the same sid; for a legacy session (Principal.Source
+// set), as a new login of the same user and client (exchangeLegacy).
+func (s *Service) Exchange(ctx context.Context, r ExchangeRequest) (Exchanged, error) {
+	p := r.Principal
+	if p == nil || p.Scheme != auth.SchemeSession {
+		scheme := auth.SchemeNone
+		if p != nil {
+			scheme = p.Scheme
+		}
+		return Exchanged{}, auth.Errorf(auth.CodeInvalidRequest, "exchange needs a session cookie; this request was authenticated by %s", scheme)
 	}
 	dec := s.Decide(p.ClientID, p.UserID)
 	if !dec.AllowExchange {
 		return Exchanged{}, auth.Errorf(auth.CodeNotAllowedInPhase, "session exchange is not offered in phase %s", dec.Phase)
 	}
 	client := s.clients[p.ClientID]
-	if check != nil {
-		if err := check(client); err != nil {
+	if r.Check != nil {
+		if err := r.Check(client); err != nil {
 			return Exchanged{}, err
 		}
+	}
+	if p.Source != "" {
+		return s.exchangeLegacy(ctx, r, dec, client)
 	}
 	// The login gets its token family before any token exists: the record is
 	// what lists and revokes the tokens by sid and counts them against
@@ -189,5 +220,5 @@ func (s *Service) Exchange(ctx context.Context, p *auth.Principal, check func(au
 		return Exchanged{}, codeError(err)
 	}
 	s.log.Info("session exchanged for tokens", "user_id", p.UserID, "client_id", p.ClientID, "sid", p.SID)
-	return Exchanged{Pair: pair, Phase: dec.Phase, AcceptSession: dec.AcceptSession, Client: client}, nil
+	return Exchanged{Pair: pair, Phase: dec.Phase, AcceptSession: dec.AcceptSession, Client: client, SID: p.SID}, nil
 }

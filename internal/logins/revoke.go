@@ -24,8 +24,12 @@ func (s *Service) RevokeLogin(ctx context.Context, sid string) error {
 
 // RevokeAllOf ends every login of a user (log out everywhere, an operator's
 // revocation, a password change, a suspension): a per-user "not valid
-// before" now, which every instance applies to sessions and tokens, then the
-// records and families it knows of. why is logged.
+// before" now, which every instance applies to sessions, tokens and legacy
+// sessions saved before it (CheckLegacy), then the legacy sessions of the
+// seen index (deleted from their stores, or revoked by handle), then the
+// records and families it knows of. A legacy store that fails does not
+// stop the rest; the error reports it, and its entries stay for a retry.
+// why is logged.
 func (s *Service) RevokeAllOf(ctx context.Context, userID, why string) error {
 	now := s.o.Clock()
 	if s.o.Revoked != nil {
@@ -33,6 +37,8 @@ func (s *Service) RevokeAllOf(ctx context.Context, userID, why string) error {
 			return codeError(err)
 		}
 	}
+	// Before the logins are deleted: see exchangeLegacy.
+	ended, legacyErr := s.endSeenLegacy(ctx, userID)
 	sids, err := s.o.Sessions.DeleteByUser(ctx, userID)
 	if err != nil {
 		return codeError(err)
@@ -42,10 +48,14 @@ func (s *Service) RevokeAllOf(ctx context.Context, userID, why string) error {
 			return codeError(err)
 		}
 	}
+	if legacyErr != nil {
+		s.log.Warn("revoking a user: some legacy sessions could not be ended", "user_id", userID, "why", why, "error", legacyErr)
+		return codeError(legacyErr)
+	}
 	if err := s.durable(ctx); err != nil {
 		return codeError(err)
 	}
-	s.log.Info("revoked every login of a user", "user_id", userID, "logins", len(sids), "why", why)
+	s.log.Info("revoked every login of a user", "user_id", userID, "logins", len(sids), "legacy_sessions", ended, "why", why)
 	return nil
 }
 
