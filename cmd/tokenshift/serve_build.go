@@ -173,7 +173,7 @@ func (a *app) startTokens(ctx context.Context) error {
 }
 
 // newSessions builds the session manager of session.*.
-func (a *app) newSessions(context.Context) error {
+func (a *app) newSessions(ctx context.Context) error {
 	cfg := a.cfg
 	policy := session.LimitEvictOldest
 	if cfg.Session.OnLimit == "refuse" {
@@ -182,12 +182,30 @@ func (a *app) newSessions(context.Context) error {
 	// Write last-seen at most once a minute, and at least ten times per idle
 	// timeout so short timeouts stay accurate.
 	touch := min(time.Minute, cfg.Session.IdleTimeout/10)
+	cacheBytes := cfg.Session.NearCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = -1 // session.near_cache_bytes 0: off
+	}
 	var err error
 	a.sessions, err = session.New(a.store, session.Config{
 		IdleTimeout: cfg.Session.IdleTimeout, AbsoluteTimeout: cfg.Session.AbsoluteTimeout, TouchInterval: touch,
 		FamilyTTL: cfg.JWT.RefreshTTL, MaxPerUser: cfg.Session.MaxPerUser, OnLimit: policy,
+		Revocations: a.revoked, CacheBytes: cacheBytes, CacheTTL: cfg.Session.NearCacheTTL,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// The touch flusher: cancelled before the store closes, and the closer
+	// registered after it writes what is still pending while the store is
+	// open (closers run newest first).
+	go a.sessions.Run(a.loops(ctx, "session touch flusher"))
+	a.onClose("session touches", func() error {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.sessions.Flush(fctx)
+		return nil
+	})
+	return nil
 }
 
 // openUsers opens the user store (a SQL pool with users.sql) and its

@@ -89,6 +89,11 @@ type SessionConfig struct {
 	AbsoluteTimeout time.Duration `mapstructure:"absolute_timeout"`
 	MaxPerUser      int           `mapstructure:"max_per_user"`
 	OnLimit         string        `mapstructure:"on_limit"`
+	// NearCacheBytes bounds the in-memory cache of verified sessions; 0
+	// turns it off. NearCacheTTL is how long a cached session is used
+	// without re-reading the store.
+	NearCacheBytes int64         `mapstructure:"near_cache_bytes"`
+	NearCacheTTL   time.Duration `mapstructure:"near_cache_ttl"`
 }
 
 type JWTConfig struct {

@@ -29,4 +29,8 @@ func (c *Config) validateSession(bad reporter) {
 	if s.OnLimit != "evict-oldest" && s.OnLimit != "refuse" {
 		bad("session.on_limit", s.OnLimit, "must be evict-oldest or refuse")
 	}
+	if s.NearCacheBytes < 0 {
+		bad("session.near_cache_bytes", s.NearCacheBytes, "must be 0 (no near cache) or a size in bytes")
+	}
+	positive(bad, "session.near_cache_ttl", s.NearCacheTTL)
 }

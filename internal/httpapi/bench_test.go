@@ -7,6 +7,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
 
@@ -90,6 +92,18 @@ func BenchmarkAuthMe(b *testing.B) {
 			runHandler(b, s.App.Handler(), s.meRequestAs(b, tc.client, tc.scheme))
 		})
 	}
+	// The same session on a real redis-server: what a session costs when
+	// its record lives across the network (the near cache's case).
+	b.Run("session-redis", func(b *testing.B) {
+		srv := redistest.Start(b)
+		st, err := store.NewRedis(store.RedisOptions{URL: srv.URL()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		s := newDevServerOn(b, st)
+		runHandler(b, s.App.Handler(), s.meRequestAs(b, "web", "session"))
+	})
 }
 
 // BenchmarkAuthMeRecording compares the same bearer request with usage

@@ -63,10 +63,17 @@ var testClients = []auth.Client{
 
 func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(cancel)
 	st := store.NewMemory(time.Now)
 	tb.Cleanup(func() { st.Close() })
+	return newDevServerOn(tb, st, opts...)
+}
+
+// newDevServerOn is newDevServer on another store (Redis, for benchmarks);
+// devServer.store is set only when st is the in-memory one.
+func newDevServerOn(tb testing.TB, st store.Store, opts ...devOption) *devServer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
 	ring, err := token.NewEphemeralKeyRing(token.AlgEdDSA)
 	if err != nil {
 		tb.Fatal(err)
@@ -83,7 +90,7 @@ func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Config{})
+	sessions, err := session.New(st, session.Config{Revocations: rev})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -119,7 +126,8 @@ func newDevServer(tb testing.TB, opts ...devOption) *devServer {
 		tb.Fatal(err)
 	}
 	f, _ := o.Flags.(*featureflags.Flags)
-	return &devServer{Server: s, opts: o, store: st, usage: rec, tokens: tokens, flags: f}
+	mem, _ := st.(*store.Memory)
+	return &devServer{Server: s, opts: o, store: mem, usage: rec, tokens: tokens, flags: f}
 }
 
 // call is one request through app.Test.

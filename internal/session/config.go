@@ -38,6 +38,20 @@ type Config struct {
 	MaxPerUser int
 	// OnLimit: LimitEvictOldest (default) or LimitRefuse.
 	OnLimit LimitPolicy
+	// Revocations is the revocation mirror. With it, every ending of a
+	// login revokes its sid there, and the near cache (cache.go) is on
+	// unless CacheBytes is negative. Without it, every Verify reads the store.
+	Revocations Revocations
+	// CacheBytes bounds the near cache by an estimate of its memory.
+	// Default 32 MiB (about 60,000 logins); negative turns the cache off.
+	CacheBytes int64
+	// CacheTTL is the longest a cached login is used without re-reading the
+	// store, and so how long one is still accepted while the store does not
+	// answer. Default 30s.
+	CacheTTL time.Duration
+	// TouchFlushInterval is how often Run writes the last-seen touches of
+	// cached logins to the store. Default 1s.
+	TouchFlushInterval time.Duration
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Rand is the source of session ids and cookie secrets; crypto/rand by
@@ -53,6 +67,10 @@ var ConfigDefault = Config{
 	TouchInterval:   time.Minute,
 	MaxPerUser:      0,
 	OnLimit:         LimitEvictOldest,
+	CacheBytes:      32 << 20,
+	CacheTTL:        30 * time.Second,
+
+	TouchFlushInterval: time.Second,
 }
 
 // withDefaults fills zero fields and rejects settings that cannot work.
@@ -66,6 +84,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"AbsoluteTimeout", &c.AbsoluteTimeout, ConfigDefault.AbsoluteTimeout},
 		{"FamilyTTL", &c.FamilyTTL, ConfigDefault.FamilyTTL},
 		{"TouchInterval", &c.TouchInterval, ConfigDefault.TouchInterval},
+		{"CacheTTL", &c.CacheTTL, ConfigDefault.CacheTTL},
+		{"TouchFlushInterval", &c.TouchFlushInterval, ConfigDefault.TouchFlushInterval},
 	} {
 		if *d.v < 0 {
 			return c, fmt.Errorf("session: %s must not be negative (got %v)", d.name, *d.v)
@@ -76,6 +96,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.TouchInterval >= c.IdleTimeout {
 		return c, fmt.Errorf("session: TouchInterval (%v) must be shorter than IdleTimeout (%v), or sessions would expire while in use", c.TouchInterval, c.IdleTimeout)
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = ConfigDefault.CacheBytes
 	}
 	if c.MaxPerUser < 0 {
 		return c, fmt.Errorf("session: MaxPerUser must not be negative (got %d)", c.MaxPerUser)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unsafe"
 )
 
 // A cookie value is "<sid>.<secret>". The sid is the login's public handle
@@ -33,22 +34,23 @@ func randomToken(r io.Reader, n int) (string, []byte, error) {
 	return b64.EncodeToString(b), b, nil
 }
 
-// decodeFixed decodes s only when it is the canonical encoding of exactly n bytes.
-func decodeFixed(s string, encLen, n int) ([]byte, bool) {
+// decodeFixed decodes s into dst (len(dst) bytes) only when s is the
+// canonical encoding of exactly that many bytes. It decodes in place of a
+// copy: verifying a cookie is on every request's path, and a string-to-bytes
+// conversion of a secret (43 characters) would be a heap allocation each
+// time. Decode only reads src, so viewing s's bytes is safe.
+func decodeFixed(dst []byte, s string, encLen int) bool {
 	if len(s) != encLen {
-		return nil, false
+		return false
 	}
-	b, err := b64.DecodeString(s)
-	if err != nil || len(b) != n {
-		return nil, false
-	}
-	return b, true
+	n, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+	return err == nil && n == len(dst)
 }
 
 // ValidSID reports whether sid is syntactically a session id (no I/O).
 func ValidSID(sid string) bool {
-	_, ok := decodeFixed(sid, sidLen, sidBytes)
-	return ok
+	var b [sidBytes]byte
+	return decodeFixed(b[:], sid, sidLen)
 }
 
 // SplitCookie checks the syntax of a cookie value and returns its sid, for
@@ -59,19 +61,21 @@ func SplitCookie(value string) (sid string, ok bool) {
 	return sid, ok
 }
 
-func parseCookie(value string) (sid string, secret []byte, ok bool) {
+// parseCookie checks the syntax of a cookie value and returns its sid and
+// the SHA-256 of its secret, which is all a check needs of the secret.
+func parseCookie(value string) (sid string, secretHash [sha256.Size]byte, ok bool) {
 	if len(value) != cookieLen {
-		return "", nil, false
+		return "", secretHash, false
 	}
 	sid, enc, found := strings.Cut(value, ".")
 	if !found || !ValidSID(sid) {
-		return "", nil, false
+		return "", secretHash, false
 	}
-	secret, ok = decodeFixed(enc, secretLen, secretBytes)
-	if !ok {
-		return "", nil, false
+	var secret [secretBytes]byte
+	if !decodeFixed(secret[:], enc, secretLen) {
+		return "", secretHash, false
 	}
-	return sid, secret, true
+	return sid, sha256.Sum256(secret[:]), true
 }
 
 func hashSecret(secret []byte) []byte {
@@ -79,6 +83,6 @@ func hashSecret(secret []byte) []byte {
 	return h[:]
 }
 
-func secretMatches(secret, storedHash []byte) bool {
-	return len(storedHash) == sha256.Size && subtle.ConstantTimeCompare(hashSecret(secret), storedHash) == 1
+func secretMatches(presented *[sha256.Size]byte, storedHash []byte) bool {
+	return len(storedHash) == sha256.Size && subtle.ConstantTimeCompare(presented[:], storedHash) == 1
 }

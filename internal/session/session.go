@@ -44,8 +44,11 @@ type Session struct {
 	// evicted by the per-user limit). Their tokens must be revoked too.
 	Evicted []string `json:"-"`
 
-	// verified is the login as Verify read it, for a later Touch.
+	// verified is the login as Verify read it, for a later Touch; with the
+	// near cache it is shared and never modified, and entry holds its
+	// moving last-seen.
 	verified *login
+	entry    *cacheEntry
 }
 
 // NewSession describes a login to register.
@@ -72,8 +75,10 @@ type NewSession struct {
 
 // Manager creates, checks and ends logins in a store.Store.
 type Manager struct {
-	st  store.Store
-	cfg Config
+	st      store.Store
+	cfg     Config
+	cache   *nearCache // nil: every Verify reads the store
+	touches touchQueue
 }
 
 // New validates cfg and fills its defaults.
@@ -85,7 +90,11 @@ func New(st store.Store, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{st: st, cfg: c}, nil
+	m := &Manager{st: st, cfg: c}
+	if c.Revocations != nil && c.CacheBytes > 0 {
+		m.cache = newNearCache(c.CacheBytes, c.CacheTTL)
+	}
+	return m, nil
 }
 
 // Create registers a login. cookieValue is "" unless ns.Cookie. With
@@ -242,7 +251,7 @@ func (m *Manager) destroyPresented(ctx context.Context, value string) (string, e
 		}
 		return "", err
 	}
-	if l == nil || !l.hasCookie() || !secretMatches(secret, l.secretHash) {
+	if l == nil || !l.hasCookie() || !secretMatches(&secret, l.secretHash) {
 		return "", nil
 	}
 	if err := m.remove(ctx, l.sid, l.rec.UserID); err != nil {
@@ -302,6 +311,12 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 	if !ok {
 		return nil, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
 	}
+	loadedAt := m.cfg.Clock()
+	if m.cache != nil {
+		if s, ok := m.verifyCached(sid, &secret, loadedAt); ok {
+			return s, nil
+		}
+	}
 	l, err := m.load(ctx, sid)
 	if errors.Is(err, errCorrupt) {
 		return nil, fmt.Errorf("session %s: %w: %w", sid, err, auth.ErrInvalid)
@@ -312,7 +327,7 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 	if l == nil || !l.hasCookie() {
 		return nil, fmt.Errorf("session %s: no such cookie session: %w", sid, auth.ErrInvalid)
 	}
-	if !secretMatches(secret, l.secretHash) {
+	if !secretMatches(&secret, l.secretHash) {
 		return nil, fmt.Errorf("session %s: secret mismatch: %w", sid, auth.ErrInvalid)
 	}
 	now := m.cfg.Clock()
@@ -323,13 +338,35 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 	}
 	s := l.view(&m.cfg, now)
 	s.verified = l
+	if m.cache != nil && !m.revokedInMirror(l) {
+		// From here on l is shared with later hits: Touch leaves it alone.
+		s.entry = m.cache.put(l, loadedAt.UnixNano())
+	}
 	return s, nil
+}
+
+// revokedInMirror reports whether the mirror has ended l already (its sid,
+// or its user since before l was created): such a login is not cached.
+func (m *Manager) revokedInMirror(l *login) bool {
+	r := m.cfg.Revocations
+	if r.SIDRevoked(l.sid) {
+		return true
+	}
+	nb := r.UserNotBefore(l.rec.UserID)
+	return !nb.IsZero() && l.rec.CreatedAt.Before(nb)
 }
 
 // TouchDue reports whether Touch would write: last-seen writes are throttled
 // to one per TouchInterval, so most requests need none. It does no I/O.
 func (m *Manager) TouchDue(s *Session) bool {
-	return s != nil && s.verified != nil && m.cfg.Clock().Sub(s.verified.seen) >= m.cfg.TouchInterval
+	if s == nil || s.verified == nil {
+		return false
+	}
+	now := m.cfg.Clock()
+	if s.entry != nil {
+		return now.UnixNano()-s.entry.seen.Load() >= int64(m.cfg.TouchInterval)
+	}
+	return now.Sub(s.verified.seen) >= m.cfg.TouchInterval
 }
 
 // Touch records a use of a session returned by Verify: it moves the idle
@@ -344,8 +381,22 @@ func (m *Manager) Touch(ctx context.Context, s *Session) {
 	}
 	now := m.cfg.Clock()
 	l := s.verified
-	l.seen = now
-	_ = m.st.HSet(ctx, sessionKey(l.sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+	if e := s.entry; e != nil {
+		// The cached login is shared: the use moves the entry's seen, and
+		// the store learns it from the next flush (Run), or at once when
+		// no loop runs or its queue is full.
+		e.touch(now.UnixNano())
+		v := *l
+		v.seen = now
+		l = &v
+		if !m.touches.enqueue(l.sid, pendingTouch{at: now, ttl: l.ttl(&m.cfg, now)}) {
+			m.touches.inline.Add(1)
+			_ = m.st.HSet(ctx, sessionKey(l.sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+		}
+	} else {
+		l.seen = now
+		_ = m.st.HSet(ctx, sessionKey(l.sid), l.ttl(&m.cfg, now), fieldSeen, encodeTime(now))
+	}
 	s.LastSeenAt = now
 	if l.famTouched.After(now) {
 		s.LastSeenAt = l.famTouched
@@ -389,6 +440,9 @@ func (m *Manager) TouchFamily(ctx context.Context, sid string) error {
 		return err
 	}
 	l.famTouched = now
+	if m.cache != nil {
+		m.cache.drop(sid) // its cached family time is stale now
+	}
 	ttl := l.ttl(&m.cfg, now)
 	if err := m.st.HSet(ctx, sessionKey(sid), ttl, fieldFamily, encodeTime(now)); err != nil {
 		return fmt.Errorf("session %s: touch family: %w", sid, err)
@@ -416,9 +470,24 @@ func (m *Manager) Delete(ctx context.Context, sid string) error {
 	return m.remove(ctx, sid, userID)
 }
 
-// remove deletes the login, then its index entry: in that order a failure
-// leaves at worst a dead index entry, which ListByUser prunes.
+// remove ends a login: it revokes the sid in the revocation mirror (so the
+// near cache of every instance drops it, see cache.go), deletes the login,
+// then its index entry: in that order a failure leaves at worst a revoked
+// login or a dead index entry, which ListByUser prunes. Every way a login is
+// ended goes through here, which is what makes the near cache safe. The sid
+// is revoked whenever a mirror is configured, even with this instance's
+// cache off, since other instances may have theirs on.
 func (m *Manager) remove(ctx context.Context, sid, userID string) error {
+	if r := m.cfg.Revocations; r != nil {
+		// A cached cookie login is never used past its absolute deadline,
+		// which is at most AbsoluteTimeout from now.
+		if err := r.RevokeSID(ctx, sid, m.cfg.Clock().Add(m.cfg.AbsoluteTimeout)); err != nil {
+			return fmt.Errorf("session %s: revoke: %w", sid, err)
+		}
+	}
+	if m.cache != nil {
+		m.cache.drop(sid)
+	}
 	if err := m.st.DeleteCtx(ctx, sessionKey(sid)); err != nil {
 		return fmt.Errorf("session %s: delete: %w", sid, err)
 	}
