@@ -99,7 +99,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	csrf, err := NewCSRF(ctx, CSRFConfig{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
+	csrf, err := NewCSRF(ctx, CSRFOptions{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
