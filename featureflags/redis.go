@@ -126,13 +126,9 @@ return {1}
 `)
 
 func (b *redisBackend) CompareAndSwap(ctx context.Context, expect int64, next State, entry AuditEntry) error {
-	nextRaw, err := json.Marshal(next)
+	nextRaw, entryRaw, err := encodeChange(next, entry)
 	if err != nil {
-		return fmt.Errorf("featureflags: encode state: %w", err)
-	}
-	entryRaw, err := json.Marshal(entry)
-	if err != nil {
-		return fmt.Errorf("featureflags: encode audit entry: %w", err)
+		return err
 	}
 	mode := "push"
 	if entry.Action == ActionRollback {
