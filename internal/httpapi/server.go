@@ -93,12 +93,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Store == nil || o.Logins == nil || o.Usage == nil {
 		return nil, errors.New("httpapi: store, logins and usage are required")
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
+	o = o.withDefaults()
 	csrf, err := NewCSRF(ctx, CSRFOptions{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
 	if err != nil {
 		return nil, err
@@ -152,6 +147,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Authn = authn.New(s.authn)
 	s.mountRoutes(o.Mount)
 	return s, nil
+}
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return o
 }
 
 // standardAuthn is the configuration of the standard authentication
