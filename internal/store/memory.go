@@ -194,12 +194,9 @@ func (m *Memory) GetCtx(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, kindString)
 	if e == nil {
-		return nil, nil
-	}
-	if e.kind != kindString {
-		return nil, ErrWrongType
+		return nil, err
 	}
 	return clone(e.str), nil
 }
@@ -246,12 +243,9 @@ func (m *Memory) GetDel(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, kindString)
 	if e == nil {
-		return nil, nil
-	}
-	if e.kind != kindString {
-		return nil, ErrWrongType
+		return nil, err
 	}
 	delete(m.data, key)
 	return e.str, nil
@@ -317,12 +311,9 @@ func (m *Memory) Decr(ctx context.Context, key string) (int64, error) {
 		return 0, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, kindString)
 	if e == nil {
-		return 0, nil
-	}
-	if e.kind != kindString {
-		return 0, ErrWrongType
+		return 0, err
 	}
 	n, err := strconv.ParseInt(string(e.str), 10, 64)
 	if err != nil {
@@ -459,7 +450,7 @@ func readFields[T any](m *Memory, ctx context.Context, key string, k memKind, re
 	return read(e), nil
 }
 
-// readable is the live set or hash (kind k) at key: nil when there is none,
+// readable is the live entry of kind k at key: nil when there is none,
 // ErrWrongType when key holds another kind. Call with m.mu held.
 func (m *Memory) readable(key string, k memKind) (*memEntry, error) {
 	e := m.live(key, m.clock())
