@@ -190,6 +190,12 @@ func (m *Memory) Close() error {
 // --- key-value ---
 
 func (m *Memory) GetCtx(ctx context.Context, key string) ([]byte, error) {
+	return m.get(ctx, key, false)
+}
+
+// get reads the string at key, and deletes it when del (GetDel). A kept
+// value is copied; a deleted one is handed over as it is.
+func (m *Memory) get(ctx context.Context, key string, del bool) ([]byte, error) {
 	if err := m.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -197,6 +203,10 @@ func (m *Memory) GetCtx(ctx context.Context, key string) ([]byte, error) {
 	e, err := m.readable(key, kindString)
 	if e == nil {
 		return nil, err
+	}
+	if del {
+		delete(m.data, key)
+		return e.str, nil
 	}
 	return clone(e.str), nil
 }
@@ -239,16 +249,7 @@ func (m *Memory) SetNX(ctx context.Context, key string, val []byte, exp time.Dur
 }
 
 func (m *Memory) GetDel(ctx context.Context, key string) ([]byte, error) {
-	if err := m.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e, err := m.readable(key, kindString)
-	if e == nil {
-		return nil, err
-	}
-	delete(m.data, key)
-	return e.str, nil
+	return m.get(ctx, key, true)
 }
 
 // Consume holds the store's lock across the read, the delete and the marker
