@@ -83,18 +83,16 @@ type Manager struct {
 	hooks changeHooks // OnChange funcs, run outside mu
 }
 
-// NewManager loads the state from the backend, seeding it from o.Initial when
-// the backend holds none yet, and installs it in Flags. Call Run to follow
-// changes made by other instances.
-func NewManager(ctx context.Context, o Options) (*Manager, error) {
+// withDefaults fills zero fields and rejects settings that cannot work.
+func (o Options) withDefaults() (Options, error) {
 	if !(o.GuardMaxShare >= 0 && o.GuardMaxShare <= 1) { // NaN fails both
-		return nil, fmt.Errorf("featureflags: guard max share %v must be within [0, 1]", o.GuardMaxShare)
+		return o, fmt.Errorf("featureflags: guard max share %v must be within [0, 1]", o.GuardMaxShare)
 	}
 	if o.GuardWindow == 0 {
 		o.GuardWindow = DefaultGuardWindow
 	}
 	if o.GuardWindow < 0 {
-		return nil, fmt.Errorf("featureflags: guard window %v must be positive", o.GuardWindow)
+		return o, fmt.Errorf("featureflags: guard window %v must be positive", o.GuardWindow)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -104,6 +102,17 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	if o.Backend == nil {
 		o.Backend = NewMemoryBackend()
+	}
+	return o, nil
+}
+
+// NewManager loads the state from the backend, seeding it from o.Initial when
+// the backend holds none yet, and installs it in Flags. Call Run to follow
+// changes made by other instances.
+func NewManager(ctx context.Context, o Options) (*Manager, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	_, static := o.Backend.(*memoryBackend)
 	m := &Manager{

@@ -42,13 +42,9 @@ func (b *memoryBackend) Load(_ context.Context) (State, bool, error) {
 }
 
 func (b *memoryBackend) CompareAndSwap(_ context.Context, expect int64, next State, entry AuditEntry) error {
-	nextRaw, err := json.Marshal(next)
+	nextRaw, entryRaw, err := encodeChange(next, entry)
 	if err != nil {
-		return fmt.Errorf("featureflags: encode state: %w", err)
-	}
-	entryRaw, err := json.Marshal(entry)
-	if err != nil {
-		return fmt.Errorf("featureflags: encode audit entry: %w", err)
+		return err
 	}
 
 	b.mu.Lock()
@@ -160,6 +156,18 @@ func headOf(l [][]byte, n int) [][]byte {
 		n = len(l)
 	}
 	return append([][]byte(nil), l[:n]...)
+}
+
+// encodeChange is the JSON both back ends store for a compare-and-swap: the
+// next state and its audit entry.
+func encodeChange(next State, entry AuditEntry) (nextRaw, entryRaw []byte, err error) {
+	if nextRaw, err = json.Marshal(next); err != nil {
+		return nil, nil, fmt.Errorf("featureflags: encode state: %w", err)
+	}
+	if entryRaw, err = json.Marshal(entry); err != nil {
+		return nil, nil, fmt.Errorf("featureflags: encode audit entry: %w", err)
+	}
+	return nextRaw, entryRaw, nil
 }
 
 func decodeState(raw []byte) (State, error) {

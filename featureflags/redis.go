@@ -47,6 +47,18 @@ type redisBackend struct {
 // as one versioned JSON value, changed only by an atomic Lua compare-and-swap
 // that also pushes history and audit; changes are announced on a channel.
 func NewRedisBackend(client redis.UniversalClient, opts RedisOptions) Backend {
+	opts = opts.withDefaults()
+	return &redisBackend{
+		client:   client,
+		opts:     opts,
+		stateKey: opts.Prefix + ":state",
+		histKey:  opts.Prefix + ":history",
+		log:      opts.Prefix + ":audit",
+	}
+}
+
+// withDefaults fills zero fields and puts the prefix in a hash tag.
+func (opts RedisOptions) withDefaults() RedisOptions {
 	if opts.Prefix == "" {
 		opts.Prefix = "{tokenshift:flags}"
 	}
@@ -68,13 +80,7 @@ func NewRedisBackend(client redis.UniversalClient, opts RedisOptions) Backend {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &redisBackend{
-		client:   client,
-		opts:     opts,
-		stateKey: opts.Prefix + ":state",
-		histKey:  opts.Prefix + ":history",
-		log:      opts.Prefix + ":audit",
-	}
+	return opts
 }
 
 // hasHashTag mirrors Redis Cluster's rule: the first '{' followed later by a
@@ -120,13 +126,9 @@ return {1}
 `)
 
 func (b *redisBackend) CompareAndSwap(ctx context.Context, expect int64, next State, entry AuditEntry) error {
-	nextRaw, err := json.Marshal(next)
+	nextRaw, entryRaw, err := encodeChange(next, entry)
 	if err != nil {
-		return fmt.Errorf("featureflags: encode state: %w", err)
-	}
-	entryRaw, err := json.Marshal(entry)
-	if err != nil {
-		return fmt.Errorf("featureflags: encode audit entry: %w", err)
+		return err
 	}
 	mode := "push"
 	if entry.Action == ActionRollback {

@@ -10,13 +10,13 @@ import (
 
 // gatewayConfig maps forward_auth.* and proxy.* to the gateway's options;
 // mountAll adds the server's middleware configuration, CSRF and signer.
-func gatewayConfig(cfg *config.Config) gateway.Config {
+func gatewayConfig(cfg *config.Config) gateway.Options {
 	f, p := cfg.ForwardAuth, cfg.Proxy
 	cookies := httpapi.CookieOptions{
 		SessionName: cfg.Session.CookieName, AccessName: cfg.JWT.AccessCookieName,
 		RefreshName: cfg.JWT.RefreshCookieName, Secure: cfg.Session.CookieSecure,
 	}
-	gc := gateway.Config{
+	gc := gateway.Options{
 		Headers: gateway.Headers{
 			User: f.UserHeader, Email: f.EmailHeader, Client: f.ClientHeader,
 			Scheme: f.SchemeHeader, Roles: f.RolesHeader,

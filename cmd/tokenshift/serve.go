@@ -244,9 +244,9 @@ func loadKeys(ctx context.Context, cfg *config.Config, st store.Store, log *slog
 
 // rotatorConfig is the key rotation settings of cfg; config validate uses the
 // same, so it checks the keys exactly as serve loads them.
-func rotatorConfig(cfg *config.Config, log *slog.Logger) token.RotatorConfig {
+func rotatorConfig(cfg *config.Config, log *slog.Logger) token.RotatorOptions {
 	r := cfg.JWT.Rotation
-	return token.RotatorConfig{
+	return token.RotatorOptions{
 		Dir: cfg.JWT.KeysDir, SigningKID: cfg.JWT.SigningKID,
 		PublishDelay: r.PublishDelay, ReloadInterval: r.ReloadInterval, RetireAfter: r.RetireAfter,
 		AccessTTL: cfg.JWT.AccessTTL, Leeway: cfg.JWT.Leeway, Algorithms: r.Algorithms,

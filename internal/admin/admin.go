@@ -53,13 +53,19 @@ type Handlers struct {
 
 // New builds the handlers.
 func New(o Options) *Handlers {
+	o = o.withDefaults()
+	return &Handlers{o: o, log: o.Logger}
+}
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.MaxWindow == 0 {
 		o.MaxWindow = 35 * 24 * time.Hour
 	}
-	return &Handlers{o: o, log: o.Logger}
+	return o
 }
 
 // Mount registers the admin routes on app. The dashboard page and its assets

@@ -88,7 +88,7 @@ func newTestRotator(t *testing.T, now func() time.Time) (*token.Rotator, string)
 	}
 	st := store.NewMemory(now)
 	t.Cleanup(func() { _ = st.Close() })
-	rot, err := token.NewRotator(st, token.RotatorConfig{Dir: dir, PublishDelay: time.Minute, ReloadInterval: time.Second, Clock: now, InstanceID: "test"})
+	rot, err := token.NewRotator(st, token.RotatorOptions{Dir: dir, PublishDelay: time.Minute, ReloadInterval: time.Second, Clock: now, InstanceID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,8 +61,8 @@ type Headers struct {
 	User, Email, Client, Scheme, Roles string
 }
 
-// Config configures the gateway. Zero values take the documented defaults.
-type Config struct {
+// Options configure the gateway. Zero values take the DefaultOptions.
+type Options struct {
 	// Authn is the standard middleware configuration
 	// (httpapi.Server.AuthnConfig); the gateway derives its variants from it.
 	Authn authn.Config
@@ -125,8 +125,8 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// ConfigDefault holds the defaults applied to zero fields.
-var ConfigDefault = Config{
+// DefaultOptions holds the defaults applied to zero fields.
+var DefaultOptions = Options{
 	Headers: Headers{
 		User:   "X-Auth-User",
 		Email:  "X-Auth-Email",
@@ -148,8 +148,10 @@ var ConfigDefault = Config{
 // ErrConfig is wrapped by New's errors.
 var ErrConfig = errors.New("gateway: invalid config")
 
-func configDefault(cfg Config) (Config, error) {
-	d := ConfigDefault
+// withDefaults fills zero fields from DefaultOptions and rejects settings
+// that cannot work.
+func (cfg Options) withDefaults() (Options, error) {
+	d := DefaultOptions
 	h := &cfg.Headers
 	if h.User == "" {
 		h.User = d.Headers.User
@@ -217,7 +219,7 @@ func validMode(m CSRFMode) bool { return m == CSRFToken || m == CSRFOrigin }
 
 // Gateway serves forward-auth and the reverse proxy.
 type Gateway struct {
-	cfg    Config
+	cfg    Options
 	log    *slog.Logger
 	names  headerNames
 	tokens *upstreamTokens // nil when Token is off
@@ -232,8 +234,8 @@ type Gateway struct {
 }
 
 // New checks cfg and builds the gateway.
-func New(cfg Config) (*Gateway, error) {
-	cfg, err := configDefault(cfg)
+func New(cfg Options) (*Gateway, error) {
+	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}

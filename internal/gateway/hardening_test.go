@@ -113,7 +113,7 @@ func TestProxyPathParameters(t *testing.T) {
 // frameworks believe never reach the upstream.
 func TestProxyDropsHeaderNames(t *testing.T) {
 	up := newUpstream(t, nil)
-	e := newEnv(t, envOptions{gateway: func(c *gateway.Config) {
+	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) {
 		c.StripHeaders = []string{"X-Remote-User"}
 		c.Routes = []gateway.Route{{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired}}
 	}})

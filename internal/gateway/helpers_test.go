@@ -60,7 +60,7 @@ type env struct {
 type envOptions struct {
 	flags        authn.Decider
 	writeTimeout time.Duration
-	gateway      func(*gateway.Config)
+	gateway      func(*gateway.Options)
 	// trustedProxies is server.trusted_proxies; "0.0.0.0" is the peer of
 	// app.Test requests.
 	trustedProxies []string
@@ -126,7 +126,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: o.writeTimeout, IdleTimeout: time.Minute,
 		TrustedProxies: o.trustedProxies,
 		Mount: func(app *fiber.App, s *httpapi.Server) {
-			cfg := gateway.Config{
+			cfg := gateway.Options{
 				Authn:             s.AuthnConfig(),
 				CSRF:              s.CSRF(),
 				Signer:            tokens,

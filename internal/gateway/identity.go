@@ -18,7 +18,7 @@ type headerNames struct {
 	owned map[string]bool
 }
 
-func newHeaderNames(cfg Config) headerNames {
+func newHeaderNames(cfg Options) headerNames {
 	n := headerNames{
 		user:   http.CanonicalHeaderKey(cfg.Headers.User),
 		email:  http.CanonicalHeaderKey(cfg.Headers.Email),

@@ -17,8 +17,8 @@ import (
 )
 
 // routes mounts one route per (prefix, upstream, auth).
-func routes(rs ...gateway.Route) func(*gateway.Config) {
-	return func(c *gateway.Config) { c.Routes = rs }
+func routes(rs ...gateway.Route) func(*gateway.Options) {
+	return func(c *gateway.Options) { c.Routes = rs }
 }
 
 func TestProxyHeaders(t *testing.T) {
@@ -298,7 +298,7 @@ func TestProxyCSRF(t *testing.T) {
 	envs := map[gateway.CSRFMode]*env{}
 	logins := map[gateway.CSRFMode]creds{}
 	for _, mode := range []gateway.CSRFMode{gateway.CSRFToken, gateway.CSRFOrigin} {
-		envs[mode] = newEnv(t, envOptions{gateway: func(c *gateway.Config) {
+		envs[mode] = newEnv(t, envOptions{gateway: func(c *gateway.Options) {
 			c.ProxyCSRF = mode
 			c.Routes = []gateway.Route{{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired}}
 		}})
@@ -347,7 +347,7 @@ func TestProxyCSRF(t *testing.T) {
 
 func TestProxyDeprecationAndToken(t *testing.T) {
 	up := newUpstream(t, nil)
-	e := newEnv(t, envOptions{flags: prefer, gateway: func(c *gateway.Config) {
+	e := newEnv(t, envOptions{flags: prefer, gateway: func(c *gateway.Options) {
 		c.Token = true
 		c.Routes = []gateway.Route{{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired}}
 	}})
@@ -369,7 +369,7 @@ func TestProxyDeprecationAndToken(t *testing.T) {
 // and bearer (an app that reads them during its own migration).
 func TestProxyKeepCredentials(t *testing.T) {
 	up := newUpstream(t, nil)
-	e := newEnv(t, envOptions{gateway: func(c *gateway.Config) {
+	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) {
 		c.KeepCredentials = true
 		c.Routes = []gateway.Route{{Prefix: "/app", Upstream: up.URL, Auth: gateway.AuthRequired}}
 	}})

@@ -32,7 +32,7 @@ type Route struct {
 	// Upstream is scheme://host[:port][/base-path].
 	Upstream string
 	Auth     AuthMode
-	// Timeout overrides Config.Timeout.
+	// Timeout overrides Options.Timeout.
 	Timeout time.Duration
 	// StripPrefix sends /app/x upstream as /x.
 	StripPrefix bool

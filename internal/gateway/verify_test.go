@@ -169,7 +169,7 @@ func TestVerifyCSRF(t *testing.T) {
 	envs := map[envKey]*env{}
 	logins := map[envKey]creds{}
 	for _, k := range []envKey{{gateway.CSRFToken, false}, {gateway.CSRFOrigin, false}, {gateway.CSRFToken, true}} {
-		o := envOptions{gateway: func(c *gateway.Config) { c.ForwardAuthCSRF = k.mode }}
+		o := envOptions{gateway: func(c *gateway.Options) { c.ForwardAuthCSRF = k.mode }}
 		if !k.untrusted {
 			o.trustedProxies = []string{"0.0.0.0"}
 		}
@@ -263,7 +263,7 @@ func TestVerifyRecordsUsage(t *testing.T) {
 }
 
 func TestVerifyDisabled(t *testing.T) {
-	e := newEnv(t, envOptions{gateway: func(c *gateway.Config) { c.ForwardAuth = false }})
+	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) { c.ForwardAuth = false }})
 	cr := e.login(t, "web")
 	r := httptest.NewRequest("GET", "/auth/verify", nil)
 	r.Header.Set("Authorization", "Bearer "+cr.access)
@@ -296,7 +296,7 @@ func TestVerifyUpstreamToken(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	e := newEnv(t, envOptions{gateway: func(c *gateway.Config) {
+	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) {
 		c.Token, c.TokenAudience, c.TokenTTL, c.Clock = true, "legacy-app", time.Minute, clock
 	}})
 	cr := e.login(t, "web")
@@ -353,7 +353,7 @@ func TestVerifyUpstreamToken(t *testing.T) {
 }
 
 func TestVerifyUpstreamTokenAsAuthorization(t *testing.T) {
-	e := newEnv(t, envOptions{gateway: func(c *gateway.Config) { c.Token, c.TokenHeader = true, "Authorization" }})
+	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) { c.Token, c.TokenHeader = true, "Authorization" }})
 	cr := e.login(t, "web")
 	r := httptest.NewRequest("GET", "/auth/verify", nil)
 	r.Header.Set("Cookie", "ts_session="+cr.session)
@@ -370,17 +370,17 @@ func TestVerifyUpstreamTokenAsAuthorization(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  gateway.Config
+		cfg  gateway.Options
 	}{
-		{name: "token without signer", cfg: gateway.Config{Token: true}},
-		{name: "bad csrf mode", cfg: gateway.Config{ForwardAuthCSRF: "maybe"}},
-		{name: "reserved prefix", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/auth/app", Upstream: "http://127.0.0.1:1"}}}},
-		{name: "reserved prefix any case", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/Admin", Upstream: "http://127.0.0.1:1"}}}},
-		{name: "relative prefix", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "app", Upstream: "http://127.0.0.1:1"}}}},
-		{name: "duplicate prefix", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://127.0.0.1:1"}, {Prefix: "/app/", Upstream: "http://127.0.0.1:2"}}}},
-		{name: "upstream scheme", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/app", Upstream: "ftp://127.0.0.1:1"}}}},
-		{name: "upstream credentials", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://u:p@127.0.0.1:1"}}}},
-		{name: "auth mode", cfg: gateway.Config{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://127.0.0.1:1", Auth: "sometimes"}}}},
+		{name: "token without signer", cfg: gateway.Options{Token: true}},
+		{name: "bad csrf mode", cfg: gateway.Options{ForwardAuthCSRF: "maybe"}},
+		{name: "reserved prefix", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/auth/app", Upstream: "http://127.0.0.1:1"}}}},
+		{name: "reserved prefix any case", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/Admin", Upstream: "http://127.0.0.1:1"}}}},
+		{name: "relative prefix", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "app", Upstream: "http://127.0.0.1:1"}}}},
+		{name: "duplicate prefix", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://127.0.0.1:1"}, {Prefix: "/app/", Upstream: "http://127.0.0.1:2"}}}},
+		{name: "upstream scheme", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/app", Upstream: "ftp://127.0.0.1:1"}}}},
+		{name: "upstream credentials", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://u:p@127.0.0.1:1"}}}},
+		{name: "auth mode", cfg: gateway.Options{Routes: []gateway.Route{{Prefix: "/app", Upstream: "http://127.0.0.1:1", Auth: "sometimes"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := gateway.New(tc.cfg); !errors.Is(err, gateway.ErrConfig) {

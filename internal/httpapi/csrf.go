@@ -32,8 +32,8 @@ type CSRF struct {
 // HeaderCSRF is the header cookie-authenticated unsafe requests send.
 const HeaderCSRF = "X-CSRF-Token"
 
-// CSRFConfig configures NewCSRF. Zero values take the documented defaults.
-type CSRFConfig struct {
+// CSRFOptions configure NewCSRF. Zero values take the documented defaults.
+type CSRFOptions struct {
 	// Store holds the shared key. Required.
 	Store store.Store
 	// AllowedOrigins may make cookie-authenticated requests besides the
@@ -52,10 +52,23 @@ type CSRFConfig struct {
 
 // NewCSRF loads (or creates) the shared key and records the allowed origins.
 // Call Run to keep the key in the store.
-func NewCSRF(ctx context.Context, cfg CSRFConfig) (*CSRF, error) {
+func NewCSRF(ctx context.Context, cfg CSRFOptions) (*CSRF, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("csrf: nil store")
 	}
+	kr, err := newCSRFKeyring(ctx, cfg.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	o := map[string]bool{}
+	for _, a := range cfg.AllowedOrigins {
+		o[strings.TrimRight(strings.ToLower(a), "/")] = true
+	}
+	return &CSRF{keys: kr, origins: o}, nil
+}
+
+// withDefaults fills zero fields.
+func (cfg CSRFOptions) withDefaults() CSRFOptions {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 24 * time.Hour
 	}
@@ -68,15 +81,7 @@ func NewCSRF(ctx context.Context, cfg CSRFConfig) (*CSRF, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	kr, err := newCSRFKeyring(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	o := map[string]bool{}
-	for _, a := range cfg.AllowedOrigins {
-		o[strings.TrimRight(strings.ToLower(a), "/")] = true
-	}
-	return &CSRF{keys: kr, origins: o}, nil
+	return cfg
 }
 
 // Run keeps the shared key alive in the store until ctx is done (see

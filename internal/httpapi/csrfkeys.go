@@ -74,7 +74,7 @@ func (k *csrfKeys) verify(purpose, value, got string, now time.Time) bool {
 }
 
 type csrfKeyring struct {
-	cfg    CSRFConfig
+	cfg    CSRFOptions
 	st     store.Store
 	cur    atomic.Pointer[csrfKeys]
 	mu     sync.Mutex // one sync at a time
@@ -82,7 +82,7 @@ type csrfKeyring struct {
 	follow *store.Follower
 }
 
-func newCSRFKeyring(ctx context.Context, cfg CSRFConfig) (*csrfKeyring, error) {
+func newCSRFKeyring(ctx context.Context, cfg CSRFOptions) (*csrfKeyring, error) {
 	fresh := make([]byte, csrfKeyLen)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 
 func newTestCSRF(t *testing.T, st store.Store, clk *fakeClock, interval time.Duration) *CSRF {
 	t.Helper()
-	x, err := NewCSRF(context.Background(), CSRFConfig{Store: st, Grace: time.Hour, SyncInterval: interval, Clock: clk.Now})
+	x, err := NewCSRF(context.Background(), CSRFOptions{Store: st, Grace: time.Hour, SyncInterval: interval, Clock: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

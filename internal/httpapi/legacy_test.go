@@ -35,7 +35,7 @@ func legacyPrincipal(source, id string) *auth.Principal {
 func TestCSRFTokenOfALegacySession(t *testing.T) {
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
-	x, err := NewCSRF(context.Background(), CSRFConfig{Store: st})
+	x, err := NewCSRF(context.Background(), CSRFOptions{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

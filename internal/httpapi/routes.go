@@ -1,6 +1,10 @@
 package httpapi
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
+)
 
 // routes is the whole HTTP surface of the core service. The admin API adds its
 // routes through Options.Mount (see internal/admin), and so does the gateway
@@ -34,17 +38,30 @@ func (s *Server) routes() {
 	a.Get("/.well-known/jwks.json", s.jwks)
 	a.Get("/docs/migration", s.migrationDocs)
 
+	// Each route's authentication: the standard configuration with the
+	// options the route varies, stated here next to the route.
+	var (
+		signedIn = s.Authn
+		// A session the phase retired may still be exchanged for tokens.
+		exchange = s.authnWith(allowRetiredSession)
+		// A stale credential gets a pre-session token (handlers_csrf.go).
+		csrf = s.csrfAuthn(s.authn)
+		// Listing and ending one's own logins ignore the phase: a retired
+		// credential must still be able to end itself (authn.Config.IgnorePhase).
+		ownLogins         = s.authnWith(ignorePhase)
+		ownLoginsOptional = s.authnWith(ignorePhase, optional)
+	)
 	g := a.Group("/auth", onSegment("/auth", noStore))
 	g.Post("/login", s.login)
-	g.Get("/me", s.Authn, s.meSourced)
-	g.Get("/csrf", s.authnCSRF, s.csrfToken)
-	g.Post("/logout", s.authnOwnLoginsOptional, s.logout)
+	g.Get("/me", signedIn, s.meSourced)
+	g.Get("/csrf", csrf, s.csrfToken)
+	g.Post("/logout", ownLoginsOptional, s.logout)
 	g.Post("/refresh", s.refresh)
 	g.Post("/revoke", s.revoke)
-	g.Post("/exchange", s.AuthnExchange, s.exchange)
-	g.Post("/password", s.Authn, s.changePassword)
-	g.Get("/sessions", s.authnOwnLogins, s.mySessions)
-	g.Delete("/sessions/:sid", s.authnOwnLogins, s.revokeMySession)
+	g.Post("/exchange", exchange, s.exchange)
+	g.Post("/password", signedIn, s.changePassword)
+	g.Get("/sessions", ownLogins, s.mySessions)
+	g.Delete("/sessions/:sid", ownLogins, s.revokeMySession)
 }
 
 // mountRoutes registers, in this order: the core routes, what mount adds
@@ -59,4 +76,20 @@ func (s *Server) mountRoutes(mount func(app *fiber.App, s *Server)) {
 	}
 	s.App.Get("/", s.home)
 	s.App.Use(notRouted(s.App))
+}
+
+// authnOption is one way a route's authentication differs from the standard one.
+type authnOption func(*authn.Config)
+
+func optional(c *authn.Config)            { c.Optional = true }
+func ignorePhase(c *authn.Config)         { c.IgnorePhase = true }
+func allowRetiredSession(c *authn.Config) { c.AllowRetiredSession = true }
+
+// authnWith builds the standard authentication with the route's options.
+func (s *Server) authnWith(opts ...authnOption) fiber.Handler {
+	cfg := s.authn
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return authn.New(cfg)
 }

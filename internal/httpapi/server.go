@@ -82,17 +82,13 @@ type Server struct {
 	authn   authn.Config
 	proxies trustedProxies
 
-	authnCSRF fiber.Handler
-	// authnOwnLogins and authnOwnLoginsOptional ignore the phase: they guard
-	// the routes by which callers list and end their own logins, which a
-	// retired credential must still reach (authn.Config.IgnorePhase).
-	authnOwnLogins, authnOwnLoginsOptional fiber.Handler
 	// skipCORS is set by SkipCORS while mounting, before serving.
 	skipCORS func(c *fiber.Ctx) bool
 
-	// Authn is the standard middleware; AuthnOptional lets anonymous requests
-	// through; AuthnExchange also admits sessions retired by the phase.
-	Authn, AuthnOptional, AuthnExchange fiber.Handler
+	// Authn is the standard authentication middleware, for the routes
+	// mounted outside this package (the admin API). The core routes build
+	// their own from s.authn and their route-local options (routes.go).
+	Authn fiber.Handler
 }
 
 // New builds the server. It fails on missing dependencies, never later.
@@ -100,13 +96,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Store == nil || o.Logins == nil || o.Usage == nil {
 		return nil, errors.New("httpapi: store, logins and usage are required")
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
-	csrf, err := NewCSRF(ctx, CSRFConfig{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
+	o = o.withDefaults()
+	csrf, err := NewCSRF(ctx, CSRFOptions{Store: o.Store, AllowedOrigins: o.CORSOrigins, Grace: o.Logins.MaxCredentialLife(), Clock: o.Clock, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -155,14 +146,26 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.App.Use(htmlSecurityHeaders)
 	s.App.Use(newCORS(corsAllowed, func(c *fiber.Ctx) bool { return s.skipCORS != nil && s.skipCORS(c) }))
 
-	s.buildAuthn(o, csrf)
+	s.authn = s.standardAuthn(o, csrf)
+	s.Authn = authn.New(s.authn)
 	s.mountRoutes(o.Mount)
 	return s, nil
 }
 
-// buildAuthn makes the standard authentication middleware and the variants
-// the routes use.
-func (s *Server) buildAuthn(o Options, csrf *CSRF) {
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return o
+}
+
+// standardAuthn is the configuration of the standard authentication
+// middleware; routes.go derives each route's variant from it.
+func (s *Server) standardAuthn(o Options, csrf *CSRF) authn.Config {
 	base := authn.Config{
 		Sessions:      o.Logins,
 		Tokens:        o.Logins.TokenVerifier(),
@@ -176,20 +179,7 @@ func (s *Server) buildAuthn(o Options, csrf *CSRF) {
 	if o.ShadowCheck {
 		base.Shadow, base.OnShadowMismatch = true, s.shadowMismatch
 	}
-	s.authn = base
-	s.Authn = authn.New(base)
-	opt := base
-	opt.Optional = true
-	s.AuthnOptional = authn.New(opt)
-	ex := base
-	ex.AllowRetiredSession = true
-	s.AuthnExchange = authn.New(ex)
-	s.authnCSRF = s.csrfAuthn(base)
-	own := base
-	own.IgnorePhase = true
-	s.authnOwnLogins = authn.New(own)
-	own.Optional = true
-	s.authnOwnLoginsOptional = authn.New(own)
+	return base
 }
 
 // notRouted answers what no route took: 405 with Allow when the path exists

@@ -101,7 +101,7 @@ var (
 // New validates o and builds the source without contacting its store (call
 // Ping for that), so tokenshift can start while a legacy store is down.
 func New(o Options) (Source, error) {
-	o, err := o.normalize()
+	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func New(o Options) (Source, error) {
 
 // Check validates o as New does, opening nothing (for config.Validate).
 func Check(o Options) error {
-	o, err := o.normalize()
+	o, err := o.withDefaults()
 	if err != nil {
 		return err
 	}
@@ -140,18 +140,17 @@ func Check(o Options) error {
 	return err
 }
 
-func (o Options) normalize() (Options, error) {
-	bad := func(field, format string, args ...any) (Options, error) {
-		return o, &OptionError{Source: o.Name, Field: field, Reason: fmt.Sprintf(format, args...)}
-	}
+// withDefaults fills zero fields with the defaults of o's kind and rejects
+// settings that cannot work, as an *OptionError naming the field.
+func (o Options) withDefaults() (Options, error) {
 	if !nameRE.MatchString(o.Name) {
-		return bad("name", "want 1-63 of [a-z0-9_-], starting with a letter or digit")
+		return o.bad("name", "want 1-63 of [a-z0-9_-], starting with a letter or digit")
 	}
 	if o.Client == "" {
-		return bad("client", "empty: name the registered client these sessions belong to")
+		return o.bad("client", "empty: name the registered client these sessions belong to")
 	}
 	if o.Timeout < 0 {
-		return bad("timeout", "must not be negative")
+		return o.bad("timeout", "must not be negative")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -160,116 +159,144 @@ func (o Options) normalize() (Options, error) {
 		o.Clock = time.Now
 	}
 	if o.UserID != "" && !pathRE.MatchString(o.UserID) {
-		return bad("user_id", "want a dotted path such as userId or passport.user")
+		return o.bad("user_id", "want a dotted path such as userId or passport.user")
 	}
+	var err error
 	switch o.Kind {
 	case KindExpress, KindPHP:
-		if o.Kind == KindExpress {
-			if o.Cookie == "" {
-				o.Cookie = "connect.sid"
-			}
-			if o.KeyPrefix == "" {
-				o.KeyPrefix = DefaultExpressKeyPrefix
-			}
-			if len(o.Secrets) == 0 {
-				return bad("secrets", "express needs the cookie-signature secrets of the Express app (express-session's secret)")
-			}
-			for i, s := range o.Secrets {
-				if s == "" {
-					return bad("secrets", "secret #%d is empty", i+1)
-				}
-			}
-		} else {
-			if o.Cookie == "" {
-				o.Cookie = "PHPSESSID"
-			}
-			if o.KeyPrefix == "" {
-				o.KeyPrefix = DefaultPHPKeyPrefix
-			}
-			switch o.SerializeHandler {
-			case "":
-				o.SerializeHandler = "php"
-			case "php", "php_serialize":
-			default:
-				return bad("serialize_handler", "want php or php_serialize")
-			}
-		}
-		if o.UserID == "" {
-			return bad("user_id", "%s needs the dotted path to the user id in the session data", o.Kind)
-		}
-		if o.Redis.URL == "" {
-			return bad("redis_url", "%s needs the URL of the Redis holding the sessions", o.Kind)
-		}
+		o, err = o.redisDefaults()
 	case KindDjango:
-		if o.Cookie == "" {
-			o.Cookie = "sessionid"
-		}
-		if o.UserID == "" {
-			o.UserID = "_auth_user_id"
-		}
-		if o.SecretKey == "" {
-			return bad("secret_key", "django needs the project's SECRET_KEY")
-		}
-		for i, s := range o.SecretKeyFallbacks {
-			if s == "" {
-				return bad("secret_key_fallbacks", "fallback #%d is empty", i+1)
-			}
-		}
-		if o.Table == "" {
-			o.Table = DefaultDjangoTable
-		}
-		if !tableRE.MatchString(o.Table) {
-			return bad("table", "want a plain SQL name (letters, digits, _), optionally schema.table")
-		}
-		if o.DSN == "" {
-			return bad("dsn", "django needs the DSN of the database holding %s", o.Table)
-		}
-		if o.Driver == "" {
-			o.Driver = inferDriver(o.DSN)
-		}
+		o, err = o.djangoDefaults()
 	case KindCallout:
-		u, err := url.Parse(o.URL)
-		if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("url", "want an absolute http:// or https:// URL")
-		}
-		if u.User != nil {
-			return bad("url", "must not hold credentials")
-		}
-		if len(o.ForwardCookies) == 0 {
-			return bad("forward_cookies", "callout needs the names of the cookies to forward")
-		}
-		for _, c := range o.ForwardCookies {
-			if !cookieRE.MatchString(c) {
-				return bad("forward_cookies", "%q is not a cookie name", c)
-			}
-		}
-		if o.Cookie == "" {
-			o.Cookie = o.ForwardCookies[0]
-		}
-		if o.Subject == "" {
-			o.Subject = o.UserID
-		}
-		if o.Subject == "" {
-			return bad("subject", "callout needs the dotted path to the user id in the answer")
-		}
-		for _, p := range []struct{ field, path string }{{"subject", o.Subject}, {"email", o.Email}, {"roles", o.Roles}} {
-			if p.path != "" && !pathRE.MatchString(p.path) {
-				return bad(p.field, "want a dotted path such as user.id")
-			}
-		}
-		if o.CacheTTL < 0 || o.CacheTTL > MaxCacheTTL {
-			return bad("cache_ttl", "must be from 0 to 1s (revocation must win over the cache)")
-		}
-		if o.CacheTTL == 0 {
-			o.CacheTTL = DefaultCacheTTL
-		}
+		o, err = o.calloutDefaults()
 	case "":
-		return bad("kind", "empty: want express, django, php or callout")
+		return o.bad("kind", "empty: want express, django, php or callout")
 	default:
-		return bad("kind", "unknown kind %q: want express, django, php or callout", o.Kind)
+		return o.bad("kind", "unknown kind %q: want express, django, php or callout", o.Kind)
+	}
+	if err != nil {
+		return o, err
 	}
 	if !cookieRE.MatchString(o.Cookie) {
-		return bad("cookie", "not a valid cookie name")
+		return o.bad("cookie", "not a valid cookie name")
+	}
+	return o, nil
+}
+
+// bad is o with the *OptionError for field.
+func (o Options) bad(field, format string, args ...any) (Options, error) {
+	return o, &OptionError{Source: o.Name, Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// redisDefaults are withDefaults for the kinds whose sessions are in Redis
+// (express, php).
+func (o Options) redisDefaults() (Options, error) {
+	if o.Kind == KindExpress {
+		if o.Cookie == "" {
+			o.Cookie = "connect.sid"
+		}
+		if o.KeyPrefix == "" {
+			o.KeyPrefix = DefaultExpressKeyPrefix
+		}
+		if len(o.Secrets) == 0 {
+			return o.bad("secrets", "express needs the cookie-signature secrets of the Express app (express-session's secret)")
+		}
+		for i, s := range o.Secrets {
+			if s == "" {
+				return o.bad("secrets", "secret #%d is empty", i+1)
+			}
+		}
+	} else {
+		if o.Cookie == "" {
+			o.Cookie = "PHPSESSID"
+		}
+		if o.KeyPrefix == "" {
+			o.KeyPrefix = DefaultPHPKeyPrefix
+		}
+		switch o.SerializeHandler {
+		case "":
+			o.SerializeHandler = "php"
+		case "php", "php_serialize":
+		default:
+			return o.bad("serialize_handler", "want php or php_serialize")
+		}
+	}
+	if o.UserID == "" {
+		return o.bad("user_id", "%s needs the dotted path to the user id in the session data", o.Kind)
+	}
+	if o.Redis.URL == "" {
+		return o.bad("redis_url", "%s needs the URL of the Redis holding the sessions", o.Kind)
+	}
+	return o, nil
+}
+
+// djangoDefaults are withDefaults for kind django.
+func (o Options) djangoDefaults() (Options, error) {
+	if o.Cookie == "" {
+		o.Cookie = "sessionid"
+	}
+	if o.UserID == "" {
+		o.UserID = "_auth_user_id"
+	}
+	if o.SecretKey == "" {
+		return o.bad("secret_key", "django needs the project's SECRET_KEY")
+	}
+	for i, s := range o.SecretKeyFallbacks {
+		if s == "" {
+			return o.bad("secret_key_fallbacks", "fallback #%d is empty", i+1)
+		}
+	}
+	if o.Table == "" {
+		o.Table = DefaultDjangoTable
+	}
+	if !tableRE.MatchString(o.Table) {
+		return o.bad("table", "want a plain SQL name (letters, digits, _), optionally schema.table")
+	}
+	if o.DSN == "" {
+		return o.bad("dsn", "django needs the DSN of the database holding %s", o.Table)
+	}
+	if o.Driver == "" {
+		o.Driver = inferDriver(o.DSN)
+	}
+	return o, nil
+}
+
+// calloutDefaults are withDefaults for kind callout.
+func (o Options) calloutDefaults() (Options, error) {
+	u, err := url.Parse(o.URL)
+	if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return o.bad("url", "want an absolute http:// or https:// URL")
+	}
+	if u.User != nil {
+		return o.bad("url", "must not hold credentials")
+	}
+	if len(o.ForwardCookies) == 0 {
+		return o.bad("forward_cookies", "callout needs the names of the cookies to forward")
+	}
+	for _, c := range o.ForwardCookies {
+		if !cookieRE.MatchString(c) {
+			return o.bad("forward_cookies", "%q is not a cookie name", c)
+		}
+	}
+	if o.Cookie == "" {
+		o.Cookie = o.ForwardCookies[0]
+	}
+	if o.Subject == "" {
+		o.Subject = o.UserID
+	}
+	if o.Subject == "" {
+		return o.bad("subject", "callout needs the dotted path to the user id in the answer")
+	}
+	for _, p := range []struct{ field, path string }{{"subject", o.Subject}, {"email", o.Email}, {"roles", o.Roles}} {
+		if p.path != "" && !pathRE.MatchString(p.path) {
+			return o.bad(p.field, "want a dotted path such as user.id")
+		}
+	}
+	if o.CacheTTL < 0 || o.CacheTTL > MaxCacheTTL {
+		return o.bad("cache_ttl", "must be from 0 to 1s (revocation must win over the cache)")
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
 	}
 	return o, nil
 }

@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 		{o: Options{Name: "d", Kind: KindDjango, Client: "web", SecretKey: "k", DSN: "postgres://h/db"}, cookie: "sessionid"},
 		{o: Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://a/me", ForwardCookies: []string{"SID", "X"}, UserID: "id"}, cookie: "SID"},
 	} {
-		n, err := tc.o.normalize()
+		n, err := tc.o.withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +101,10 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s: %v %s %s", tc.o.Kind, s.Cookies(), s.Kind(), s.Name())
 		}
 	}
-	if n, _ := (Options{Name: "d", Kind: KindDjango, Client: "web", SecretKey: "k", DSN: "postgres://h/db"}).normalize(); n.Table != "django_session" || n.UserID != "_auth_user_id" || n.Driver != "pgx" {
+	if n, _ := (Options{Name: "d", Kind: KindDjango, Client: "web", SecretKey: "k", DSN: "postgres://h/db"}).withDefaults(); n.Table != "django_session" || n.UserID != "_auth_user_id" || n.Driver != "pgx" {
 		t.Errorf("django defaults: %+v", n)
 	}
-	if n, _ := (Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://a/me", ForwardCookies: []string{"S"}, UserID: "id"}).normalize(); n.CacheTTL != time.Second || n.Subject != "id" {
+	if n, _ := (Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://a/me", ForwardCookies: []string{"S"}, UserID: "id"}).withDefaults(); n.CacheTTL != time.Second || n.Subject != "id" {
 		t.Errorf("callout defaults: %+v", n)
 	}
 }

@@ -156,33 +156,9 @@ func (p *phpParser) value(depth int) (any, error) {
 		}
 		return s == "1", nil
 	case 'i':
-		s, err := p.until(';', 20)
-		if err != nil {
-			return nil, err
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || s[0] == '+' {
-			return nil, errPHP(p, "bad integer")
-		}
-		return n, nil
+		return p.integer()
 	case 'd':
-		s, err := p.until(';', 64)
-		if err != nil {
-			return nil, err
-		}
-		switch s {
-		case "INF":
-			return math.Inf(1), nil
-		case "-INF":
-			return math.Inf(-1), nil
-		case "NAN":
-			return math.NaN(), nil
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || s == "" || !(s[0] == '-' || s[0] == '.' || s[0] >= '0' && s[0] <= '9') {
-			return nil, errPHP(p, "bad float")
-		}
-		return f, nil
+		return p.float()
 	case 's':
 		s, err := p.str()
 		if err != nil {
@@ -192,37 +168,9 @@ func (p *phpParser) value(depth int) (any, error) {
 	case 'a':
 		return p.arrayBody(depth)
 	case 'O':
-		// O:<len>:"<class>":<n>:{<props>}: parsed like an array, dropped.
-		if _, err := p.str(); err != nil {
-			return nil, err
-		}
-		if err := p.expect(':'); err != nil {
-			return nil, err
-		}
-		if _, err := p.arrayBody(depth); err != nil {
-			return nil, err
-		}
-		return phpOpaque{kind: "object"}, nil
+		return p.object(depth)
 	case 'C':
-		// C:<len>:"<class>":<len>:{<raw>}: a Serializable's own bytes.
-		if _, err := p.str(); err != nil {
-			return nil, err
-		}
-		if err := p.expect(':'); err != nil {
-			return nil, err
-		}
-		n, err := p.length()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.expect('{'); err != nil {
-			return nil, err
-		}
-		if n > len(p.b)-p.pos {
-			return nil, errPHP(p, "object data longer than the data")
-		}
-		p.pos += n
-		return phpOpaque{kind: "object"}, p.expect('}')
+		return p.custom()
 	case 'E':
 		if _, err := p.str(); err != nil {
 			return nil, err
@@ -239,6 +187,77 @@ func (p *phpParser) value(depth int) (any, error) {
 		return phpOpaque{kind: "reference"}, nil
 	}
 	return nil, errPHP(p, fmt.Sprintf("unknown type %q", t))
+}
+
+// integer reads the body of i:<n>;.
+func (p *phpParser) integer() (any, error) {
+	s, err := p.until(';', 20)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || s[0] == '+' {
+		return nil, errPHP(p, "bad integer")
+	}
+	return n, nil
+}
+
+// float reads the body of d:<f>; (PHP writes INF, -INF and NAN by name).
+func (p *phpParser) float() (any, error) {
+	s, err := p.until(';', 64)
+	if err != nil {
+		return nil, err
+	}
+	switch s {
+	case "INF":
+		return math.Inf(1), nil
+	case "-INF":
+		return math.Inf(-1), nil
+	case "NAN":
+		return math.NaN(), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || s == "" || !(s[0] == '-' || s[0] == '.' || s[0] >= '0' && s[0] <= '9') {
+		return nil, errPHP(p, "bad float")
+	}
+	return f, nil
+}
+
+// object reads O:<len>:"<class>":<n>:{<props>}: parsed like an array, dropped.
+func (p *phpParser) object(depth int) (any, error) {
+	if _, err := p.str(); err != nil {
+		return nil, err
+	}
+	if err := p.expect(':'); err != nil {
+		return nil, err
+	}
+	if _, err := p.arrayBody(depth); err != nil {
+		return nil, err
+	}
+	return phpOpaque{kind: "object"}, nil
+}
+
+// custom reads C:<len>:"<class>":<len>:{<raw>}: a Serializable's own bytes,
+// skipped.
+func (p *phpParser) custom() (any, error) {
+	if _, err := p.str(); err != nil {
+		return nil, err
+	}
+	if err := p.expect(':'); err != nil {
+		return nil, err
+	}
+	n, err := p.length()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expect('{'); err != nil {
+		return nil, err
+	}
+	if n > len(p.b)-p.pos {
+		return nil, errPHP(p, "object data longer than the data")
+	}
+	p.pos += n
+	return phpOpaque{kind: "object"}, p.expect('}')
 }
 
 // arrayBody reads `<n>:{<key><value>...}` of an array or an object's

@@ -29,7 +29,7 @@ func CheckAll(opts []Options) error {
 			}
 			return err
 		}
-		n, _ := o.normalize()
+		n, _ := o.withDefaults()
 		if j, dup := names[n.Name]; dup {
 			return &OptionError{Source: n.Name, Field: fmt.Sprintf("sources[%d].name", i), Reason: fmt.Sprintf("also the name of sources[%d]", j)}
 		}

@@ -75,13 +75,25 @@ type Follower struct {
 
 // NewFollower checks opts.
 func NewFollower(st Store, opts FollowOptions) (*Follower, error) {
-	switch {
-	case st == nil || opts.Channel == "" || opts.Reload == nil:
+	if st == nil {
 		return nil, fmt.Errorf("%w: a store, a channel and a Reload are required", ErrFollowConfig)
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Follower{st: st, opts: opts, pending: make(chan string, 1)}, nil
+}
+
+// withDefaults fills zero fields and rejects settings that cannot work.
+func (opts FollowOptions) withDefaults() (FollowOptions, error) {
+	switch {
+	case opts.Channel == "" || opts.Reload == nil:
+		return opts, fmt.Errorf("%w: a store, a channel and a Reload are required", ErrFollowConfig)
 	case opts.Period <= 0 || opts.First < 0:
-		return nil, fmt.Errorf("%w: Period must be positive and First not negative", ErrFollowConfig)
+		return opts, fmt.Errorf("%w: Period must be positive and First not negative", ErrFollowConfig)
 	case opts.Retry.Min < 0 || (opts.Retry.Min > 0 && opts.Retry.Max < opts.Retry.Min):
-		return nil, fmt.Errorf("%w: Retry needs 0 < Min <= Max", ErrFollowConfig)
+		return opts, fmt.Errorf("%w: Retry needs 0 < Min <= Max", ErrFollowConfig)
 	}
 	if opts.First == 0 {
 		opts.First = opts.Period
@@ -92,7 +104,7 @@ func NewFollower(st Store, opts FollowOptions) (*Follower, error) {
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	return &Follower{st: st, opts: opts, pending: make(chan string, 1)}, nil
+	return opts, nil
 }
 
 // Request asks for a Reload as soon as the one running (if any) is done,

@@ -190,16 +190,23 @@ func (m *Memory) Close() error {
 // --- key-value ---
 
 func (m *Memory) GetCtx(ctx context.Context, key string) ([]byte, error) {
+	return m.get(ctx, key, false)
+}
+
+// get reads the string at key, and deletes it when del (GetDel). A kept
+// value is copied; a deleted one is handed over as it is.
+func (m *Memory) get(ctx context.Context, key string, del bool) ([]byte, error) {
 	if err := m.begin(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, kindString)
 	if e == nil {
-		return nil, nil
+		return nil, err
 	}
-	if e.kind != kindString {
-		return nil, ErrWrongType
+	if del {
+		delete(m.data, key)
+		return e.str, nil
 	}
 	return clone(e.str), nil
 }
@@ -242,19 +249,7 @@ func (m *Memory) SetNX(ctx context.Context, key string, val []byte, exp time.Dur
 }
 
 func (m *Memory) GetDel(ctx context.Context, key string) ([]byte, error) {
-	if err := m.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
-	if e == nil {
-		return nil, nil
-	}
-	if e.kind != kindString {
-		return nil, ErrWrongType
-	}
-	delete(m.data, key)
-	return e.str, nil
+	return m.get(ctx, key, true)
 }
 
 // Consume holds the store's lock across the read, the delete and the marker
@@ -317,12 +312,9 @@ func (m *Memory) Decr(ctx context.Context, key string) (int64, error) {
 		return 0, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, kindString)
 	if e == nil {
-		return 0, nil
-	}
-	if e.kind != kindString {
-		return 0, ErrWrongType
+		return 0, err
 	}
 	n, err := strconv.ParseInt(string(e.str), 10, 64)
 	if err != nil {
@@ -352,131 +344,140 @@ func extendTo(e *memEntry, isNew bool, now time.Time, exp time.Duration) {
 // --- sets ---
 
 func (m *Memory) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if len(members) == 0 {
-		return nil
-	}
-	now := m.clock()
-	e := m.live(key, now)
-	isNew := e == nil
-	if isNew {
-		e = &memEntry{kind: kindSet, set: make(map[string]struct{}, len(members))}
-	} else if e.kind != kindSet {
-		return ErrWrongType
-	}
-	for _, mb := range members {
-		e.set[mb] = struct{}{}
-	}
-	extendTo(e, isNew, now, exp)
-	m.data[key] = e
-	return nil
+	return m.addFields(ctx, key, exp, kindSet, len(members), func(e *memEntry) {
+		for _, mb := range members {
+			e.set[mb] = struct{}{}
+		}
+	})
 }
 
 func (m *Memory) SRem(ctx context.Context, key string, members ...string) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
-	if e == nil {
-		return nil
-	}
-	if e.kind != kindSet {
-		return ErrWrongType
-	}
-	for _, mb := range members {
-		delete(e.set, mb)
-	}
-	if len(e.set) == 0 {
-		delete(m.data, key)
-	}
-	return nil
+	return removeFields(m, ctx, key, kindSet, func(e *memEntry) map[string]struct{} { return e.set }, members)
 }
 
 // SMembers returns the members sorted; Redis gives no order, so callers must
 // not rely on one.
 func (m *Memory) SMembers(ctx context.Context, key string) ([]string, error) {
-	if err := m.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
-	if e == nil {
-		return []string{}, nil
-	}
-	if e.kind != kindSet {
-		return nil, ErrWrongType
-	}
-	out := make([]string, 0, len(e.set))
-	for mb := range e.set {
-		out = append(out, mb)
-	}
-	sort.Strings(out)
-	return out, nil
+	return readFields(m, ctx, key, kindSet, func(e *memEntry) []string {
+		out := make([]string, 0, len(e.set))
+		for mb := range e.set {
+			out = append(out, mb)
+		}
+		sort.Strings(out)
+		return out
+	})
 }
 
 // --- hashes ---
 
 func (m *Memory) HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error {
+	return m.addFields(ctx, key, exp, kindHash, 1, func(e *memEntry) { e.hash[field] = clone(val) })
+}
+
+func (m *Memory) HDel(ctx context.Context, key string, fields ...string) error {
+	return removeFields(m, ctx, key, kindHash, func(e *memEntry) map[string][]byte { return e.hash }, fields)
+}
+
+func (m *Memory) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
+	return readFields(m, ctx, key, kindHash, func(e *memEntry) map[string][]byte {
+		out := make(map[string][]byte, len(e.hash))
+		for f, v := range e.hash {
+			out[f] = clone(v)
+		}
+		return out
+	})
+}
+
+// The three operations of sets and hashes, the same for both but for the
+// kind and its fields.
+
+// addFields adds n fields (add) to the set or hash at key, creating it, and
+// extends its expiry to exp; n == 0 changes nothing.
+func (m *Memory) addFields(ctx context.Context, key string, exp time.Duration, k memKind, n int, add func(*memEntry)) error {
 	if err := m.begin(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	now := m.clock()
-	e := m.live(key, now)
-	isNew := e == nil
-	if isNew {
-		e = &memEntry{kind: kindHash, hash: make(map[string][]byte, 1)}
-	} else if e.kind != kindHash {
-		return ErrWrongType
+	if n == 0 {
+		return nil
 	}
-	e.hash[field] = clone(val)
+	now := m.clock()
+	e, isNew, err := m.writable(key, k, n, now)
+	if err != nil {
+		return err
+	}
+	add(e)
 	extendTo(e, isNew, now, exp)
 	m.data[key] = e
 	return nil
 }
 
-func (m *Memory) HDel(ctx context.Context, key string, fields ...string) error {
+// removeFields removes names from the fields of the set or hash at key, and
+// the key once nothing is left, as Redis does.
+func removeFields[V any](m *Memory, ctx context.Context, key string, k memKind, fields func(*memEntry) map[string]V, names []string) error {
 	if err := m.begin(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key, m.clock())
+	e, err := m.readable(key, k)
 	if e == nil {
-		return nil
+		return err
 	}
-	if e.kind != kindHash {
-		return ErrWrongType
+	f := fields(e)
+	for _, n := range names {
+		delete(f, n)
 	}
-	for _, f := range fields {
-		delete(e.hash, f)
-	}
-	if len(e.hash) == 0 {
+	if len(f) == 0 {
 		delete(m.data, key)
 	}
 	return nil
 }
 
-func (m *Memory) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
+// readFields is read applied to the set or hash at key, or to an empty one
+// when there is none.
+func readFields[T any](m *Memory, ctx context.Context, key string, k memKind, read func(*memEntry) T) (T, error) {
+	var zero T
 	if err := m.begin(ctx); err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer m.mu.Unlock()
+	e, err := m.readable(key, k)
+	if err != nil {
+		return zero, err
+	}
+	if e == nil {
+		e = &memEntry{kind: k, set: map[string]struct{}{}, hash: map[string][]byte{}}
+	}
+	return read(e), nil
+}
+
+// readable is the live entry of kind k at key: nil when there is none,
+// ErrWrongType when key holds another kind. Call with m.mu held.
+func (m *Memory) readable(key string, k memKind) (*memEntry, error) {
 	e := m.live(key, m.clock())
 	if e == nil {
-		return map[string][]byte{}, nil
+		return nil, nil
 	}
-	if e.kind != kindHash {
+	if e.kind != k {
 		return nil, ErrWrongType
 	}
-	out := make(map[string][]byte, len(e.hash))
-	for f, v := range e.hash {
-		out[f] = clone(v)
+	return e, nil
+}
+
+// writable is the live set or hash (kind k) at key to add to, or a new empty
+// one sized for n (isNew); ErrWrongType when key holds another kind. Call
+// with m.mu held.
+func (m *Memory) writable(key string, k memKind, n int, now time.Time) (e *memEntry, isNew bool, err error) {
+	e = m.live(key, now)
+	switch {
+	case e == nil && k == kindSet:
+		return &memEntry{kind: kindSet, set: make(map[string]struct{}, n)}, true, nil
+	case e == nil:
+		return &memEntry{kind: kindHash, hash: make(map[string][]byte, n)}, true, nil
+	case e.kind != k:
+		return nil, false, ErrWrongType
 	}
-	return out, nil
+	return e, false, nil
 }
 
 // --- pub/sub ---

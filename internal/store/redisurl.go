@@ -72,19 +72,7 @@ func parseRedisURL(raw string) (redisTarget, error) {
 	if !ok {
 		return t, fmt.Errorf("%w: missing scheme: want %s", ErrBadURL, wantSchemes)
 	}
-	switch strings.ToLower(scheme) {
-	case "redis":
-	case "rediss":
-		t.TLS = true
-	case "redis+sentinel":
-		t.Mode = modeSentinel
-	case "rediss+sentinel":
-		t.Mode, t.TLS = modeSentinel, true
-	case "redis+cluster":
-		t.Mode = modeCluster
-	case "rediss+cluster":
-		t.Mode, t.TLS = modeCluster, true
-	default:
+	if !t.setScheme(scheme) {
 		return t, fmt.Errorf("%w: unsupported scheme %s: want %s", ErrBadURL, quoteIfPlain(scheme), wantSchemes)
 	}
 	if strings.ContainsAny(rest, "?#") {
@@ -122,31 +110,60 @@ func parseRedisURL(raw string) (redisTarget, error) {
 		return t, fmt.Errorf("%w: %s:// takes one host; use redis+sentinel:// or redis+cluster:// for several", ErrBadURL, strings.ToLower(scheme))
 	}
 
+	if err := t.setPath(path); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// setScheme sets the mode and TLS of scheme (any case); false if it is not one of ours.
+func (t *redisTarget) setScheme(scheme string) bool {
+	switch strings.ToLower(scheme) {
+	case "redis":
+	case "rediss":
+		t.TLS = true
+	case "redis+sentinel":
+		t.Mode = modeSentinel
+	case "rediss+sentinel":
+		t.Mode, t.TLS = modeSentinel, true
+	case "redis+cluster":
+		t.Mode = modeCluster
+	case "rediss+cluster":
+		t.Mode, t.TLS = modeCluster, true
+	default:
+		return false
+	}
+	return true
+}
+
+// setPath reads the path after the hosts, which the mode decides:
+// /<db>, /<master>[/<db>] or nothing (Cluster has only db 0).
+func (t *redisTarget) setPath(path string) error {
 	segs := splitPath(path)
 	switch t.Mode {
 	case modeStandalone:
 		if len(segs) > 1 {
-			return t, fmt.Errorf("%w: path must be /<db>", ErrBadURL)
+			return fmt.Errorf("%w: path must be /<db>", ErrBadURL)
 		}
 	case modeSentinel:
 		if len(segs) == 0 || len(segs) > 2 {
-			return t, fmt.Errorf("%w: redis+sentinel:// needs the master name as path: /<master>[/<db>]", ErrBadURL)
+			return fmt.Errorf("%w: redis+sentinel:// needs the master name as path: /<master>[/<db>]", ErrBadURL)
 		}
 		t.Master, segs = segs[0], segs[1:]
 	case modeCluster:
 		if len(segs) > 1 || (len(segs) == 1 && segs[0] != "0") {
-			return t, fmt.Errorf("%w: redis+cluster:// has no database number (Cluster only has db 0)", ErrBadURL)
+			return fmt.Errorf("%w: redis+cluster:// has no database number (Cluster only has db 0)", ErrBadURL)
 		}
 		segs = nil
 	}
 	if len(segs) == 1 {
 		db, err := strconv.Atoi(segs[0])
 		if err != nil || db < 0 {
-			return t, fmt.Errorf("%w: database must be a non-negative number", ErrBadURL)
+			return fmt.Errorf("%w: database must be a non-negative number", ErrBadURL)
 		}
 		t.DB = db
 	}
-	return t, nil
+	return nil
 }
 
 func splitPath(p string) []string {

@@ -340,14 +340,9 @@ type RotateInput struct {
 // ErrRotationInProgress, ErrKeyRetired, ErrAlreadySigning or ErrRotationState.
 func (s RotationState) Rotate(in RotateInput) (RotationState, RotationAudit, error) {
 	t := in.Now.UTC().Round(0)
-	actor, reason := strings.TrimSpace(in.Actor), strings.TrimSpace(in.Reason)
-	switch {
-	case actor == "" || len(actor) > maxActorLen:
-		return RotationState{}, RotationAudit{}, fmt.Errorf("%w: the actor is required (at most %d bytes)", ErrRotationState, maxActorLen)
-	case len(reason) > maxReasonLen:
-		return RotationState{}, RotationAudit{}, fmt.Errorf("%w: the reason is longer than %d bytes", ErrRotationState, maxReasonLen)
-	case in.Lead <= 0 || in.RetireAfter <= 0:
-		return RotationState{}, RotationAudit{}, fmt.Errorf("%w: lead and retire-after must be positive", ErrRotationState)
+	actor, reason, err := checkRotateInput(in)
+	if err != nil {
+		return RotationState{}, RotationAudit{}, err
 	}
 	signer, err := s.SigningAt(t)
 	if err != nil {
@@ -365,18 +360,8 @@ func (s RotationState) Rotate(in RotateInput) (RotationState, RotationAudit, err
 		return RotationState{}, RotationAudit{}, fmt.Errorf("%w: kid %q: no %s.pem in jwt.keys_dir", ErrUnknownKey, kid, kid)
 	}
 	next, retiring := s.pendingAt(t)
-	if k := s.Key(kid); k != nil {
-		switch k.StateAt(t) {
-		case KeySigning:
-			return RotationState{}, RotationAudit{}, fmt.Errorf("%w: kid %q", ErrAlreadySigning, kid)
-		case KeyRetired:
-			return RotationState{}, RotationAudit{}, fmt.Errorf("%w: kid %q was retired at %s; generate a new key", ErrKeyRetired, kid, k.RetireAt.Format(time.RFC3339))
-		case KeyNext:
-			return RotationState{}, RotationAudit{}, fmt.Errorf("%w: kid %q is already next and signs from %s", ErrRotationInProgress, kid, k.SignFrom.Format(time.RFC3339))
-		}
-		if k.Alg != alg {
-			return RotationState{}, RotationAudit{}, fmt.Errorf("%w: kid %q in keys_dir is %s but was published as %s", ErrAlgorithmNotAllowed, kid, alg, k.Alg)
-		}
+	if err := s.checkRotatingIn(kid, alg, t); err != nil {
+		return RotationState{}, RotationAudit{}, err
 	}
 	allowed := in.Allowed
 	if len(allowed) == 0 {
@@ -389,11 +374,58 @@ func (s RotationState) Rotate(in RotateInput) (RotationState, RotationAudit, err
 		return RotationState{}, RotationAudit{}, fmt.Errorf("%w: %s", ErrRotationInProgress, s.describePending(t, next, retiring))
 	}
 
-	n := s.Clone()
 	signsAt := t.Add(in.Lead)
-	retireAt := signsAt.Add(in.RetireAfter)
 	audit := RotationAudit{At: t, Actor: actor, Action: RotationRotate, KID: kid, From: signer,
-		SignsAt: timePtr(signsAt), RetireAt: timePtr(retireAt), Reason: reason, Forced: in.Force}
+		SignsAt: timePtr(signsAt), RetireAt: timePtr(signsAt.Add(in.RetireAfter)), Reason: reason, Forced: in.Force,
+		Cancelled: next}
+	n, audit := s.applyRotation(audit, alg)
+	return n, audit, nil
+}
+
+// checkRotateInput checks what a rotation request says regardless of the
+// state, and returns its trimmed actor and reason.
+func checkRotateInput(in RotateInput) (actor, reason string, err error) {
+	actor, reason = strings.TrimSpace(in.Actor), strings.TrimSpace(in.Reason)
+	switch {
+	case actor == "" || len(actor) > maxActorLen:
+		return "", "", fmt.Errorf("%w: the actor is required (at most %d bytes)", ErrRotationState, maxActorLen)
+	case len(reason) > maxReasonLen:
+		return "", "", fmt.Errorf("%w: the reason is longer than %d bytes", ErrRotationState, maxReasonLen)
+	case in.Lead <= 0 || in.RetireAfter <= 0:
+		return "", "", fmt.Errorf("%w: lead and retire-after must be positive", ErrRotationState)
+	}
+	return actor, reason, nil
+}
+
+// checkRotatingIn refuses a kid already in the state that cannot sign next:
+// one signing, retired or already next, or one whose file in keys_dir is not
+// the algorithm it was published as.
+func (s *RotationState) checkRotatingIn(kid, alg string, t time.Time) error {
+	k := s.Key(kid)
+	if k == nil {
+		return nil
+	}
+	switch k.StateAt(t) {
+	case KeySigning:
+		return fmt.Errorf("%w: kid %q", ErrAlreadySigning, kid)
+	case KeyRetired:
+		return fmt.Errorf("%w: kid %q was retired at %s; generate a new key", ErrKeyRetired, kid, k.RetireAt.Format(time.RFC3339))
+	case KeyNext:
+		return fmt.Errorf("%w: kid %q is already next and signs from %s", ErrRotationInProgress, kid, k.SignFrom.Format(time.RFC3339))
+	}
+	if k.Alg != alg {
+		return fmt.Errorf("%w: kid %q in keys_dir is %s but was published as %s", ErrAlgorithmNotAllowed, kid, alg, k.Alg)
+	}
+	return nil
+}
+
+// applyRotation is the next state for a checked rotation: audit.KID (of
+// algorithm alg) signs from audit.SignsAt, audit.From stops then and retires
+// at audit.RetireAt, and a pending audit.Cancelled key is dropped.
+func (s RotationState) applyRotation(audit RotationAudit, alg string) (RotationState, RotationAudit) {
+	t, kid, next := audit.At, audit.KID, audit.Cancelled
+	signsAt, retireAt := *audit.SignsAt, *audit.RetireAt
+	n := s.Clone()
 	if next != "" {
 		// It never signed, so nothing depends on it, unless it was an old key
 		// rotated back in whose earlier tokens may still be alive.
@@ -404,9 +436,8 @@ func (s RotationState) Rotate(in RotateInput) (RotationState, RotationAudit, err
 		} else {
 			nk.SignUntil, nk.RetireAt = nil, timePtr(t)
 		}
-		audit.Cancelled = next
 	}
-	c := n.Key(signer)
+	c := n.Key(audit.From)
 	c.SignUntil, c.RetireAt = timePtr(signsAt), timePtr(retireAt)
 	if k := n.Key(kid); k != nil {
 		// A retiring key coming back: still published, so only its signing
@@ -419,11 +450,11 @@ func (s RotationState) Rotate(in RotateInput) (RotationState, RotationAudit, err
 		n.Keys = append(n.Keys, KeySchedule{KID: kid, Alg: alg, PublishedAt: t, SignFrom: timePtr(signsAt)})
 	}
 	n.Version = s.Version + 1
-	n.UpdatedAt, n.UpdatedBy = t, actor
+	n.UpdatedAt, n.UpdatedBy = t, audit.Actor
 	audit.Version = n.Version
 	n.Audit = append([]RotationAudit{audit}, n.Audit...)
 	n.prune(t)
-	return n, audit, nil
+	return n, audit
 }
 
 // newestCandidate is the last kid in sort order of available that is not the

@@ -18,8 +18,8 @@ import (
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
-// RotatorConfig configures a Rotator. Zero durations take the defaults.
-type RotatorConfig struct {
+// RotatorOptions configure a Rotator. Zero durations take the defaults.
+type RotatorOptions struct {
 	// Dir is jwt.keys_dir, the same files on every instance (required).
 	Dir string
 	// SigningKID seeds the rotation state when the store holds none yet
@@ -46,7 +46,7 @@ type RotatorConfig struct {
 	Logger     *slog.Logger
 }
 
-// Defaults of RotatorConfig.
+// Defaults of RotatorOptions.
 const (
 	DefaultPublishDelay   = 5 * time.Minute
 	DefaultReloadInterval = 5 * time.Second
@@ -60,7 +60,7 @@ const rotateAwait = 2 * time.Second
 // re-reads and a timer set to the next planned change, and hands every new
 // ring to the token service.
 type Rotator struct {
-	cfg    RotatorConfig
+	cfg    RotatorOptions
 	rs     rotationStore
 	log    *slog.Logger
 	follow *store.Follower
@@ -76,11 +76,8 @@ type Rotator struct {
 	apply func(*KeyRing)
 }
 
-// NewRotator checks cfg. Call Load, then Start.
-func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
-	if st == nil || cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: rotator needs a store and a keys directory", ErrConfig)
-	}
+// withDefaults fills zero fields and rejects settings that cannot work.
+func (cfg RotatorOptions) withDefaults() (RotatorOptions, error) {
 	if cfg.PublishDelay == 0 {
 		cfg.PublishDelay = DefaultPublishDelay
 	}
@@ -99,13 +96,13 @@ func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
 	}
 	switch {
 	case cfg.PublishDelay < 0 || cfg.ReloadInterval < 0:
-		return nil, fmt.Errorf("%w: publish delay and reload interval must be positive", ErrConfig)
+		return cfg, fmt.Errorf("%w: publish delay and reload interval must be positive", ErrConfig)
 	case cfg.RetireAfter < minRetire:
-		return nil, fmt.Errorf("%w: retire-after %s is shorter than access TTL + leeway (%s): tokens would outlive their key", ErrConfig, cfg.RetireAfter, minRetire)
+		return cfg, fmt.Errorf("%w: retire-after %s is shorter than access TTL + leeway (%s): tokens would outlive their key", ErrConfig, cfg.RetireAfter, minRetire)
 	}
 	for _, a := range cfg.Algorithms {
 		if !auth.IsAlgorithm(a) {
-			return nil, fmt.Errorf("%w: algorithm %q (want %s)", ErrConfig, a, auth.AlgorithmNames())
+			return cfg, fmt.Errorf("%w: algorithm %q (want %s)", ErrConfig, a, auth.AlgorithmNames())
 		}
 	}
 	if cfg.Clock == nil {
@@ -116,6 +113,18 @@ func NewRotator(st store.Store, cfg RotatorConfig) (*Rotator, error) {
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = defaultInstanceID()
+	}
+	return cfg, nil
+}
+
+// NewRotator checks cfg. Call Load, then Start.
+func NewRotator(st store.Store, cfg RotatorOptions) (*Rotator, error) {
+	if st == nil || cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: rotator needs a store and a keys directory", ErrConfig)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	r := &Rotator{cfg: cfg, rs: rotationStore{st: st}, log: cfg.Logger}
 	r.status.Store(&rotatorStatus{})

@@ -44,7 +44,7 @@ func addKey(t *testing.T, dir, kid string) {
 
 func newTestRotator(t *testing.T, st store.Store, dir, id string, clock func() time.Time) *Rotator {
 	t.Helper()
-	r, err := NewRotator(st, RotatorConfig{
+	r, err := NewRotator(st, RotatorOptions{
 		Dir: dir, SigningKID: "k1", PublishDelay: rotTestDelay, ReloadInterval: rotTestReload,
 		AccessTTL: rotTestTTL, Leeway: rotTestLeeway, InstanceID: id, Clock: clock,
 	})
@@ -418,11 +418,11 @@ func TestNewRotatorConfig(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	tests := []struct {
 		name string
-		cfg  RotatorConfig
+		cfg  RotatorOptions
 	}{
-		{name: "no dir", cfg: RotatorConfig{}},
-		{name: "retire before tokens expire", cfg: RotatorConfig{Dir: "x", AccessTTL: time.Hour, RetireAfter: time.Minute}},
-		{name: "algorithm", cfg: RotatorConfig{Dir: "x", Algorithms: []string{"none"}}},
+		{name: "no dir", cfg: RotatorOptions{}},
+		{name: "retire before tokens expire", cfg: RotatorOptions{Dir: "x", AccessTTL: time.Hour, RetireAfter: time.Minute}},
+		{name: "algorithm", cfg: RotatorOptions{Dir: "x", Algorithms: []string{"none"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -476,7 +476,7 @@ func TestRotatorRedis(t *testing.T) {
 	stA, stB := openRedis(t, srv.URL()), openRedis(t, srv.URL())
 	dir := keyDir(t, "k1")
 	mk := func(st store.Store, id string) *Rotator {
-		r, err := NewRotator(st, RotatorConfig{Dir: dir, PublishDelay: rotTestDelay, ReloadInterval: time.Minute,
+		r, err := NewRotator(st, RotatorOptions{Dir: dir, PublishDelay: rotTestDelay, ReloadInterval: time.Minute,
 			AccessTTL: rotTestTTL, Leeway: rotTestLeeway, InstanceID: id, Clock: clock.Now})
 		if err != nil {
 			t.Fatal(err)

@@ -272,25 +272,21 @@ func (h *Hasher) parse(encoded string) (*parsed, error) {
 	case strings.HasPrefix(encoded, "$2"):
 		p, err = h.parseBcrypt(encoded)
 	case strings.HasPrefix(encoded, "{bcrypt}"):
-		p, err = h.parseBcrypt(encoded[len("{bcrypt}"):])
-		p = wrapFormat(p, FormatSpringBcrypt, "{bcrypt}")
+		p, err = behindPrefix(encoded, "{bcrypt}", FormatSpringBcrypt, h.parseBcrypt)
 	case strings.HasPrefix(encoded, "bcrypt_sha256$"):
 		p, err = h.parseDjangoBcryptSHA256(encoded)
 	case strings.HasPrefix(encoded, "bcrypt$"):
-		p, err = h.parseBcrypt(encoded[len("bcrypt$"):])
-		p = wrapFormat(p, FormatDjangoBcrypt, "bcrypt$")
+		p, err = behindPrefix(encoded, "bcrypt$", FormatDjangoBcrypt, h.parseBcrypt)
 	case strings.HasPrefix(encoded, "$argon2"):
 		p, err = h.parseArgon2(encoded)
 	case strings.HasPrefix(encoded, "{argon2}"), strings.HasPrefix(encoded, "{argon2@SpringSecurity_v5_8}"):
 		// Spring's Argon2PasswordEncoder writes the PHC string; the id only
 		// names which defaults wrote it, and the string carries them.
 		prefix := encoded[:strings.IndexByte(encoded, '}')+1]
-		p, err = h.parseArgon2(encoded[len(prefix):])
-		p = wrapFormat(p, FormatSpringArgon2, prefix)
+		p, err = behindPrefix(encoded, prefix, FormatSpringArgon2, h.parseArgon2)
 	case strings.HasPrefix(encoded, "argon2$"):
 		// Django: "argon2" + the PHC string argon2-cffi wrote.
-		p, err = h.parseArgon2(encoded[len("argon2"):])
-		p = wrapFormat(p, FormatDjangoArgon2, "argon2")
+		p, err = behindPrefix(encoded, "argon2", FormatDjangoArgon2, h.parseArgon2)
 	case strings.HasPrefix(encoded, "pbkdf2_sha256$"):
 		p, err = h.parseDjangoPBKDF2(encoded)
 	case strings.HasPrefix(encoded, "$pbkdf2-sha256$"):
@@ -306,6 +302,13 @@ func (h *Hasher) parse(encoded string) (*parsed, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// behindPrefix parses what follows a framework's prefix with parse, and
+// names the result format (wrapFormat).
+func behindPrefix(encoded, prefix, format string, parse func(string) (*parsed, error)) (*parsed, error) {
+	p, err := parse(encoded[len(prefix):])
+	return wrapFormat(p, format, prefix), err
 }
 
 // wrapFormat renames a parsed hash found behind a framework prefix and makes

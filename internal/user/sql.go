@@ -120,12 +120,21 @@ func CheckSQLOptions(o SQLOptions) error {
 	return err
 }
 
-// prepare fills defaults, rejects bad options with a message that names the
-// field, and builds the driver's connector. Errors never quote the DSN, which
-// usually holds a password.
+// prepare is withDefaults and the driver's connector.
 func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
-	bad := func(field, format string, args ...any) (SQLOptions, driver.Connector, error) {
-		return o, nil, &SQLOptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	o, err := o.withDefaults()
+	if err != nil {
+		return o, nil, err
+	}
+	c, err := SQLConnector(o.Driver, o.DSN)
+	return o, c, err
+}
+
+// withDefaults fills zero fields and rejects bad options with a message that
+// names the field. Errors never quote the DSN, which usually holds a password.
+func (o SQLOptions) withDefaults() (SQLOptions, error) {
+	bad := func(field, format string, args ...any) (SQLOptions, error) {
+		return o, &SQLOptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if o.DSN == "" {
 		return bad("dsn", "DSN is empty")
@@ -178,8 +187,7 @@ func (o SQLOptions) prepare() (SQLOptions, driver.Connector, error) {
 			}
 		}
 	}
-	c, err := SQLConnector(o.Driver, o.DSN)
-	return o, c, err
+	return o, nil
 }
 
 // Probe checks the database answers and runs the query once (for the empty

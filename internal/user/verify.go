@@ -114,13 +114,8 @@ var defaultDummy = func() *parsed {
 	return d
 }()
 
-// NewVerifier builds a Verifier over s. An invalid o.DummyHash is logged and
-// ignored (calibration takes over); cmd validates it at start-up first.
-func NewVerifier(s Store, o *VerifierOptions) *Verifier {
-	var opts VerifierOptions
-	if o != nil {
-		opts = *o
-	}
+// withDefaults fills zero fields.
+func (opts VerifierOptions) withDefaults() VerifierOptions {
 	if opts.Hasher == nil {
 		opts.Hasher = defaultHasher
 	}
@@ -142,6 +137,17 @@ func NewVerifier(s Store, o *VerifierOptions) *Verifier {
 	if opts.PasswordCost == 0 {
 		opts.PasswordCost = DefaultPasswordCost
 	}
+	return opts
+}
+
+// NewVerifier builds a Verifier over s. An invalid o.DummyHash is logged and
+// ignored (calibration takes over); cmd validates it at start-up first.
+func NewVerifier(s Store, o *VerifierOptions) *Verifier {
+	var opts VerifierOptions
+	if o != nil {
+		opts = *o
+	}
+	opts = opts.withDefaults()
 	v := &Verifier{
 		store:        s,
 		hasher:       opts.Hasher,

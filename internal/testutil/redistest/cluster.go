@@ -146,12 +146,7 @@ func (c *Cluster) info(s *Server, section, field string) string {
 		return ""
 	}
 	text, _ := v.(string)
-	for line := range strings.SplitSeq(text, "\n") {
-		if k, val, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == field {
-			return val
-		}
-	}
-	return ""
+	return infoField(text, field)
 }
 
 func (c *Cluster) waitFormed(n int) {
@@ -187,12 +182,7 @@ func (c *Cluster) clusterInfo(s *Server, field string) string {
 		return ""
 	}
 	text, _ := v.(string)
-	for line := range strings.SplitSeq(text, "\n") {
-		if k, val, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == field {
-			return val
-		}
-	}
-	return ""
+	return infoField(text, field)
 }
 
 // clusterNode is one line of CLUSTER NODES.
@@ -346,3 +336,14 @@ func (c *Cluster) WaitMaster(s *Server, limit time.Duration) time.Time {
 
 // String names the nodes, for test logs.
 func (c *Cluster) String() string { return fmt.Sprintf("redis cluster %v", c.Addrs()) }
+
+// infoField is one field of an INFO-style answer (lines of field:value), ""
+// when absent.
+func infoField(text, field string) string {
+	for line := range strings.SplitSeq(text, "\n") {
+		if k, val, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == field {
+			return val
+		}
+	}
+	return ""
+}

@@ -92,16 +92,20 @@ func (s *Server) start() {
 }
 
 // Stop kills the server (data is lost: it keeps nothing on disk). Safe to call twice.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+func (s *Server) Stop() { kill(&s.mu, &s.cmd) }
+
+// kill takes the process *cmd (guarded by mu) away and kills it, once:
+// a second call finds nil.
+func kill(mu *sync.Mutex, cmd **exec.Cmd) {
+	mu.Lock()
+	c := *cmd
+	*cmd = nil
+	mu.Unlock()
+	if c == nil || c.Process == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
-	_, _ = cmd.Process.Wait()
+	_ = c.Process.Kill()
+	_, _ = c.Process.Wait()
 }
 
 // Pause freezes the server (SIGSTOP): connections stay open and are even

@@ -74,17 +74,7 @@ type Node struct {
 func (n *Node) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.Port) }
 
 // Stop kills the node. Safe to call twice.
-func (n *Node) Stop() {
-	n.mu.Lock()
-	cmd := n.cmd
-	n.cmd = nil
-	n.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	_, _ = cmd.Process.Wait()
-}
+func (n *Node) Stop() { kill(&n.mu, &n.cmd) }
 
 func (n *Node) start(t testing.TB) {
 	t.Helper()
