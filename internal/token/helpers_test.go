@@ -240,3 +240,9 @@ func decodeSeg(t testing.TB, seg string) map[string]any {
 	}
 	return m
 }
+
+// withDefaultCache is the verified-token cache of a default configuration.
+func withDefaultCache() envOption { return withCache(DefaultCacheSize) }
+
+// withSmallCache holds far fewer tokens than BenchmarkVerifyAccessLive cycles through.
+func withSmallCache() envOption { return withCache(1000) }
