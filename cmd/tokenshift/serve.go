@@ -210,7 +210,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	a.tokens, err = token.NewService(token.Config{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
 		RefreshTTL: cfg.JWT.RefreshTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
-		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
+		CacheBytes: cfg.JWT.VerifyCacheBytes, Clients: registeredClientIDs(cfg),
 	}, ring, st, a.revoked)
 	if err != nil {
 		st.Close()

@@ -96,6 +96,7 @@ type JWTConfig struct {
 	AccessTTL         time.Duration  `mapstructure:"access_ttl"`
 	RefreshTTL        time.Duration  `mapstructure:"refresh_ttl"`
 	Leeway            time.Duration  `mapstructure:"leeway"`
+	VerifyCacheBytes  int64          `mapstructure:"verify_cache_bytes"`
 	AccessCookieName  string         `mapstructure:"access_cookie_name"`
 	RefreshCookieName string         `mapstructure:"refresh_cookie_name"`
 	Rotation          RotationConfig `mapstructure:"rotation"`

@@ -172,6 +172,9 @@ func (c *Config) Validate() error {
 	if j.Leeway < 0 || j.Leeway > time.Minute {
 		bad("jwt.leeway", j.Leeway, "must be between 0 and 1m")
 	}
+	if j.VerifyCacheBytes != 0 && (j.VerifyCacheBytes < 1<<20 || j.VerifyCacheBytes > 64<<30) {
+		bad("jwt.verify_cache_bytes", j.VerifyCacheBytes, "must be 0 (no cache: every request checks the signature) or between 1048576 (1 MiB) and 68719476736 (64 GiB)")
+	}
 	rot := j.Rotation
 	if rot.PublishDelay < time.Second || rot.PublishDelay > 24*time.Hour {
 		bad("jwt.rotation.publish_delay", rot.PublishDelay, "must be between 1s and 24h")

@@ -12,10 +12,10 @@ func BenchmarkVerifyAccess(b *testing.B) {
 	cases := []struct {
 		name  string
 		alg   string
-		cache int
+		cache int64
 	}{
 		{name: "EdDSA-miss", alg: AlgEdDSA},
-		{name: "EdDSA-hit", alg: AlgEdDSA, cache: DefaultCacheSize},
+		{name: "EdDSA-hit", alg: AlgEdDSA, cache: DefaultCacheBytes},
 		{name: "ES256", alg: AlgES256},
 		{name: "RS256", alg: AlgRS256},
 		{name: "HS256", alg: AlgHS256},
@@ -40,7 +40,7 @@ func BenchmarkVerifyAccess(b *testing.B) {
 
 // BenchmarkVerifyAccessParallel: the cache's shards under concurrent hits.
 func BenchmarkVerifyAccessParallel(b *testing.B) {
-	e := newEnv(b, AlgEdDSA, withCache(DefaultCacheSize))
+	e := newEnv(b, AlgEdDSA, withCache(DefaultCacheBytes))
 	toks := make([]string, 64)
 	for i := range toks {
 		toks[i] = e.issue(b, alice).AccessToken
@@ -102,6 +102,10 @@ func BenchmarkVerifyAccessLive(b *testing.B) {
 			if i++; i == live {
 				i = 0
 			}
+		}
+		if n := e.svc.cache.len(); n > 0 {
+			b.ReportMetric(float64(n), "cached")
+			b.ReportMetric(float64(e.svc.cache.bytes())/float64(n), "B/entry")
 		}
 	})
 	b.Run("miss", func(b *testing.B) {
