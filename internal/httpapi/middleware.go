@@ -15,6 +15,19 @@ import (
 
 const headerRequestID = "X-Request-Id"
 
+// Headers set on every answer, in canonical form (see requestContext, noStore).
+var (
+	keyRequestID          = []byte(headerRequestID)
+	keyContentTypeOptions = []byte(fiber.HeaderXContentTypeOptions)
+	valueNosniff          = []byte("nosniff")
+	keyReferrerPolicy     = []byte(fiber.HeaderReferrerPolicy)
+	valueNoReferrer       = []byte("no-referrer")
+	keyCacheControl       = []byte(fiber.HeaderCacheControl)
+	valueNoStore          = []byte("no-store")
+	keyPragma             = []byte(fiber.HeaderPragma)
+	valueNoCache          = []byte("no-cache")
+)
+
 // requestIDs hands out request ids: a random per-process prefix and a
 // scrambled counter. Ids only correlate log lines with answers, so they need
 // to be unique, not secret, and making one costs no syscall and no
@@ -63,9 +76,11 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	var id [32]byte
 	s.ids.next(&id)
 	h := &c.Response().Header
-	h.SetBytesV(headerRequestID, id[:])
-	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	// Canonical keys as bytes: Set would copy and normalise each key on
+	// every request.
+	h.SetCanonical(keyRequestID, id[:])
+	h.SetCanonical(keyContentTypeOptions, valueNosniff)
+	h.SetCanonical(keyReferrerPolicy, valueNoReferrer)
 	debug := s.log.Enabled(c.UserContext(), slog.LevelDebug)
 	var start time.Time
 	if debug {
