@@ -140,7 +140,10 @@ func (s *devServer) meRequestAs(b *testing.B, client, scheme string) *fasthttp.R
 		if ck == nil || sk == nil {
 			b.Fatalf("want an access and a session cookie: %v", a.header)
 		}
-		return meRequest(func(r *fasthttp.Request) { r.Header.SetCookie(ck.Name, ck.Value); r.Header.SetCookie(sk.Name, sk.Value) })
+		return meRequest(func(r *fasthttp.Request) {
+			r.Header.SetCookie(ck.Name, ck.Value)
+			r.Header.SetCookie(sk.Name, sk.Value)
+		})
 	case "jwt_cookie":
 		ck := a.cookie["ts_access"]
 		if ck == nil {
