@@ -115,10 +115,11 @@ func (s *Service) verify(raw string) (c *Claims, shared bool, err error) {
 		return nil, false, errTooLong
 	}
 	if s.cache != nil {
-		// The cache compares exp with this clock on every hit; the
-		// revocation check below runs on every hit too.
-		if c, ok := s.cache.get(raw, s.cfg.Clock()); ok {
-			if err := s.checkRevoked(c); err != nil {
+		// The cache compares exp with this clock on every hit, and the
+		// revocation mirror is checked at the same instant on every hit.
+		now := s.cfg.Clock()
+		if c, ok := s.cache.get(raw, now); ok {
+			if err := s.rev.checkAt(c.ID, c.SID, c.Subject, c.revocationTime(), now); err != nil {
 				return nil, false, err
 			}
 			return c, true, nil
