@@ -574,6 +574,20 @@ func TestEqualConstantTime(t *testing.T) {
 		{name: "long differ in the tail", a: strings.Repeat("a", 43), b: strings.Repeat("a", 42) + "b"},
 		{name: "lengths", a: "abc", b: "abcd"},
 	}
+	// Every length through the 32-, 8- and 1-byte loops, every position.
+	for n := 0; n <= 100; n++ {
+		a := strings.Repeat("x", n)
+		if !equalConstantTime(a, strings.Clone(a)) {
+			t.Fatalf("length %d: equal strings differ", n)
+		}
+		for i := range n {
+			b := []byte(a)
+			b[i] ^= 0x80
+			if equalConstantTime(a, string(b)) {
+				t.Fatalf("length %d: a difference at %d is not seen", n, i)
+			}
+		}
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := equalConstantTime(tc.a, tc.b); got != tc.want {
