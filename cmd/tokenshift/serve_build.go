@@ -160,7 +160,7 @@ func (a *app) startTokens(ctx context.Context) error {
 	a.tokens, err = token.NewService(token.Config{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
 		RefreshTTL: cfg.JWT.RefreshTTL, RefreshAbsoluteTTL: cfg.JWT.RefreshAbsoluteTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
-		CacheSize: token.DefaultCacheSize, Clients: registeredClientIDs(cfg),
+		CacheBytes: cfg.JWT.VerifyCacheBytes, Clients: registeredClientIDs(cfg),
 	}, ring, a.store, a.revoked)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -149,6 +150,12 @@ func TestMiddleware(t *testing.T) {
 		{name: "bearer with a comma", flags: dual, session: "s-alice", bearer: "bearer,t-bob", wantStatus: 401, wantCode: auth.CodeInvalidToken},
 		{name: "bearer with a vertical tab", flags: dual, session: "s-alice", bearer: "BEARER\vt-bob", wantStatus: 401, wantCode: auth.CodeInvalidToken},
 		{name: "another scheme next to a session", flags: dual, session: "s-alice", bearer: "BearerX t-bob", wantStatus: 200, wantScheme: "session", wantUser: "u-alice"},
+		// The characters are checked after verification fails (middleware.go):
+		// the answer must be the same as checking them first, with a
+		// session next to the bad header too.
+		{name: "bearer with a byte outside b64token", flags: dual, bearer: "Bearer t-alice$", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_request"`,
+			wantEvent: &event{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeInvalid}},
+		{name: "malformed bearer beats good session", flags: dual, session: "s-alice", bearer: "Bearer t-alice\x01", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_request"`},
 		{name: "bearer garbage", flags: dual, bearer: "Bearer zzz", wantStatus: 401, wantCode: auth.CodeInvalidToken, wantWWW: `Bearer error="invalid_token"`,
 			wantEvent: &event{auth.SchemeBearer, auth.ClientUnknown, auth.OutcomeInvalid}},
 		{name: "bearer revoked", flags: dual, bearer: "Bearer t-revoked", wantStatus: 401, wantCode: auth.CodeInvalidToken,
@@ -569,5 +576,16 @@ func TestDuplicateCookieFunc(t *testing.T) {
 				t.Fatalf("DuplicateCookie = %q, want %q", b, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkParseBearer: every bearer request runs it over its whole token.
+func BenchmarkParseBearer(b *testing.B) {
+	h := "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImVkLTEiLCJ0eXAiOiJhdCtqd3QifQ." + strings.Repeat("eyJpc3MiOiJodHRwOi8vbG9jYWxob3N0OjgwODAi", 9) + "." + strings.Repeat("bgNf83ntb5Cb3aIURKD1Z2VB0Lj89B2z", 3)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, bad := ParseBearer(h); bad {
+			b.Fatal("malformed")
+		}
 	}
 }

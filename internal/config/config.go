@@ -108,6 +108,7 @@ type JWTConfig struct {
 	// expires later than this after the login, however often it is refreshed.
 	RefreshAbsoluteTTL time.Duration  `mapstructure:"refresh_absolute_ttl"`
 	Leeway             time.Duration  `mapstructure:"leeway"`
+	VerifyCacheBytes   int64          `mapstructure:"verify_cache_bytes"`
 	AccessCookieName   string         `mapstructure:"access_cookie_name"`
 	RefreshCookieName  string         `mapstructure:"refresh_cookie_name"`
 	Rotation           RotationConfig `mapstructure:"rotation"`

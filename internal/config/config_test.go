@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +92,31 @@ func TestRotationDefaults(t *testing.T) {
 	}
 }
 
+// jwt.verify_cache_bytes: 128 MiB by default, set by its env variable, 0
+// (no cache) accepted.
+func TestVerifyCacheBytes(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWT.VerifyCacheBytes != 128<<20 {
+		t.Fatalf("default jwt.verify_cache_bytes = %d; want %d", c.JWT.VerifyCacheBytes, 128<<20)
+	}
+	for _, v := range []string{"0", "1048576"} {
+		t.Setenv("TOKENSHIFT_JWT_VERIFY_CACHE_BYTES", v)
+		c, err := Load("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(c.JWT.VerifyCacheBytes); got != v {
+			t.Fatalf("jwt.verify_cache_bytes from env %s = %s", v, got)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("jwt.verify_cache_bytes %s: %v", v, err)
+		}
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil); err == nil {
 		t.Fatal("want an error for a missing config file")
@@ -116,6 +142,9 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "idle above absolute", mutate: func(c *Config) { c.Session.IdleTimeout = 24 * time.Hour }, wantKey: "session.idle_timeout"},
 		{name: "algorithm", mutate: func(c *Config) { c.JWT.Algorithm = "none" }, wantKey: "jwt.algorithm", wantVal: "none"},
 		{name: "leeway", mutate: func(c *Config) { c.JWT.Leeway = time.Hour }, wantKey: "jwt.leeway"},
+		{name: "verify cache too small", mutate: func(c *Config) { c.JWT.VerifyCacheBytes = 4096 }, wantKey: "jwt.verify_cache_bytes", wantVal: "TOKENSHIFT_JWT_VERIFY_CACHE_BYTES"},
+		{name: "verify cache negative", mutate: func(c *Config) { c.JWT.VerifyCacheBytes = -1 }, wantKey: "jwt.verify_cache_bytes", wantVal: "-1"},
+		{name: "verify cache too large", mutate: func(c *Config) { c.JWT.VerifyCacheBytes = 1 << 40 }, wantKey: "jwt.verify_cache_bytes"},
 		{name: "duplicate client", mutate: func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) }, wantKey: "clients[3].id", wantVal: "web"},
 		{name: "reserved client", mutate: func(c *Config) { c.Clients[0].ID = "unknown"; c.DefaultClient = "unknown" }, wantKey: "clients[0].id"},
 		{name: "bad transport", mutate: func(c *Config) { c.Clients[0].TokenTransport = "smoke" }, wantKey: "clients[0].token_transport", wantVal: "smoke"},

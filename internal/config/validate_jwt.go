@@ -34,6 +34,9 @@ func (c *Config) validateJWT(bad reporter) {
 	if j.RefreshAbsoluteTTL <= 0 || j.RefreshAbsoluteTTL < j.RefreshTTL || j.RefreshAbsoluteTTL > 366*24*time.Hour {
 		bad("jwt.refresh_absolute_ttl", j.RefreshAbsoluteTTL, "must be at least jwt.refresh_ttl (%s) and at most 8784h", j.RefreshTTL)
 	}
+	if j.VerifyCacheBytes != 0 && (j.VerifyCacheBytes < 1<<20 || j.VerifyCacheBytes > 64<<30) {
+		bad("jwt.verify_cache_bytes", j.VerifyCacheBytes, "must be 0 (no cache: every request checks the signature) or between 1048576 (1 MiB) and 68719476736 (64 GiB)")
+	}
 	if j.Leeway < 0 || j.Leeway > time.Minute {
 		bad("jwt.leeway", j.Leeway, "must be between 0 and 1m")
 	}

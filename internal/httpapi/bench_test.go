@@ -85,6 +85,10 @@ func BenchmarkAuthMe(b *testing.B) {
 		{name: "bearer-EdDSA-cache-hit", client: "web", scheme: "bearer"},
 		{name: "bearer-EdDSA-cache-miss", client: "web", scheme: "bearer", opts: []devOption{withoutTokenCache()}},
 		{name: "jwt_cookie", client: "spa", scheme: "jwt_cookie"},
+		// What a browser of the spa client sends in phase dual: the login
+		// set both cookies, and both are verified (conflict check, the
+		// session's idle timer), so the session's cost comes on top.
+		{name: "jwt_cookie-with-session", client: "spa", scheme: "jwt_cookie+session"},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -145,6 +149,15 @@ func (s *devServer) meRequestAs(b *testing.B, client, scheme string) *fasthttp.R
 			b.Fatalf("no access token: %s", a.body)
 		}
 		return meRequest(func(r *fasthttp.Request) { r.Header.Set(fiber.HeaderAuthorization, "Bearer "+tok) })
+	case "jwt_cookie+session":
+		ck, sk := a.cookie["ts_access"], a.cookie["ts_session"]
+		if ck == nil || sk == nil {
+			b.Fatalf("want an access and a session cookie: %v", a.header)
+		}
+		return meRequest(func(r *fasthttp.Request) {
+			r.Header.SetCookie(ck.Name, ck.Value)
+			r.Header.SetCookie(sk.Name, sk.Value)
+		})
 	case "jwt_cookie":
 		ck := a.cookie["ts_access"]
 		if ck == nil {

@@ -52,7 +52,7 @@ func withPhase(p featureflags.Phase) devOption {
 // withoutTokenCache disables the verified-token cache, so every bearer request
 // runs the signature check.
 func withoutTokenCache() devOption {
-	return func(_ *testOptions, tc *token.Config) { tc.CacheSize = 0 }
+	return func(_ *testOptions, tc *token.Config) { tc.CacheBytes = 0 }
 }
 
 var testClients = []auth.Client{

@@ -20,8 +20,9 @@ import (
 // noStore marks every /auth answer uncacheable: they carry credentials or
 // identity (RFC 6749 section 5.1 asks the same of token responses).
 func noStore(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderPragma, "no-cache")
+	h := &c.Response().Header
+	h.SetCanonical(keyCacheControl, valueNoStore)
+	h.SetCanonical(keyPragma, valueNoCache)
 	return c.Next()
 }
 
@@ -221,12 +222,7 @@ type meResponse struct {
 }
 
 func (s *Server) me(c *fiber.Ctx) error {
-	p := authn.Principal(c)
-	r := meResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Scheme: p.Scheme.String(), SID: p.SID}
-	if !p.ExpiresAt.IsZero() {
-		r.ExpiresAt = &p.ExpiresAt
-	}
-	return c.JSON(r)
+	return writeMe(c, authn.Principal(c))
 }
 
 func (s *Server) csrfToken(c *fiber.Ctx) error {

@@ -104,7 +104,7 @@ func TestLoginOutcomesCounted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens, err := token.NewService(token.Config{CacheSize: 10, Clients: []string{"web", "spa", "mobile"}}, ring, tokenStore, rev)
+		tokens, err := token.NewService(token.Config{CacheBytes: 1 << 20, Clients: []string{"web", "spa", "mobile"}}, ring, tokenStore, rev)
 		if err != nil {
 			t.Fatal(err)
 		}

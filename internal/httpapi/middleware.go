@@ -15,6 +15,19 @@ import (
 
 const headerRequestID = "X-Request-Id"
 
+// Headers set on every answer, in canonical form (see requestContext, noStore).
+var (
+	keyRequestID          = []byte(headerRequestID)
+	keyContentTypeOptions = []byte(fiber.HeaderXContentTypeOptions)
+	valueNosniff          = []byte("nosniff")
+	keyReferrerPolicy     = []byte(fiber.HeaderReferrerPolicy)
+	valueNoReferrer       = []byte("no-referrer")
+	keyCacheControl       = []byte(fiber.HeaderCacheControl)
+	valueNoStore          = []byte("no-store")
+	keyPragma             = []byte(fiber.HeaderPragma)
+	valueNoCache          = []byte("no-cache")
+)
+
 // requestIDs hands out request ids: a random per-process prefix and a
 // scrambled counter. Ids only correlate log lines with answers, so they need
 // to be unique, not secret, and making one costs no syscall and no
@@ -89,9 +102,11 @@ func (s *Server) commonHeaders(c *fiber.Ctx) {
 	var id [32]byte
 	s.ids.next(&id)
 	h := &c.Response().Header
-	h.SetBytesV(headerRequestID, id[:])
-	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	// Canonical keys as bytes: Set would copy and normalise each key on
+	// every request.
+	h.SetCanonical(keyRequestID, id[:])
+	h.SetCanonical(keyContentTypeOptions, valueNosniff)
+	h.SetCanonical(keyReferrerPolicy, valueNoReferrer)
 }
 
 // requestID is the id requestContext gave this request, read back from the

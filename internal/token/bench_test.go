@@ -1,6 +1,10 @@
 package token
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
 
 // BenchmarkVerifyAccess: "miss" runs the full signature and claims check
 // (cache disabled), "hit" the cached path, which still checks revocation.
@@ -8,10 +12,10 @@ func BenchmarkVerifyAccess(b *testing.B) {
 	cases := []struct {
 		name  string
 		alg   string
-		cache int
+		cache int64
 	}{
 		{name: "EdDSA-miss", alg: AlgEdDSA},
-		{name: "EdDSA-hit", alg: AlgEdDSA, cache: DefaultCacheSize},
+		{name: "EdDSA-hit", alg: AlgEdDSA, cache: DefaultCacheBytes},
 		{name: "ES256", alg: AlgES256},
 		{name: "RS256", alg: AlgRS256},
 		{name: "HS256", alg: AlgHS256},
@@ -36,7 +40,7 @@ func BenchmarkVerifyAccess(b *testing.B) {
 
 // BenchmarkVerifyAccessParallel: the cache's shards under concurrent hits.
 func BenchmarkVerifyAccessParallel(b *testing.B) {
-	e := newEnv(b, AlgEdDSA, withCache(DefaultCacheSize))
+	e := newEnv(b, AlgEdDSA, withCache(DefaultCacheBytes))
 	toks := make([]string, 64)
 	for i := range toks {
 		toks[i] = e.issue(b, alice).AccessToken
@@ -51,6 +55,70 @@ func BenchmarkVerifyAccessParallel(b *testing.B) {
 				return
 			}
 			i++
+		}
+	})
+}
+
+// liveTokens issues n distinct access tokens, one login each (distinct
+// user, sid and jti), the way n live clients would hold them.
+func liveTokens(b *testing.B, e *env, n int) []string {
+	b.Helper()
+	toks := make([]string, n)
+	for i := range toks {
+		sub := Subject{UserID: fmt.Sprintf("u-%07d", i), Email: fmt.Sprintf("user%07d@example.com", i), ClientID: "mobile", Roles: []string{"user"}, SID: fmt.Sprintf("sid-%027d", i)}
+		tok, _, err := e.svc.IssueAccess(sub, 0, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		toks[i] = tok
+	}
+	return toks
+}
+
+// BenchmarkVerifyAccessLive is bearer at scale (issue 13, target 3): 100,000
+// distinct live tokens. "uniform" warms the cache with every token, then
+// verifies them in a uniformly random order, as 100k clients would; "miss"
+// walks the tokens in a cycle through a cache far too small for them, so
+// every request pays the signature check and the cache's insertion.
+func BenchmarkVerifyAccessLive(b *testing.B) {
+	const live = 100_000
+	e := newEnv(b, AlgEdDSA, withDefaultCache())
+	toks := liveTokens(b, e, live)
+	order := rand.New(rand.NewPCG(1, 2)).Perm(live)
+	b.Run("uniform-100k", func(b *testing.B) {
+		for range 2 {
+			for _, t := range toks {
+				if _, err := e.svc.VerifyAccess(t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := e.svc.VerifyAccess(toks[order[i]]); err != nil {
+				b.Fatal(err)
+			}
+			if i++; i == live {
+				i = 0
+			}
+		}
+		if n := e.svc.cache.len(); n > 0 {
+			b.ReportMetric(float64(n), "cached")
+			b.ReportMetric(float64(e.svc.cache.bytes())/float64(n), "B/entry")
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		small := newEnv(b, AlgEdDSA, withSmallCache())
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := small.svc.VerifyAccess(toks[i]); err != nil {
+				b.Fatal(err)
+			}
+			if i++; i == live {
+				i = 0
+			}
 		}
 	})
 }

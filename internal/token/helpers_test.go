@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -103,7 +104,7 @@ type env struct {
 
 type envOption func(*Config)
 
-func withCache(n int) envOption { return func(c *Config) { c.CacheSize = n } }
+func withCache(n int64) envOption { return func(c *Config) { c.CacheBytes = n } }
 
 // withFixedRand makes ids repeat, so separate processes (fuzz workers) issue
 // byte-identical tokens.
@@ -132,7 +133,7 @@ func newEnv(t testing.TB, alg string, opts ...envOption) *env {
 	if err := rev.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Clock: clock.Now, CacheSize: 100}
+	cfg := Config{Clock: clock.Now, CacheBytes: 1 << 20}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -240,3 +241,13 @@ func decodeSeg(t testing.TB, seg string) map[string]any {
 	}
 	return m
 }
+
+// withDefaultCache is the verified-token cache of a default configuration.
+func withDefaultCache() envOption { return withCache(DefaultCacheBytes) }
+
+// withSmallCache holds far fewer tokens than BenchmarkVerifyAccessLive cycles through.
+func withSmallCache() envOption { return withCache(512 << 10) }
+
+// unsafeString aliases b the way fasthttp's request strings alias its
+// buffers.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

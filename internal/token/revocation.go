@@ -370,7 +370,14 @@ func (r *Revocations) RevokeUser(ctx context.Context, userID string, notBefore, 
 // check is the hot path of VerifyAccess: the three checks under one read
 // lock and one clock reading.
 func (r *Revocations) check(jti, sid, userID string, issuedAt time.Time) error {
-	now := r.clock().UnixNano()
+	return r.checkAt(jti, sid, userID, issuedAt, r.clock())
+}
+
+// checkAt is check at the instant the caller already read (the verifier
+// reads its clock once per request: a clock reading is not free on every
+// machine).
+func (r *Revocations) checkAt(jti, sid, userID string, issuedAt, at time.Time) error {
+	now := at.UnixNano()
 	r.mu.RLock()
 	jtiUntil, jtiOK := r.jti[jti]
 	sidUntil, sidOK := r.sid[sid]

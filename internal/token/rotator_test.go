@@ -73,7 +73,7 @@ func serviceFor(t *testing.T, r *Rotator, st store.Store, clock func() time.Time
 	if err := rev.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := NewService(Config{Clock: clock, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway, CacheSize: 100}, r.Ring(), st, rev)
+	svc, err := NewService(Config{Clock: clock, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway, CacheBytes: 1 << 20}, r.Ring(), st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

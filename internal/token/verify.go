@@ -80,50 +80,77 @@ func isAccessTyp(typ string) bool {
 // the signature (or the cache of tokens already verified), the claims, and the
 // in-memory revocation mirror. Every error wraps auth.ErrInvalid,
 // auth.ErrExpired or auth.ErrRevoked. The returned Claims is the caller's to
-// keep, but its Roles slice is shared and must not be modified.
+// keep, but its Roles, Audience and dates are shared and must not be modified.
 func (s *Service) VerifyAccess(raw string) (*Claims, error) {
+	c, shared, err := s.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	if shared {
+		cp := *c
+		c = &cp
+	}
+	return c, nil
+}
+
+// VerifyPrincipal is VerifyAccess for authenticating a request: the same
+// checks, but only the principal is built, so a cache hit costs one
+// allocation (the principal, which is the caller's; its Roles are shared).
+func (s *Service) VerifyPrincipal(raw string, scheme auth.Scheme) (*auth.Principal, error) {
+	c, _, err := s.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	p := c.Principal(scheme)
+	return &p, nil
+}
+
+// verify runs every check of VerifyAccess. shared reports claims that
+// belong to the cache, which the caller must not modify or hand out.
+func (s *Service) verify(raw string) (c *Claims, shared bool, err error) {
 	if raw == "" {
-		return nil, errEmptyToken
+		return nil, false, errEmptyToken
 	}
 	if len(raw) > s.cfg.MaxTokenBytes {
-		return nil, errTooLong
+		return nil, false, errTooLong
 	}
 	if s.cache != nil {
-		if c, ok := s.cache.get(raw, s.cfg.Clock()); ok {
-			if err := s.checkRevoked(c); err != nil {
-				return nil, err
+		// The cache compares exp with this clock on every hit, and the
+		// revocation mirror is checked at the same instant on every hit.
+		now := s.cfg.Clock()
+		if c, ok := s.cache.get(raw, now); ok {
+			if err := s.rev.checkAt(c.ID, c.SID, c.Subject, c.revocationTime(), now); err != nil {
+				return nil, false, err
 			}
-			cp := *c
-			return &cp, nil
+			return c, true, nil
 		}
 	}
 	rs := s.state.Load()
-	c := new(Claims)
+	c = new(Claims)
 	if _, err := rs.parser.ParseWithClaims(raw, c, rs.keyfunc); err != nil {
-		return nil, classify(err)
+		return nil, false, classify(err)
 	}
 	if c.Subject == "" || c.ClientID == "" || c.SID == "" || c.ID == "" || c.IssuedAt == nil {
-		return nil, errMissingClaim
+		return nil, false, errMissingClaim
 	}
 	// We never issue a longer-lived access token, so one is forged (a stolen
 	// key) or a bug: a valid signature must not buy a ten-year token.
 	if c.ExpiresAt.Sub(c.IssuedAt.Time) > s.cfg.AccessTTL+s.cfg.Leeway {
-		return nil, errTooLongLived
+		return nil, false, errTooLongLived
 	}
 	if s.clients != nil && !s.clients[c.ClientID] {
-		return nil, errClient
+		return nil, false, errClient
 	}
 	if s.cache != nil {
 		// Cached before the revocation check: revocation is checked on every
-		// hit anyway, and a replayed revoked token then costs no signature check.
-		s.cache.put(raw, c)
-		cp := *c
-		c = &cp
+		// hit anyway, and a replayed revoked token then costs no signature
+		// check. The cache keeps its own copy; c stays the caller's.
+		s.cache.put(raw, c, s.cfg.Clock())
 	}
 	if err := s.checkRevoked(c); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, false, nil
 }
 
 func (s *Service) checkRevoked(c *Claims) error {

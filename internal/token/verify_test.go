@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -134,7 +135,7 @@ func TestNewServiceConfig(t *testing.T) {
 		{name: "negative leeway", cfg: Config{Leeway: -time.Second}},
 		{name: "negative ttl", cfg: Config{AccessTTL: -time.Second}},
 		{name: "negative max bytes", cfg: Config{MaxTokenBytes: -1}},
-		{name: "negative cache", cfg: Config{CacheSize: -1}},
+		{name: "negative cache", cfg: Config{CacheBytes: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -416,42 +417,188 @@ func TestVerifyAccessCache(t *testing.T) {
 	}
 }
 
+// cacheClaims is a claim set shaped like the ones we issue.
+func cacheClaims(i int, exp time.Time) *Claims {
+	return &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: DefaultIssuer, Subject: fmt.Sprintf("u-%07d", i), Audience: jwt.ClaimStrings{DefaultAudience},
+			ExpiresAt: &jwt.NumericDate{Time: exp}, IssuedAt: &jwt.NumericDate{Time: exp.Add(-DefaultAccessTTL)}, ID: fmt.Sprintf("jti-%018d", i),
+		},
+		ClientID: "mobile", SID: fmt.Sprintf("sid-%018d", i), Email: fmt.Sprintf("user%07d@example.com", i), Roles: []string{"user"},
+	}
+}
+
+// cacheToken is a token-shaped string of about the size we issue.
+func cacheToken(i int) string {
+	return "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkLTEiLCJ0eXAiOiJhdCtqd3QifQ." + fmt.Sprintf("%0340d", i) + "." + strings.Repeat("s", 86)
+}
+
+// The cache is bounded by bytes, whatever the number of tokens (issue 13:
+// a count bound fell off a cliff beyond 10,000 live tokens).
 func TestVerifiedCacheBounded(t *testing.T) {
 	tests := []struct {
-		name string
-		size int
-		puts int
+		name    string
+		budget  int64
+		puts    int
+		wantAll bool // every token fits
 	}{
-		{name: "smaller than shards", size: 1, puts: 500},
-		{name: "exact", size: 64, puts: 64},
-		{name: "overflow", size: 100, puts: 5000},
+		{name: "tiny budget, one shard", budget: 4 << 10, puts: 500},
+		{name: "all fit", budget: 4 << 20, puts: 1000, wantAll: true},
+		{name: "overflow", budget: 256 << 10, puts: 5000},
+		{name: "many shards", budget: 4 << 20, puts: 20000},
 	}
-	exp := &jwt.NumericDate{Time: time.Now().Add(time.Hour)}
+	now := time.Now()
+	exp := now.Add(time.Hour)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newVerifiedCache(tc.size)
-			limit := ((tc.size + cacheShards - 1) / cacheShards) * cacheShards
-			var last string
+			c := newVerifiedCache(tc.budget)
 			for i := range tc.puts {
-				last = "tok-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + time.Duration(i).String()
-				c.put(last, &Claims{RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: exp}})
+				c.put(cacheToken(i), cacheClaims(i, exp), now)
 			}
-			if n := c.len(); n > limit || n == 0 {
-				t.Fatalf("cache holds %d entries; want 1..%d", n, limit)
+			if b := c.bytes(); b > tc.budget || b <= 0 {
+				t.Fatalf("cache accounts %d bytes; want 1..%d", b, tc.budget)
 			}
-			if _, ok := c.get(last, time.Now()); !ok {
+			if n := c.len(); tc.wantAll && n != tc.puts {
+				t.Fatalf("cache holds %d of %d tokens that fit its budget", n, tc.puts)
+			}
+			last := tc.puts - 1
+			got, ok := c.get(cacheToken(last), now)
+			if !ok {
 				t.Fatal("the newest entry was evicted")
 			}
+			if want := cacheClaims(last, exp); got.Subject != want.Subject || got.Email != want.Email || got.SID != want.SID ||
+				got.ID != want.ID || !got.ExpiresAt.Equal(exp) || got.Audience[0] != DefaultAudience || got.Roles[0] != "user" {
+				t.Fatalf("cached claims %+v; want %+v", got, want)
+			}
 			c.purge()
-			if c.len() != 0 {
+			if c.len() != 0 || c.bytes() != 0 {
 				t.Fatal("purge left entries")
 			}
 		})
 	}
 }
 
+// A hit is the exact token that was verified: a token that differs in one
+// byte, is a prefix, or is longer, misses, even in the header segment,
+// which entries share.
+func TestVerifiedCacheExactToken(t *testing.T) {
+	now := time.Now()
+	c := newVerifiedCache(1 << 20)
+	tok := cacheToken(1)
+	c.put(tok, cacheClaims(1, now.Add(time.Hour)), now)
+	flip := func(i int) string { b := []byte(tok); b[i] ^= 1; return string(b) }
+	for name, other := range map[string]string{
+		"header byte": flip(3), "payload byte": flip(70), "last signature byte": flip(len(tok) - 1),
+		"prefix": tok[:len(tok)-1], "longer": tok + "s", "other token": cacheToken(2),
+	} {
+		if _, ok := c.get(other, now); ok {
+			t.Errorf("%s: hit for a token that was never verified", name)
+		}
+	}
+	if _, ok := c.get(tok, now); !ok {
+		t.Fatal("the verified token missed")
+	}
+}
+
+// put copies what it keeps: the token may alias a request buffer that is
+// reused for the next request.
+func TestVerifiedCacheCopiesToken(t *testing.T) {
+	now := time.Now()
+	c := newVerifiedCache(1 << 20)
+	buf := []byte(cacheToken(7))
+	want := string(buf)
+	c.put(unsafeString(buf), cacheClaims(7, now.Add(time.Hour)), now)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	if _, ok := c.get(want, now); !ok {
+		t.Fatal("the cache lost the token when the caller's buffer changed")
+	}
+}
+
+// CLOCK eviction keeps tokens in use: with more tokens than fit, the ones
+// hit between insertions survive a stream of one-off tokens, which FIFO
+// would have evicted.
+func TestVerifiedCacheKeepsHotTokens(t *testing.T) {
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	c := newVerifiedCache(64 << 10) // one shard, about 80 tokens
+	const hot = 20
+	for i := range hot {
+		c.put(cacheToken(i), cacheClaims(i, exp), now)
+	}
+	for i := hot; i < hot+2000; i++ {
+		c.put(cacheToken(i), cacheClaims(i, exp), now)
+		for h := range hot {
+			if _, ok := c.get(cacheToken(h), now); !ok {
+				t.Fatalf("hot token %d evicted after %d one-off tokens", h, i-hot+1)
+			}
+		}
+	}
+}
+
+// Expired entries go before live ones, referenced or not.
+func TestVerifiedCacheEvictsExpiredFirst(t *testing.T) {
+	now := time.Now()
+	c := newVerifiedCache(64 << 10)
+	c.put(cacheToken(0), cacheClaims(0, now.Add(time.Hour)), now)
+	n := 1
+	for c.bytes()+entryOverhead+600 < 64<<10 {
+		c.put(cacheToken(n), cacheClaims(n, now.Add(time.Second)), now)
+		n++
+	}
+	later := now.Add(time.Minute)
+	if _, ok := c.get(cacheToken(1), later); ok {
+		t.Fatal("an expired entry was a hit")
+	}
+	c.get(cacheToken(0), later) // referenced, live
+	for i := n; i < n+10; i++ {
+		c.put(cacheToken(i), cacheClaims(i, later.Add(time.Hour)), later)
+	}
+	if _, ok := c.get(cacheToken(0), later); !ok {
+		t.Fatal("a live entry was evicted while expired ones remained")
+	}
+}
+
+func TestEqualConstantTime(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{name: "empty", want: true},
+		{name: "short equal", a: "abc", b: "abc", want: true},
+		{name: "short differ", a: "abc", b: "abd"},
+		{name: "long equal", a: strings.Repeat("ab", 50), b: strings.Repeat("ab", 50), want: true},
+		{name: "long differ in a word", a: strings.Repeat("a", 40), b: strings.Repeat("a", 20) + "b" + strings.Repeat("a", 19)},
+		{name: "long differ in the tail", a: strings.Repeat("a", 43), b: strings.Repeat("a", 42) + "b"},
+		{name: "lengths", a: "abc", b: "abcd"},
+	}
+	// Every length through the 32-, 8- and 1-byte loops, every position.
+	for n := 0; n <= 100; n++ {
+		a := strings.Repeat("x", n)
+		if !equalConstantTime(a, strings.Clone(a)) {
+			t.Fatalf("length %d: equal strings differ", n)
+		}
+		for i := range n {
+			b := []byte(a)
+			b[i] ^= 0x80
+			if equalConstantTime(a, string(b)) {
+				t.Fatalf("length %d: a difference at %d is not seen", n, i)
+			}
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := equalConstantTime(tc.a, tc.b); got != tc.want {
+				t.Fatalf("equalConstantTime(%q, %q) = %v; want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestVerifyAccessConcurrent(t *testing.T) {
-	e := newEnv(t, AlgEdDSA, withCache(8))
+	e := newEnv(t, AlgEdDSA, withCache(4<<10))
 	toks := make([]string, 16)
 	for i := range toks {
 		toks[i] = e.issue(t, alice).AccessToken
