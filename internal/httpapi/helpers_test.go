@@ -262,9 +262,9 @@ func (ts *testServer) serve(t testing.TB, hr *http.Request, peer string) *tresp 
 	return &tresp{status: res.StatusCode, header: res.Header, body: b, cookies: res.Cookies()}
 }
 
-func wantProblem(t testing.TB, r *tresp, status int, code string) {
+func wantProblem(t testing.TB, r *tresp, status int, code string) map[string]any {
 	t.Helper()
-	httpcheck.Problem(t, httpcheck.Answer{Status: r.status, Header: r.header, Body: r.body}, status, code)
+	return httpcheck.Problem(t, httpcheck.Answer{Status: r.status, Header: r.header, Body: r.body}, status, code)
 }
 
 // loginJSON logs in through the JSON API and fails the test otherwise.
