@@ -9,29 +9,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
-// fakeClock is a settable clock for the Manager.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newClock is a settable clock for the Manager.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC))
 }
 
 // historyStart is when the fake usage data starts: long before the clocks
@@ -108,7 +92,7 @@ func initialState() State {
 	return State{Phase: PhaseDual, RolloutSeed: "seed-1", Clients: map[string]ClientRule{}, ExemptClients: []string{}}
 }
 
-func newTestManager(t *testing.T, b Backend, clock *fakeClock, guard Guard) *Manager {
+func newTestManager(t *testing.T, b Backend, clock *fakeclock.Clock, guard Guard) *Manager {
 	t.Helper()
 	m, err := NewManager(context.Background(), Options{
 		Backend: b, Initial: initialState(), KnownClients: known, Guard: guard, Clock: clock.Now,

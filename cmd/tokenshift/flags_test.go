@@ -12,6 +12,7 @@ import (
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/config"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 	"github.com/tokenshift/tokenshift/internal/usage"
 )
@@ -41,7 +42,7 @@ func TestRedisFlagBackendLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	m, err := buildFlags(ctx, cfg, st, []string{"web", "spa", "mobile"}, rec, log)
 	if err != nil {

@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/config"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func serveConfig(t *testing.T, addr string) *config.Config {
 	t.Helper()
@@ -54,7 +35,7 @@ func TestServeRefusesABusyPortBeforeSayingListening(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err = serve(ctx, serveConfig(t, busy.Addr().String()), slog.New(slog.NewJSONHandler(&logs, nil)), nil)
@@ -70,7 +51,7 @@ func TestServeRefusesABusyPortBeforeSayingListening(t *testing.T) {
 // bound, with the real address (port 0 resolved), so whoever reads it can
 // connect at once.
 func TestServeLogsTheBoundAddress(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +18,9 @@ import (
 	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/httpapi"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var (
 	opsPrincipal   = &auth.Principal{UserID: "u-ops", Email: "ops@example.com", Roles: []string{auth.RoleAdmin}, Scheme: auth.SchemeBearer}
@@ -134,7 +116,7 @@ func TestKeysAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuf{}
+	logs := &logbuf.Buffer{}
 	app := keysApp(t, rot, logs)
 	const js = "application/json"
 

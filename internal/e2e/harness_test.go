@@ -15,11 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/testutil/httpcheck"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -43,30 +44,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a child's log output safely for concurrent reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type instance struct {
 	t    testing.TB
 	URL  string
 	env  []string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	done chan error
 }
 
@@ -87,7 +70,7 @@ func start(t testing.TB, env ...string) *instance {
 func (in *instance) run() {
 	t := in.t
 	t.Helper()
-	in.logs = &syncBuffer{}
+	in.logs = &logbuf.Buffer{}
 	in.cmd = exec.Command(binary, "serve")
 	in.cmd.Env = append(os.Environ(), in.env...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
@@ -169,11 +152,7 @@ type resp struct {
 
 func (r *resp) json(t testing.TB) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %q", r.body)
-	}
-	return m
+	return httpcheck.Object(t, r.body)
 }
 
 func (r *resp) cookie(prefix string) *http.Cookie {
@@ -240,19 +219,7 @@ func (in *instance) do(t testing.TB, r req) *resp {
 // expectProblem asserts an RFC 9457 answer with status and code.
 func expectProblem(t *testing.T, r *resp, status int, code string) {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status = %d, want %d (body %s)", r.status, status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, r.body)
-	}
-	m := r.json(t)
-	if m["code"] != code {
-		t.Fatalf("code = %v, want %s (body %s)", m["code"], code, r.body)
-	}
-	if m["status"] != float64(status) || m["title"] == "" || m["type"] == "" {
-		t.Fatalf("incomplete problem: %s", r.body)
-	}
+	httpcheck.CompleteProblem(t, httpcheck.Answer{Status: r.status, Header: r.header, Body: r.body}, status, code)
 }
 
 // login logs in as email through client and returns the answer.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 )
 
 // nginxBinary is Debian's nginx (.ci/run installs it). Without it the test
@@ -77,7 +78,7 @@ type nginxProc struct {
 	cmd  *exec.Cmd
 	done chan error
 	dir  string
-	out  *syncBuffer
+	out  *logbuf.Buffer
 }
 
 // startNginx runs nginx in the foreground (daemon off, master process on)
@@ -116,7 +117,7 @@ http {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := &nginxProc{dir: dir, out: &syncBuffer{}, done: make(chan error, 1)}
+	n := &nginxProc{dir: dir, out: &logbuf.Buffer{}, done: make(chan error, 1)}
 	n.cmd = exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {

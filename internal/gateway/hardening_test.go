@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/gateway"
+	"github.com/tokenshift/tokenshift/internal/testutil/httpcheck"
 )
 
 // rawDo sends raw (a whole HTTP/1.1 request, sent as is, which no Go client
@@ -38,11 +38,7 @@ func rawDo(t *testing.T, base, raw string) (*http.Response, string) {
 
 func problemCode(t *testing.T, body string) string {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(body), &m); err != nil {
-		t.Fatalf("not a problem body: %q", body)
-	}
-	code, _ := m["code"].(string)
+	code, _ := httpcheck.Object(t, []byte(body))["code"].(string)
 	return code
 }
 

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/httpcheck"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/usage"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -181,20 +181,7 @@ type response struct {
 
 func (r *response) problem(t *testing.T, status int, code string) map[string]any {
 	t.Helper()
-	if r.StatusCode != status {
-		t.Fatalf("status = %d, want %d (body %s)", r.StatusCode, status, r.body)
-	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("problem body %q: %v", r.body, err)
-	}
-	if m["code"] != code {
-		t.Fatalf("code = %v, want %s (body %s)", m["code"], code, r.body)
-	}
-	return m
+	return httpcheck.Problem(t, httpcheck.Answer{Status: r.StatusCode, Header: r.Header, Body: r.body}, status, code)
 }
 
 // creds are the credentials of one login.

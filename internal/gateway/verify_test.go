@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokenshift/tokenshift/internal/gateway"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
 
@@ -293,11 +293,9 @@ func jwksKey(t *testing.T, e *env) jwt.Keyfunc {
 }
 
 func TestVerifyUpstreamToken(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	clock := fakeclock.New(time.Now())
 	e := newEnv(t, envOptions{gateway: func(c *gateway.Options) {
-		c.Token, c.TokenAudience, c.TokenTTL, c.Clock = true, "legacy-app", time.Minute, clock
+		c.Token, c.TokenAudience, c.TokenTTL, c.Clock = true, "legacy-app", time.Minute, clock.Now
 	}})
 	cr := e.login(t, "web")
 	verify := func(cookie bool) string {
@@ -346,7 +344,7 @@ func TestVerifyUpstreamToken(t *testing.T) {
 	if bearerTok := verify(false); bearerTok == tok {
 		t.Error("the bearer request got the session's token (wrong auth_scheme claim)")
 	}
-	now.Add(int64(31 * time.Second))
+	clock.Advance(31 * time.Second)
 	if renewed := verify(true); renewed == tok {
 		t.Error("the token was still reused past half its life")
 	}

@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
-func newTestCSRF(t *testing.T, st store.Store, clk *fakeClock, interval time.Duration) *CSRF {
+func newTestCSRF(t *testing.T, st store.Store, clk *fakeclock.Clock, interval time.Duration) *CSRF {
 	t.Helper()
 	x, err := NewCSRF(context.Background(), CSRFOptions{Store: st, Grace: time.Hour, SyncInterval: interval, Clock: clk.Now})
 	if err != nil {
@@ -24,7 +25,7 @@ func newTestCSRF(t *testing.T, st store.Store, clk *fakeClock, interval time.Dur
 // being accepted after the grace period.
 func TestCSRFKeySurvivesStoreDataLoss(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
 
@@ -57,7 +58,7 @@ func TestCSRFKeySurvivesStoreDataLoss(t *testing.T) {
 		t.Fatal("the instances did not converge on one key")
 	}
 
-	clk.advance(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if a.ValidToken("sid-a", tokA) || b.ValidToken("sid-a", tokA) {
 		t.Fatal("the replaced key is still accepted after the grace period")
 	}
@@ -71,7 +72,7 @@ func TestCSRFKeySurvivesStoreDataLoss(t *testing.T) {
 // started later adopts it and nothing changes for anyone.
 func TestCSRFKeyWrittenBack(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
 	a := newTestCSRF(t, st, clk, time.Hour)
@@ -91,7 +92,7 @@ func TestCSRFKeyWrittenBack(t *testing.T) {
 // TestCSRFPreviousKeysBounded: at most two replaced keys stay accepted.
 func TestCSRFPreviousKeysBounded(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
 	a := newTestCSRF(t, st, clk, time.Hour)
@@ -102,7 +103,7 @@ func TestCSRFPreviousKeysBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		newTestCSRF(t, st, clk, time.Hour) // another instance wins the race
-		clk.advance(time.Duration(i+1) * time.Second)
+		clk.Advance(time.Duration(i+1) * time.Second)
 		if err := a.keys.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestCSRFKeyAcrossRedisRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 
 	a := newTestCSRF(t, open(), clk, 200*time.Millisecond)
 	tokA := a.Token("sid-a")

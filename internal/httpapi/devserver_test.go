@@ -19,6 +19,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/httpcheck"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/usage"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -150,11 +151,7 @@ type answer struct {
 
 func (a *answer) json(tb testing.TB) map[string]any {
 	tb.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.body, &m); err != nil {
-		tb.Fatalf("body is not a JSON object: %q", a.body)
-	}
-	return m
+	return httpcheck.Object(tb, a.body)
 }
 
 func (s *devServer) do(tb testing.TB, c call) *answer {
@@ -206,14 +203,5 @@ func (s *devServer) loginJSON(tb testing.TB, email, password, client string) *an
 // expectProblem asserts an RFC 9457 answer with status and code.
 func expectProblem(tb testing.TB, a *answer, status int, code auth.Code) {
 	tb.Helper()
-	if a.status != status {
-		tb.Fatalf("status = %d, want %d (body %s)", a.status, status, a.body)
-	}
-	if ct := a.header.Get(fiber.HeaderContentType); !strings.HasPrefix(ct, problemContentType) {
-		tb.Fatalf("Content-Type = %q, want %s (body %s)", ct, problemContentType, a.body)
-	}
-	m := a.json(tb)
-	if m["code"] != string(code) || m["status"] != float64(status) || m["title"] == "" || m["type"] != "about:blank" {
-		tb.Fatalf("problem = %s, want code %s status %d", a.body, code, status)
-	}
+	httpcheck.CompleteProblem(tb, httpcheck.Answer{Status: a.status, Header: a.header, Body: a.body}, status, code)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 )
 
 // outcomeRecorder keeps the session outcomes the authn middleware records.
@@ -32,7 +33,7 @@ func (r *outcomeRecorder) Record(scheme auth.Scheme, clientID, userID string, ou
 // every request, not "expired" once and then "invalid": the usage report
 // would otherwise show expiries as forgeries.
 func TestExpiredSessionCountedExpiredEveryTime(t *testing.T) {
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	var m *session.Manager
 	rec := &outcomeRecorder{}
 	ts := newTestServer(t, func(o *testOptions) {
@@ -49,7 +50,7 @@ func TestExpiredSessionCountedExpiredEveryTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(31 * time.Minute)
+	clk.Advance(31 * time.Minute)
 	for i := range 2 {
 		r := ts.do(t, treq{path: "/auth/me", cookies: []*http.Cookie{{Name: "ts_session", Value: cookie}}})
 		if r.status != 401 || !strings.Contains(string(r.body), "expired") {

@@ -1,13 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,6 +13,7 @@ import (
 	"github.com/tokenshift/tokenshift/configs"
 	"github.com/tokenshift/tokenshift/internal/admin"
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
@@ -260,15 +259,6 @@ type errUsers struct{ err error }
 
 func (f errUsers) Verify(context.Context, string, string) (*user.User, error) { return nil, f.err }
 
-// syncBuf is a log sink for concurrent writers.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // What the login answers for each way verification can fail that is not a
 // wrong password.
 func TestLoginVerifyErrors(t *testing.T) {
@@ -290,7 +280,7 @@ func TestLoginVerifyErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuf
+			var logs logbuf.Buffer
 			s := newDevServer(t, func(o *testOptions, _ *token.Config) {
 				o.Users = errUsers{err: tc.err}
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))

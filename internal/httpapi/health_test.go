@@ -33,11 +33,8 @@ func TestReadyzWaitsForTheRevocationLists(t *testing.T) {
 			if tt.wantStatus == 200 {
 				return
 			}
-			body := r.json(t)
-			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-				t.Fatalf("Content-Type = %q", ct)
-			}
-			if body["code"] != "store_unavailable" || !strings.Contains(body["detail"].(string), "revocation") {
+			body := wantProblem(t, r, tt.wantStatus, "store_unavailable")
+			if !strings.Contains(body["detail"].(string), "revocation") {
 				t.Fatalf("GET /readyz = %s; want store_unavailable naming the revocation lists", r.body)
 			}
 		})

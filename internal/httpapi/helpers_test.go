@@ -24,6 +24,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/httpcheck"
 	"github.com/tokenshift/tokenshift/internal/token"
 	"github.com/tokenshift/tokenshift/internal/usage"
 	"github.com/tokenshift/tokenshift/internal/user"
@@ -188,11 +189,7 @@ type tresp struct {
 
 func (r *tresp) json(t testing.TB) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %q", r.body)
-	}
-	return m
+	return httpcheck.Object(t, r.body)
 }
 
 func (r *tresp) cookie(name string) *http.Cookie {
@@ -267,17 +264,9 @@ func (ts *testServer) serve(t testing.TB, hr *http.Request, peer string) *tresp 
 	return &tresp{status: res.StatusCode, header: res.Header, body: b, cookies: res.Cookies()}
 }
 
-func wantProblem(t testing.TB, r *tresp, status int, code string) {
+func wantProblem(t testing.TB, r *tresp, status int, code string) map[string]any {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d (%s)", r.status, status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-		t.Fatalf("Content-Type %q, want problem+json (%s)", ct, r.body)
-	}
-	if got := r.json(t)["code"]; got != code {
-		t.Fatalf("code %v, want %s (%s)", got, code, r.body)
-	}
+	return httpcheck.Problem(t, httpcheck.Answer{Status: r.status, Header: r.header, Body: r.body}, status, code)
 }
 
 // loginJSON logs in through the JSON API and fails the test otherwise.

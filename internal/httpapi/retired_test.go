@@ -2,13 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
 
@@ -49,27 +49,9 @@ func (pc *phaseControl) rollback(tb testing.TB) {
 	}
 }
 
-// fakeClock is a settable clock for the session manager.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // withSessionClock replaces the session manager by one on clk (idle timeout
 // 30m, touch interval 1m).
-func withSessionClock(tb testing.TB, clk *fakeClock) devOption {
+func withSessionClock(tb testing.TB, clk *fakeclock.Clock) devOption {
 	return func(o *testOptions, _ *token.Config) {
 		m, err := session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {
@@ -140,32 +122,32 @@ func TestRetiredSessionCanEndItself(t *testing.T) {
 // not move the session's idle deadline, or a client hammering with a retired
 // cookie would keep the login alive until a rollback revives it.
 func TestRefusedRequestsDoNotKeepASessionAlive(t *testing.T) {
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	opt, pc := withPhaseControl(t, featureflags.PhaseDual)
 	s := newDevServer(t, opt, withSessionClock(t, clk))
 	a := s.loginJSON(t, aliceEmail, alicePassword, "web")
 	cookie := map[string]string{"ts_session": a.cookie["ts_session"].Value}
 	// Accepted use moves the deadline: 20 + 20 minutes with a use between
 	// outlive the 30-minute idle timeout.
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	if r := s.do(t, call{path: "/auth/me", cookies: cookie}); r.status != 200 {
 		t.Fatalf("me: %d %s", r.status, r.body)
 	}
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	if r := s.do(t, call{path: "/auth/me", cookies: cookie}); r.status != 200 {
 		t.Fatalf("an accepted use did not move the idle deadline: %d %s", r.status, r.body)
 	}
 
 	pc.set(t, featureflags.PhaseJWTOnly, 0)
 	for range 25 {
-		clk.advance(time.Minute)
+		clk.Advance(time.Minute)
 		expectProblem(t, s.do(t, call{path: "/auth/me", cookies: cookie}), 401, auth.CodeSessionRetired)
 		// Listing is admitted (to let the session end itself) but is no use.
 		if r := s.do(t, call{path: "/auth/sessions", cookies: cookie}); r.status != 200 {
 			t.Fatalf("sessions: %d %s", r.status, r.body)
 		}
 	}
-	clk.advance(6 * time.Minute)
+	clk.Advance(6 * time.Minute)
 	pc.rollback(t)
 	expectProblem(t, s.do(t, call{path: "/auth/me", cookies: cookie}), 401, auth.CodeInvalidSession)
 }
@@ -205,7 +187,7 @@ func TestRetiredSessionGetsItsCSRFTokenForExchange(t *testing.T) {
 // the cookie's idle timeout while its refresh chain lives, and stays
 // revocable by sid.
 func TestExchangeRegistersTheTokenFamily(t *testing.T) {
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	opt, pc := withPhaseControl(t, featureflags.PhaseLegacy)
 	s := newDevServer(t, opt, withSessionClock(t, clk))
 	a := s.loginJSON(t, aliceEmail, alicePassword, "web")
@@ -229,7 +211,7 @@ func TestExchangeRegistersTheTokenFamily(t *testing.T) {
 	}
 
 	// The cookie times out; the login lives on for its tokens.
-	clk.advance(31 * time.Minute)
+	clk.Advance(31 * time.Minute)
 	expectProblem(t, s.do(t, call{path: "/auth/me", cookies: cookie}), 401, auth.CodeInvalidSession)
 	r := s.do(t, call{method: "POST", path: "/auth/refresh", ctype: "application/json", body: `{"refresh_token":"` + rt + `"}`})
 	if r.status != 200 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 )
 
 // legacyApp is a small legacy endpoint: GET /me answers for the cookie
@@ -66,15 +67,15 @@ func startLegacyApp(t *testing.T) *legacyApp {
 	return a
 }
 
-func calloutOptions(a *legacyApp, clock *fixedClock) Options {
+func calloutOptions(a *legacyApp, clock *fakeclock.Clock) Options {
 	return Options{Name: "spring", Kind: KindCallout, Client: "web", URL: a.srv.URL + "/me",
 		ForwardCookies: []string{"JSESSIONID", "XSRF-TOKEN"}, Subject: "user.id", Email: "user.email", Roles: "user.roles",
-		Timeout: 300 * time.Millisecond, Clock: clock.now}
+		Timeout: 300 * time.Millisecond, Clock: clock.Now}
 }
 
 func TestCalloutLoad(t *testing.T) {
 	a := startLegacyApp(t)
-	clock := newClock(time.Now())
+	clock := fakeclock.New(time.Now())
 	src := mustSource(t, calloutOptions(a, clock))
 	ctx := context.Background()
 	tests := []struct {
@@ -109,7 +110,7 @@ func TestCalloutLoad(t *testing.T) {
 			t.Fatalf("%s: %v", tc.session, err)
 		}
 		if sess.UserID != tc.user || sess.Email != tc.email || strings.Join(sess.Roles, ",") != strings.Join(tc.roles, ",") ||
-			!sess.ExpiresAt.Equal(clock.now().Add(time.Second)) || sess.Source != "spring" {
+			!sess.ExpiresAt.Equal(clock.Now().Add(time.Second)) || sess.Source != "spring" {
 			t.Errorf("%s: session = %+v", tc.session, sess)
 		}
 	}
@@ -135,7 +136,7 @@ func TestCalloutLoad(t *testing.T) {
 
 func TestCalloutStatusAndTimeout(t *testing.T) {
 	a := startLegacyApp(t)
-	src := mustSource(t, calloutOptions(a, newClock(time.Now())))
+	src := mustSource(t, calloutOptions(a, fakeclock.New(time.Now())))
 	ctx := context.Background()
 	for status, want := range map[int]error{401: ErrNotFound, 403: ErrNotFound, 404: ErrNotFound, 302: ErrNotFound,
 		500: auth.ErrUnavailable, 502: auth.ErrUnavailable, 429: auth.ErrUnavailable, 204: auth.ErrUnavailable} {
@@ -161,7 +162,7 @@ func TestCalloutStatusAndTimeout(t *testing.T) {
 // it at once, so a revocation wins over it.
 func TestCalloutCache(t *testing.T) {
 	a := startLegacyApp(t)
-	clock := newClock(time.Now())
+	clock := fakeclock.New(time.Now())
 	o := calloutOptions(a, clock)
 	o.CacheTTL = 800 * time.Millisecond
 	src := mustSource(t, o)
@@ -175,12 +176,12 @@ func TestCalloutCache(t *testing.T) {
 		return s.UserID
 	}
 	load()
-	clock.add(799 * time.Millisecond)
+	clock.Advance(799 * time.Millisecond)
 	load()
 	if n := a.calls.Load(); n != 1 {
 		t.Fatalf("%d callouts within the TTL, want 1", n)
 	}
-	clock.add(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	load()
 	if n := a.calls.Load(); n != 2 {
 		t.Fatalf("%d callouts after the TTL, want 2", n)
@@ -226,7 +227,7 @@ func TestCalloutCache(t *testing.T) {
 // done, so every trial has the race the same way round.
 func TestCalloutForgetDuringFetch(t *testing.T) {
 	a := startLegacyApp(t)
-	src := mustSource(t, calloutOptions(a, newClock(time.Now())))
+	src := mustSource(t, calloutOptions(a, fakeclock.New(time.Now())))
 	for trial := range 40 {
 		arrived, release := make(chan struct{}), make(chan struct{})
 		gate := func() { arrived <- struct{}{}; <-release }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
@@ -156,7 +157,7 @@ func TestDjangoLoad(t *testing.T) {
 			t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP TABLE "+table) })
 
 			now := time.Now().UTC().Truncate(time.Second)
-			clock := newClock(now)
+			clock := fakeclock.New(now)
 			insert := func(key, data string, exp time.Time) {
 				t.Helper()
 				if _, err := admin.ExecContext(ctx, fmt.Sprintf(d.insert, table), key, data, exp.UTC()); err != nil {
@@ -173,7 +174,7 @@ func TestDjangoLoad(t *testing.T) {
 			insert(key('g'), strings.Replace(fx.SessionData, ":", "x:", 1), now.Add(time.Hour))
 
 			src := mustSource(t, Options{Name: "dj", Kind: KindDjango, Client: "web", SecretKey: "rotated-key",
-				SecretKeyFallbacks: []string{fx.SecretKey}, DSN: d.dsn, Table: table, Clock: clock.now})
+				SecretKeyFallbacks: []string{fx.SecretKey}, DSN: d.dsn, Table: table, Clock: clock.Now})
 			if err := src.Ping(ctx); err != nil {
 				t.Fatalf("Ping: %v", err)
 			}

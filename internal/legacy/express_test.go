@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -78,10 +79,10 @@ func TestExpressCookieForged(t *testing.T) {
 	}
 }
 
-func expressOptions(h *redisHarness, clock *fixedClock, userPath string) Options {
+func expressOptions(h *redisHarness, clock *fakeclock.Clock, userPath string) Options {
 	return Options{
 		Name: "shop", Kind: KindExpress, Client: "web", UserID: userPath,
-		Secrets: []string{"s1", "s0"}, Redis: h.opts(), Clock: clock.now, Timeout: 500 * time.Millisecond,
+		Secrets: []string{"s1", "s0"}, Redis: h.opts(), Clock: clock.Now, Timeout: 500 * time.Millisecond,
 	}
 }
 
@@ -89,7 +90,7 @@ func TestExpressLoad(t *testing.T) {
 	h := startRedis(t)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	clock := newClock(now)
+	clock := fakeclock.New(now)
 	expires := now.Add(2 * time.Hour)
 	cookieJSON := fmt.Sprintf(`{"originalMaxAge":86400000,"expires":%q,"secure":false,"httpOnly":true,"path":"/"}`, expires.Format("2006-01-02T15:04:05.000Z"))
 
@@ -190,7 +191,7 @@ func TestExpressLoad(t *testing.T) {
 // never calls Load: Redis sees no command at all.
 func TestExpressForgedNeverTouchesStore(t *testing.T) {
 	h := startRedis(t)
-	src := mustSource(t, expressOptions(h, newClock(time.Now()), "userId"))
+	src := mustSource(t, expressOptions(h, fakeclock.New(time.Now()), "userId"))
 	h.admin.Set(context.Background(), "sess:victim", `{"userId":1}`, time.Hour)
 	before := h.commandCalls(t)
 	forged := []string{
@@ -224,7 +225,7 @@ func TestExpressForgedNeverTouchesStore(t *testing.T) {
 func TestExpressEndAndNoCookie(t *testing.T) {
 	h := startRedis(t)
 	ctx := context.Background()
-	src := mustSource(t, expressOptions(h, newClock(time.Now()), "userId"))
+	src := mustSource(t, expressOptions(h, fakeclock.New(time.Now()), "userId"))
 	if _, err := src.Parse(cookieJar(nil)); !errors.Is(err, ErrNoCookie) {
 		t.Fatalf("no cookie: %v", err)
 	}
@@ -248,7 +249,7 @@ func TestExpressEndAndNoCookie(t *testing.T) {
 func TestExpressUnavailable(t *testing.T) {
 	h := startRedis(t)
 	ctx := context.Background()
-	src := mustSource(t, expressOptions(h, newClock(time.Now()), "userId"))
+	src := mustSource(t, expressOptions(h, fakeclock.New(time.Now()), "userId"))
 	h.admin.Set(ctx, "sess:x", `{"userId":1}`, time.Hour)
 	if _, err := src.Load(ctx, "x"); err != nil {
 		t.Fatal(err)

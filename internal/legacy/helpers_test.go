@@ -15,12 +15,6 @@ import (
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
-// fixedClock is an injected clock the test moves by hand.
-type fixedClock struct{ t time.Time }
-
-func (c *fixedClock) now() time.Time      { return c.t }
-func (c *fixedClock) add(d time.Duration) { c.t = c.t.Add(d) }
-func newClock(t time.Time) *fixedClock    { return &fixedClock{t: t} }
 func cookieJar(m map[string]string) func(string) string {
 	return func(n string) string { return m[n] }
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 )
 
 func TestCheckAll(t *testing.T) {
@@ -49,7 +50,7 @@ func TestCheckAll(t *testing.T) {
 func TestSet(t *testing.T) {
 	h := startRedis(t)
 	a := startLegacyApp(t)
-	clock := newClock(time.Now())
+	clock := fakeclock.New(time.Now())
 	set, err := Open([]Options{
 		expressOptions(h, clock, "userId"),
 		{Name: "forum", Kind: KindPHP, Client: "web", UserID: "uid", Redis: h.opts()},

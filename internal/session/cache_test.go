@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
 
@@ -19,7 +20,7 @@ type instance struct {
 	rev *token.Revocations
 }
 
-func newCachedInstance(t *testing.T, st store.Store, clk *clock, cfg Config) instance {
+func newCachedInstance(t *testing.T, st store.Store, clk *fakeclock.Clock, cfg Config) instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -5,34 +5,17 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)) }
 
 // countingStore counts the writes a Manager makes, to prove that reads stay reads.
 type countingStore struct {
@@ -74,21 +57,21 @@ func (s *countingStore) SRem(ctx context.Context, key string, members ...string)
 type env struct {
 	m   *Manager
 	st  *countingStore
-	clk *clock
+	clk *fakeclock.Clock
 }
 
-type backendFactory func(t *testing.T, clk *clock) store.Store
+type backendFactory func(t *testing.T, clk *fakeclock.Clock) store.Store
 
 var backends = []struct {
 	name string
 	open backendFactory
 }{
-	{name: "memory", open: func(t *testing.T, clk *clock) store.Store {
+	{name: "memory", open: func(t *testing.T, clk *fakeclock.Clock) store.Store {
 		m := store.NewMemory(clk.Now)
 		t.Cleanup(func() { _ = m.Close() })
 		return m
 	}},
-	{name: "redis", open: func(t *testing.T, _ *clock) store.Store {
+	{name: "redis", open: func(t *testing.T, _ *fakeclock.Clock) store.Store {
 		srv := redistest.Start(t)
 		r, err := store.NewRedis(store.RedisOptions{URL: srv.URL()})
 		if err != nil {

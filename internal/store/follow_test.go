@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -63,14 +64,14 @@ type follow struct {
 	err     error        // what a failing Reload returns
 	running atomic.Int32
 	overlap atomic.Bool
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
 
 func startFollow(t *testing.T, st Store, opts FollowOptions) *follow {
 	t.Helper()
-	fw := &follow{timers: newFakeTimers(), reloads: make(chan struct{}, 100), err: errUnavailableForTest, logs: &syncBuffer{}}
+	fw := &follow{timers: newFakeTimers(), reloads: make(chan struct{}, 100), err: errUnavailableForTest, logs: &logbuf.Buffer{}}
 	opts.Name, opts.Channel = "test: reload", "followed"
 	opts.After = fw.timers.After
 	opts.Logger = slog.New(slog.NewTextHandler(fw.logs, nil))

@@ -1,42 +1,23 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
-
-// syncBuffer is a bytes.Buffer safe for go-redis's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRedisLogsGoThroughSlog: a line go-redis writes itself (here: it cannot
 // dial a port nobody listens on) arrives in the service's JSON log as a JSON
 // object, not as an unstructured "redis: ... pool.go" line on stderr.
 func TestRedisLogsGoThroughSlog(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	RouteRedisLogs(slog.New(slog.NewJSONHandler(&buf, nil)))
 	t.Cleanup(func() { RouteRedisLogs(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
 

@@ -36,7 +36,7 @@ func TestRefreshFamilyAbsoluteLifetime(t *testing.T) {
 		{after: 72*time.Hour - time.Second, wantExp: deadline}, // one second left
 	}
 	for _, st := range steps {
-		e.clock.ns.Store(login.Add(st.after).UnixNano())
+		e.clock.Set(login.Add(st.after))
 		next, _, err := e.svc.Refresh(ctx, p.RefreshToken)
 		if err != nil {
 			t.Fatalf("refresh %v after the login: %v", st.after, err)
@@ -49,7 +49,7 @@ func TestRefreshFamilyAbsoluteLifetime(t *testing.T) {
 		}
 		p = next
 	}
-	e.clock.ns.Store(deadline.UnixNano())
+	e.clock.Set(deadline)
 	if _, _, err := e.svc.Refresh(ctx, p.RefreshToken); !errors.Is(err, auth.ErrExpired) && !errors.Is(err, auth.ErrInvalid) {
 		t.Fatalf("refresh at the deadline: %v; want expired or unknown", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 )
 
 // testKeysDir holds one key per algorithm, written by
@@ -81,22 +81,14 @@ func loadTestRing(t testing.TB, alg string) *KeyRing {
 	return r
 }
 
-// fakeClock is a settable clock safe for concurrent use.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
+func newFakeClock() *fakeclock.Clock {
 	// Mid-second on purpose: iat truncation must not hide off-by-one errors.
-	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 500_000_000, time.UTC).UnixNano())
-	return c
+	return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 500_000_000, time.UTC))
 }
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
 	svc   *Service
-	clock *fakeClock
+	clock *fakeclock.Clock
 	st    *store.Memory
 	rev   *Revocations
 	ring  *KeyRing

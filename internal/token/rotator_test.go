@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -445,7 +446,7 @@ func openRedis(t *testing.T, url string) store.Store {
 
 // heard waits until b re-read the state after an announcement: a's probes
 // carry no change, but b writes a report stamped with the (advanced) clock.
-func heard(t *testing.T, st store.Store, b *Rotator, clock *fakeClock) {
+func heard(t *testing.T, st store.Store, b *Rotator, clock *fakeclock.Clock) {
 	t.Helper()
 	rs := rotationStore{st: st}
 	for i := 0; i < 100; i++ {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -21,26 +22,8 @@ var testClients = []string{"web", "spa", "mobile"}
 // base is a fixed instant in the middle of a minute.
 var base = time.Date(2025, 3, 10, 12, 20, 30, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+// newClock is the shared settable clock; the name keeps the call sites.
+var newClock = fakeclock.New
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -60,7 +43,7 @@ func newRedisClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
-func testOptions(clock *fakeClock, rdb redis.UniversalClient) Options {
+func testOptions(clock *fakeclock.Clock, rdb redis.UniversalClient) Options {
 	return Options{
 		Clients:         testClients,
 		Redis:           rdb,

@@ -1,12 +1,10 @@
 package user
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
+	"github.com/tokenshift/tokenshift/internal/testutil/logbuf"
 )
 
 // mapStore is a Store over a map, for Verifier tests; lookups count.
@@ -44,26 +44,6 @@ func newMapStore(users ...*User) *mapStore {
 	}
 	return m
 }
-
-// logBuffer captures a Verifier's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // Every store gets every format: the file store used to be held to bcrypt.
 func TestVerifierEveryFormatEveryStore(t *testing.T) {
@@ -273,9 +253,9 @@ func TestVerifierDummySources(t *testing.T) {
 		}
 	})
 	t.Run("a bad configured dummy falls back to calibration", func(t *testing.T) {
-		var logs logBuffer
+		var logs logbuf.Buffer
 		fs, _ := ParseFile(fmt.Appendf(nil, "users:\n  - {id: u1, email: a@x, password_hash: %q}\n", slow))
-		v := NewVerifier(fs, &VerifierOptions{DummyHash: "md5$nope", Logger: logs.logger()})
+		v := NewVerifier(fs, &VerifierOptions{DummyHash: "md5$nope", Logger: logs.TextLogger()})
 		if d := v.Stats().Dummy; !strings.HasPrefix(d, "calibrated argon2") {
 			t.Fatalf("dummy = %q", d)
 		}
@@ -313,16 +293,14 @@ func TestVerifierDummySources(t *testing.T) {
 // A row the Verifier cannot use fails its logins, is counted every time,
 // and is warned about once per user per interval, never with the hash.
 func TestVerifierReportsUnusableHashes(t *testing.T) {
-	var logs logBuffer
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var logs logbuf.Buffer
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	costly := strings.Replace(refArgon2Vector, "m=1024", "m=4194304", 1)
 	st := newMapStore(
 		&User{ID: "md5-user", Email: "md5@x", PasswordHash: "md5$seasalt$3f86d0d3d465b7b458c231bf3555c0e3"},
 		&User{ID: "costly-user", Email: "costly@x", PasswordHash: costly},
 	)
-	v := NewVerifier(st, &VerifierOptions{Logger: logs.logger(), Clock: clock, WarnInterval: 5 * time.Minute, DummyHash: cryptBcrypt2y})
+	v := NewVerifier(st, &VerifierOptions{Logger: logs.TextLogger(), Clock: clock.Now, WarnInterval: 5 * time.Minute, DummyHash: cryptBcrypt2y})
 	ctx := context.Background()
 	for range 3 {
 		for _, login := range []string{"md5@x", "costly@x"} {
@@ -347,9 +325,7 @@ func TestVerifierReportsUnusableHashes(t *testing.T) {
 			t.Fatalf("log holds hash material or the password %q:\n%s", secret, out)
 		}
 	}
-	mu.Lock()
-	now = now.Add(6 * time.Minute)
-	mu.Unlock()
+	clock.Advance(6 * time.Minute)
 	_, _ = v.Verify(ctx, "md5@x", "whatever")
 	if n := strings.Count(logs.String(), "user_id=md5-user"); n != 2 {
 		t.Fatalf("%d warnings for md5-user after the interval, want 2", n)
