@@ -18,7 +18,8 @@ import (
 const usageLong = `Fetches GET /admin/usage from a running tokenshift and prints it as tables (or
 JSON with --json): requests and share per scheme, distinct users (HyperLogLog
 estimates, across all clients only: "n/a" with --client), per-client counts and
-last session use, rejections by reason, and the readiness verdict with its
+last session use, the legacy sessions' sources (legacy.sources: requests,
+users, last seen), rejections by reason, and the readiness verdict with its
 figures, globally and per client. Needs an admin account:
 
   TOKENSHIFT_ADMIN_PASSWORD=ops-dev-password tokenshift usage --email ops@example.com --window 24h
@@ -72,6 +73,10 @@ func printUsage(w io.Writer, raw json.RawMessage) error {
 	printSchemes(w, r.Schemes)
 	outln(w)
 	printClients(w, r.Clients)
+	if len(r.Sources) > 0 {
+		outln(w)
+		printSources(w, r.Sources)
+	}
 
 	outf(w, "\nOutcomes: accepted=%d\n", r.Outcomes["accepted"])
 	outf(w, "Rejected by reason: %s\n", rejectedByReason(r.Outcomes))
@@ -109,6 +114,23 @@ func printClients(w io.Writer, clients []usage.ClientUsage) {
 		tw.row(c.ClientID, c.Schemes["session"].Requests, c.Schemes["bearer"].Requests,
 			c.Schemes["jwt_cookie"].Requests, c.Rejected, pct(c.Schemes["session"].Share),
 			wireTimeOr(c.Schemes["session"].LastSeen, "-"), ready)
+	}
+	tw.flush()
+}
+
+// printSources lists the legacy sessions' sources (legacy.sources) by name:
+// the server lists every configured one, idle ones with zeros, so the
+// operator sees which legacy app still has users and when it was last used.
+func printSources(w io.Writer, sources map[string]usage.SourceUsage) {
+	names := make([]string, 0, len(sources))
+	for name := range sources {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	tw := newTable(w, "LEGACY SOURCE", "REQUESTS", "USERS (≈)", "REJECTED", "LAST SEEN")
+	for _, name := range names {
+		s := sources[name]
+		tw.row(name, s.Requests, intOrNA(s.Users), s.Rejected, wireTimeOr(s.LastSeen, "never"))
 	}
 	tw.flush()
 }

@@ -49,10 +49,10 @@ const (
 	fakeCSRF    = "csrf-ops"
 )
 
-func newFakeAdmin(t *testing.T) *fakeAdmin {
+func newFakeAdmin(t *testing.T, sources ...string) *fakeAdmin {
 	t.Helper()
 	rec, err := usage.New(usage.Options{
-		Clients: []string{"web", "spa", "mobile"}, SessionLifetime: 12 * time.Hour,
+		Clients: []string{"web", "spa", "mobile"}, Sources: sources, SessionLifetime: 12 * time.Hour,
 		MaxSessionShare: usage.DefaultMaxSessionShare,
 		Clock:           func() time.Time { return now }, Logger: quietLog(),
 	})
@@ -250,6 +250,66 @@ func TestUsageCommandPrintsTheWholeReport(t *testing.T) {
 	}
 	if f.logins != 1 || len(f.logouts) != 1 || f.logouts[0] != "bearer" || f.live != 0 {
 		t.Errorf("logins %d, logouts %v, live %d; want one login ended with its bearer token", f.logins, f.logouts, f.live)
+	}
+	// Without legacy.sources the report has no sources: no empty table.
+	if strings.Contains(out, "LEGACY SOURCE") {
+		t.Errorf("a report without sources prints a sources table:\n%s", out)
+	}
+}
+
+// With legacy.sources the report lists each source (idle ones too): the
+// CLI prints them as a table next to the clients, users n/a in a client
+// report as for the schemes.
+func TestUsageCommandPrintsLegacySources(t *testing.T) {
+	f := newFakeAdmin(t, "shop", "forum")
+	for i := range 9 {
+		f.rec.RecordSource("shop", auth.SchemeSession, "web", "u-"+string(rune('a'+i%3)), auth.OutcomeAccepted)
+	}
+	f.rec.RecordSource("shop", auth.SchemeSession, auth.ClientUnknown, "", auth.OutcomeInvalid)
+	f.record(auth.SchemeSession, "web", 2, auth.OutcomeAccepted)
+
+	tests := []struct {
+		name string
+		args []string
+		shop string
+	}{
+		{name: "all clients", args: nil, shop: "shop 9 3 1 2025-03-10T12:20:30Z"},
+		{name: "one client", args: []string{"--client", "web"}, shop: "shop 9 n/a 0 2025-03-10T12:20:30Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, err := runCLI(t, f, append([]string{"usage", "--email", "ops@example.com", "--window", "1h"}, tt.args...)...)
+			if err != nil {
+				t.Fatalf("usage: %v\n%s", err, stderr)
+			}
+			if got := strings.Join(row(t, out, "LEGACY"), " "); got != "LEGACY SOURCE REQUESTS USERS (≈) REJECTED LAST SEEN" {
+				t.Errorf("sources header = %q", got)
+			}
+			if got := strings.Join(row(t, out, "shop"), " "); got != tt.shop {
+				t.Errorf("shop row = %q, want %q\n%s", got, tt.shop, out)
+			}
+			// forum is configured and idle: listed, never seen.
+			if got := strings.Join(row(t, out, "forum"), " "); !strings.HasPrefix(got, "forum 0 ") || !strings.HasSuffix(got, " 0 never") {
+				t.Errorf("forum row = %q, want 0 requests, never seen", got)
+			}
+			// Legacy requests are session use of their client.
+			if got := row(t, out, "web")[1]; got != "11" {
+				t.Errorf("web session requests = %s, want 11 (9 legacy + 2 own)", got)
+			}
+		})
+	}
+}
+
+// A source name comes from the server (another instance's configuration
+// may name any source): it is printed escaped, never as terminal control.
+func TestPrintSourcesEscapes(t *testing.T) {
+	raw := json.RawMessage(`{"window":"1h","sources":{"sh\u001b]0;pwn\u0007op":{"requests":1,"rejected":0,"users":1,"last_seen":null}}}`)
+	var out bytes.Buffer
+	if err := printUsage(&out, raw); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07") || !strings.Contains(out.String(), `sh\x1b]0;pwn\aop`) {
+		t.Errorf("the source name reached the terminal unescaped:\n%q", out.String())
 	}
 }
 

@@ -69,6 +69,7 @@ type server struct {
 	url  string
 	port int
 	proc *proc
+	app  *server // tokenshift-legacy: the Express peer whose sessions it reads
 }
 
 type proc struct {
@@ -142,6 +143,7 @@ func (e *env) logsOf(s *stack) string {
 	var out strings.Builder
 	for _, p := range e.procs {
 		ours := p.name == s.server || (s.server == "oauth2-proxy" && p.name == "mockoidc") ||
+			(s.server == "tokenshift-legacy" && p.name == "express") ||
 			(p.name == "redis" && slices.Contains(s.tools, "redis-server"))
 		if !ours {
 			continue
@@ -317,6 +319,8 @@ func (e *env) server(name string) (*server, error) {
 			return nil, err
 		}
 		err = e.waitHTTP(s.proc, s.url+"/livez", http.StatusOK)
+	case "tokenshift-legacy":
+		err = e.startTokenshiftLegacy(s, addr, redisURL)
 	default:
 		return nil, fmt.Errorf("unknown server %q", name)
 	}
@@ -371,6 +375,53 @@ func (e *env) startExpress(s *server, redisURL func(int) (string, error)) error 
 		return err
 	}
 	return e.waitTCP(s.proc, s.port)
+}
+
+// legacySourceName names the Express peer's sessions in tokenshift.
+const legacySourceName = "express"
+
+// startTokenshiftLegacy runs tokenshift on its own Redis database with a
+// legacy.sources entry for the Express peer: its secret, its cookie, its
+// connect-redis database and prefix, and where server.js keeps the user id.
+func (e *env) startTokenshiftLegacy(s *server, addr string, redisURL func(int) (string, error)) error {
+	app, err := e.server("express")
+	if err != nil {
+		return err
+	}
+	s.app = app
+	bin, err := e.tokenshiftBinary()
+	if err != nil {
+		return err
+	}
+	own, err := redisURL(5)
+	if err != nil {
+		return err
+	}
+	sessions, err := redisURL(4) // startExpress's database
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(e.work, "tokenshift-legacy.yaml")
+	yaml := fmt.Sprintf(`legacy:
+  sources:
+    - name: %s
+      kind: express
+      client: web
+      cookie: sid
+      user_id: user.user_id
+      secrets: [benchpeers-express-session-secret]
+      redis_url: %s
+      key_prefix: "sess:"
+`, legacySourceName, sessions)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		return err
+	}
+	environ := []string{"TOKENSHIFT_CONFIG=" + cfg, "TOKENSHIFT_SERVER_ADDR=" + addr, "TOKENSHIFT_SERVER_PUBLIC_URL=" + s.url,
+		"TOKENSHIFT_LOG_LEVEL=warn", "TOKENSHIFT_STORAGE_REDIS_URL=" + own}
+	if s.proc, err = e.start("tokenshift-legacy", bin, []string{"serve"}, environ, ""); err != nil {
+		return err
+	}
+	return e.waitHTTP(s.proc, s.url+"/readyz", http.StatusOK)
 }
 
 // goCmd runs the go command in dir with -mod=mod added to GOFLAGS, so that

@@ -18,6 +18,9 @@
 // 2 s), each request timed from when it was due; p50 and p99 are medians
 // over the rounds.
 //
+// The stack "tokenshift legacy express" is tokenshift reading the Express
+// peer's sessions (legacy.sources, kind express) from its Redis.
+//
 // Before measuring, each stack is asked once with its credential (it must
 // answer 2xx with the logged-in user in its body or headers) and once
 // without (it must refuse): a stack whose login broke cannot pass for a fast

@@ -60,8 +60,14 @@ func allStacks() []*stack {
 			}
 		}
 	}
+	// The sessions the Express peer already has, read by tokenshift from the
+	// Express peer's Redis (legacy.sources, kind express): the same cookie
+	// as the Express stack, answered by tokenshift's forward-auth.
+	st = append(st, &stack{name: legacyStackName, server: "tokenshift-legacy", tools: []string{"redis-server", "node", "npm"}, login: tokenshiftLegacyLogin})
 	return st
 }
+
+const legacyStackName = "tokenshift legacy express, redis, /auth/verify"
 
 func selectStacks(re *regexp.Regexp) []*stack {
 	var out []*stack
@@ -300,4 +306,37 @@ func tokenshiftLogin(scheme, path string) func(context.Context, *server) (*targe
 		}
 		return t, nil
 	}
+}
+
+// tokenshiftLegacyLogin logs in through the Express peer (its own /login,
+// its own cookie) and asks tokenshift with that cookie: forward-auth must
+// name the Express user, and GET /auth/me once must name the legacy source,
+// so an own tokenshift session cannot pass for a legacy one.
+func tokenshiftLegacyLogin(ctx context.Context, s *server) (*target, error) {
+	if s.app == nil {
+		return nil, fmt.Errorf("tokenshift-legacy has no legacy app")
+	}
+	status, h, body, err := do(ctx, "POST", s.app.url+"/login", nil, nil)
+	if err != nil || status != http.StatusNoContent {
+		return nil, fmt.Errorf("express login: %d %q %v", status, body, err)
+	}
+	ck, err := cookieHeader(h, "sid")
+	if err != nil {
+		return nil, err
+	}
+	status, _, body, err = get(ctx, s.url+"/auth/me", ck)
+	if err != nil {
+		return nil, err
+	}
+	if err := jsonUser(aliceID, "session")(status, nil, body); err != nil {
+		return nil, fmt.Errorf("%w: GET /auth/me with the Express cookie: %v (%.200q)", errBadStack, err, body)
+	}
+	var me struct {
+		Source string `json:"source"`
+	}
+	if err := json.Unmarshal(body, &me); err != nil || me.Source != legacySourceName {
+		return nil, fmt.Errorf("%w: GET /auth/me with the Express cookie names source %q, want %q", errBadStack, me.Source, legacySourceName)
+	}
+	return &target{url: s.url + "/auth/verify", header: ck, anon: true,
+		check: headerUser(http.StatusOK, "X-Auth-User", aliceID, map[string]string{"X-Auth-Scheme": "session", "X-Auth-Client": "web"})}, nil
 }

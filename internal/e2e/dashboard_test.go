@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tokenshift/tokenshift/internal/testutil/citest"
+	"github.com/tokenshift/tokenshift/internal/testutil/legacyapps"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -28,6 +29,7 @@ const (
 	webSessionRequests   = 17
 	mobileBearerRequests = 13
 	spaCookieRequests    = 7
+	legacyShopRequests   = 5
 )
 
 // TestDashboard drives the operator page in a real headless Chromium: the
@@ -44,8 +46,34 @@ func TestDashboard(t *testing.T) {
 	// window its data covers, and this page's unforced change needs one.
 	srv := redistest.Start(t)
 	seedUsageHistory(t, srv, 25*time.Hour)
-	in := start(t, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms", "TOKENSHIFT_STORAGE_REDIS_URL="+srv.URL())
+	// A legacy Express app (its sessions in database 3 of the same Redis)
+	// whose users keep their cookies through tokenshift: the page lists
+	// the source with its figures.
+	shopUsers := map[string]string{"u-alice": "alice-shop-pw"}
+	shopRedis := "redis://" + srv.Addr() + "/3"
+	shop := legacyapps.StartExpress(t, legacyapps.ExpressOptions{RedisURL: shopRedis, Secrets: []string{"dashboard-shop-secret"}, Users: shopUsers})
+	cfg := legacyConfig(t, `    - name: shop
+      kind: express
+      client: web
+      cookie: connect.sid
+      user_id: userId
+      secrets: [dashboard-shop-secret]
+      redis_url: `+shopRedis+`
+    - name: forum
+      kind: express
+      client: web
+      cookie: forum.sid
+      user_id: userId
+      secrets: [dashboard-forum-secret]
+      redis_url: `+shopRedis+`
+      key_prefix: "forum:"
+`)
+	in := start(t, "TOKENSHIFT_CONFIG="+cfg, "TOKENSHIFT_USAGE_FLUSH_INTERVAL=200ms", "TOKENSHIFT_STORAGE_REDIS_URL="+srv.URL())
 	generateTraffic(t, in)
+	shopCookie := shop.Login(t, "u-alice", shopUsers["u-alice"])
+	for range legacyShopRequests {
+		expectLegacyUser(t, legacyMe(t, in, shopCookie), "u-alice", "shop")
+	}
 	// Past one flush, so the counts are in the shared aggregate and not only
 	// in this instance's live counters.
 	time.Sleep(500 * time.Millisecond)
@@ -79,10 +107,29 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("spa jwt_cookie requests shown = %q, want %d", got, spaCookieRequests)
 	}
 	// The page is itself a web session client: its own admin API calls add a
-	// few web session requests on top of the generated ones.
+	// few web session requests on top of the generated ones, own and legacy.
 	webSessions, err := strconv.Atoi(evalJS[string](p, cellJS("web", "session")))
-	if err != nil || webSessions < webSessionRequests || webSessions > webSessionRequests+30 {
-		t.Errorf("web session requests shown = %d (%v), want %d plus the page's own few", webSessions, err, webSessionRequests)
+	if want := webSessionRequests + legacyShopRequests; err != nil || webSessions < want || webSessions > want+30 {
+		t.Errorf("web session requests shown = %d (%v), want %d plus the page's own few", webSessions, err, want)
+	}
+	// The legacy sources: shop with its requests and its one user; forum
+	// configured, idle, listed with zeros.
+	if shown := evalJS[bool](p, `!document.getElementById('sources-card').hidden`); !shown {
+		t.Error("the Legacy sources table is hidden although legacy.sources is configured")
+	}
+	for _, c := range []struct{ source, col, want string }{
+		{source: "shop", col: "requests", want: strconv.Itoa(legacyShopRequests)},
+		{source: "shop", col: "users", want: "1"},
+		{source: "shop", col: "rejected", want: "0"},
+		{source: "forum", col: "requests", want: "0"},
+		{source: "forum", col: "last-seen", want: "never"},
+	} {
+		if got := evalJS[string](p, sourceCellJS(c.source, c.col)); got != c.want {
+			t.Errorf("legacy source %s %s shown = %q, want %q", c.source, c.col, got, c.want)
+		}
+	}
+	if last := evalJS[string](p, sourceCellJS("shop", "last-seen")); !strings.HasSuffix(last, "ago") {
+		t.Errorf("shop's last use = %q, want a recent time", last)
 	}
 	if got := evalJS[string](p, cellJS("mobile", "session")); got != "0" {
 		t.Errorf("mobile session requests shown = %q, want 0", got)
@@ -255,6 +302,12 @@ func effectivePhases(t *testing.T, in *instance, adminToken string) map[string]s
 // cellJS is a JavaScript expression for the text of one clients-table cell.
 func cellJS(client, col string) string {
 	return fmt.Sprintf(`(document.querySelector('#clients tr[data-client=%q] td[data-col=%q]')?.textContent ?? '')`, client, col)
+}
+
+// sourceCellJS is a JavaScript expression for the text of one cell of the
+// legacy sources table.
+func sourceCellJS(source, col string) string {
+	return fmt.Sprintf(`(document.querySelector('#sources tr[data-source=%q] td[data-col=%q]')?.textContent ?? '')`, source, col)
 }
 
 // chromiumPath finds Debian's Chromium. Without it the test skips, except in

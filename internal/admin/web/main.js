@@ -8,7 +8,7 @@ import { renderChart, renderSeriesTable } from './chart.js';
 import { renderControls, wireControls } from './controls.js';
 import { $, show } from './dom.js';
 import { fmtTime } from './format.js';
-import { renderAudit, renderClients, renderState } from './report.js';
+import { renderAudit, renderClients, renderSources, renderState } from './report.js';
 import { enter, handleAuthError, hidePageError, loginNoteFor, onLogin, onLogout, setLifecycle, showLogin, showPageError } from './session.js';
 import { state } from './state.js';
 
@@ -82,6 +82,7 @@ function render() {
   renderChart();
   renderSeriesTable();
   renderClients();
+  renderSources();
   renderControls();
   renderAudit();
 }

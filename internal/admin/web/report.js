@@ -1,4 +1,4 @@
-// The migration state, readiness, clients and audit tables: what the flags,
+// The migration state, readiness, clients, legacy sources and audit tables: what the flags,
 // the usage report and the audit log say, as the server said it.
 
 import { SCHEMES } from './chart.js';
@@ -98,6 +98,31 @@ function clientRow(id, c) {
         (r.reasons || []).length ? el('ul', { class: 'reasons small' }, r.reasons.map((t) => el('li', { text: t }))) : '']
       : '—'),
   );
+}
+
+// renderSources lists the legacy sources of the report (legacy.sources):
+// the card stays hidden when none is configured, so a deployment without
+// legacy sessions sees no empty table.
+export function renderSources() {
+  const card = $('sources-card');
+  const body = $('sources').tBodies[0];
+  clear(body);
+  const u = state.usage;
+  const sources = (u && u.sources) || {};
+  const names = Object.keys(sources).sort();
+  card.hidden = names.length === 0;
+  if (!names.length) return;
+  $('sources-caption').textContent =
+    `Accepted requests per legacy source over the last ${u.window}; last use over the whole retention`;
+  for (const name of names) {
+    const s = sources[name] || {};
+    body.append(el('tr', { 'data-source': name },
+      el('th', { scope: 'row', text: name }),
+      el('td', { class: 'num', 'data-col': 'requests', text: fmtInt(s.requests) }),
+      el('td', { class: 'num', 'data-col': 'users', text: s.users === null || s.users === undefined ? 'n/a' : fmtInt(s.users) }),
+      el('td', { class: 'num', 'data-col': 'rejected', text: fmtInt(s.rejected) }),
+      el('td', { 'data-col': 'last-seen' }, s.last_seen ? timeEl(s.last_seen, ago(s.last_seen)) : 'never')));
+  }
 }
 
 // guardText fills the Forced/guard column: a forced change, a refusal
