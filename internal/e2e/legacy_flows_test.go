@@ -270,6 +270,28 @@ func TestLegacyLogoutEndsExpressSession(t *testing.T) {
 	if r := in.do(t, req{path: "/auth/me", bearer: bearer}); r.status != 401 {
 		t.Fatalf("the user's own token after the logout everywhere: %d %s", r.status, r.body)
 	}
+
+	// A browser that exchanged its Express session (on_exchange keep)
+	// holds both cookies; it logs out with the tokenshift session's CSRF
+	// token. Both sessions end: otherwise the Express cookie, still sent,
+	// would keep the user logged in after the logout.
+	browser := shop.Login(t, "u-alice", users["u-alice"])
+	xr := legacyPost(t, in, "/auth/exchange", browser, legacyCSRF(t, in, browser), in.URL)
+	x := expectExchanged(t, in, xr, "u-alice", true)
+	xcsrf, _ := xr.json(t)["csrf_token"].(string)
+	both := []*http.Cookie{browser, x.session}
+	if r := in.do(t, req{path: "/auth/me", cookies: both}); r.status != 200 {
+		t.Fatalf("GET /auth/me with both cookies: %d %s", r.status, r.body)
+	}
+	if r := in.do(t, req{method: "POST", path: "/auth/logout", cookies: both, header: map[string]string{"Origin": in.URL, "X-CSRF-Token": xcsrf}}); r.status != 204 {
+		t.Fatalf("POST /auth/logout with both cookies: %d %s", r.status, r.body)
+	}
+	expectProblem(t, legacyMe(t, in, x.session), 401, "invalid_session")
+	expectExpress(t, shop, browser, 401, "after the logout with both cookies")
+	expectProblem(t, legacyMe(t, in, browser), 401, "invalid_session")
+	if r := in.do(t, req{path: "/auth/me", cookies: both}); r.status != 401 {
+		t.Fatalf("GET /auth/me with both cookies after the logout: %d %s", r.status, r.body)
+	}
 }
 
 // TestLegacyRevocationEndsEverywhere: two instances on one tokenshift Redis,
