@@ -182,6 +182,19 @@ func Principal(c *fiber.Ctx) *auth.Principal {
 // by tests of handlers).
 func SetPrincipal(c *fiber.Ctx, p *auth.Principal) { c.Locals(principalKey{}, p) }
 
+type legacyAlongsideKey struct{}
+
+// LegacyAlongside returns the legacy session (Principal.Source set) that
+// the request carried next to the credential that authenticated it, or
+// nil. It is verified and of the same user (a request with credentials of
+// two users is refused). A browser that exchanged its legacy session and
+// kept it (on_exchange keep) sends both cookies: its logout must end the
+// legacy one too, or that cookie would keep the user logged in.
+func LegacyAlongside(c *fiber.Ctx) *auth.Principal {
+	p, _ := c.Locals(legacyAlongsideKey{}).(*auth.Principal)
+	return p
+}
+
 type foreignAnswerKey struct{}
 
 // MarkForeignAnswer records that the answer of this request is another

@@ -76,6 +76,9 @@ func TestLegacySession(t *testing.T) {
 		wantSource string
 		wantLoads  int
 		wantEvent  *sourceEvent
+		// wantAlongside is the SID of LegacyAlongside on an accepted
+		// request: the legacy session next to the credential that won.
+		wantAlongside string
 	}{
 		{name: "accepted as a session of its client", legacy: "s:carol", wantStatus: 200, wantUser: "u-carol", wantSource: "shop", wantLoads: 1,
 			wantEvent: &sourceEvent{"shop", "web", auth.OutcomeAccepted}},
@@ -91,12 +94,13 @@ func TestLegacySession(t *testing.T) {
 		{name: "legacy store down, bearer decides", legacy: "s:down", bearer: "Bearer t-alice", wantStatus: 200, wantUser: "u-alice", wantLoads: 1},
 		{name: "own session store down still 503", legacy: "s:carol", session: "s-down", wantStatus: 503, wantCode: auth.CodeStoreUnavailable, wantLoads: 1},
 		{name: "two users: conflict", legacy: "s:carol", session: "s-alice", wantStatus: 401, wantCode: auth.CodeCredentialConflict, wantLoads: 1},
-		{name: "same user next to own session", legacy: "s:alice", session: "s-alice", wantStatus: 200, wantUser: "u-alice", wantLoads: 1},
+		{name: "same user next to own session", legacy: "s:alice", session: "s-alice", wantStatus: 200, wantUser: "u-alice", wantLoads: 1, wantAlongside: "h-alice"},
+		{name: "same user next to a bearer", legacy: "s:alice", bearer: "Bearer t-alice", wantStatus: 200, wantUser: "u-alice", wantLoads: 1, wantAlongside: "h-alice"},
 		{name: "retiring refuses it like an own session", flags: retiring, legacy: "s:carol", wantStatus: 401, wantCode: auth.CodeSessionRetired, wantLoads: 1,
 			wantEvent: &sourceEvent{"shop", "web", auth.OutcomeRetired}},
 		{name: "jwt-only refuses it", flags: jwtOnly, legacy: "s:carol", wantStatus: 401, wantCode: auth.CodeSessionRetired, wantLoads: 1},
 		{name: "legacy phase accepts it", flags: legacy, legacy: "s:carol", wantStatus: 200, wantUser: "u-carol", wantSource: "shop", wantLoads: 1},
-		{name: "retiring: a token next to it is used", flags: retiring, legacy: "s:carol", bearer: "Bearer t-carol", wantStatus: 200, wantUser: "u-carol", wantLoads: 1},
+		{name: "retiring: a token next to it is used", flags: retiring, legacy: "s:carol", bearer: "Bearer t-carol", wantStatus: 200, wantUser: "u-carol", wantLoads: 1, wantAlongside: "h-carol"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +144,9 @@ func TestLegacySession(t *testing.T) {
 			if tc.wantSource != "" && (body["source"] != tc.wantSource || body["scheme"] != "session" || body["client_id"] != "web") {
 				t.Fatalf("body %v, want source %s, scheme session, client web", body, tc.wantSource)
 			}
+			if tc.wantStatus == 200 && body["alongside"] != tc.wantAlongside {
+				t.Fatalf("legacy session alongside = %v, want %q", body["alongside"], tc.wantAlongside)
+			}
 			if lv.loads != tc.wantLoads {
 				t.Fatalf("%d loads, want %d", lv.loads, tc.wantLoads)
 			}
@@ -164,7 +171,11 @@ func newLegacyApp(cfg Config) *fiber.App {
 	}})
 	app.All("/me", New(cfg), func(c *fiber.Ctx) error {
 		p := Principal(c)
-		return c.JSON(fiber.Map{"user_id": p.UserID, "scheme": p.Scheme.String(), "client_id": p.ClientID, "source": p.Source})
+		along := ""
+		if lp := LegacyAlongside(c); lp != nil {
+			along = lp.SID
+		}
+		return c.JSON(fiber.Map{"user_id": p.UserID, "scheme": p.Scheme.String(), "client_id": p.ClientID, "source": p.Source, "alongside": along})
 	})
 	return app
 }

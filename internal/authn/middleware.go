@@ -210,6 +210,11 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 	cfg.record(p.Scheme, p, auth.OutcomeAccepted)
 	cfg.touchSession(c, results)
 	SetPrincipal(c, p)
+	for i := range results {
+		if r := &results[i]; r.err == nil && r.source != "" && r.p != p {
+			c.Locals(legacyAlongsideKey{}, r.p)
+		}
+	}
 	return c.Next()
 }
 

@@ -209,9 +209,10 @@ func TestLegacyExpressStoreDown(t *testing.T) {
 	}
 }
 
-// Suspending a user refuses their legacy sessions and deletes the ones
+// Suspending a user refuses their legacy sessions, and deletes the ones
 // tokenshift has seen from the Express app's store; lifting it does not
-// bring them back, and a new login through the Express app works again.
+// bring back a session saved before the revocation (IssuedAt), and a new
+// login through the Express app works again.
 func TestLegacyExpressRevoked(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -237,10 +238,10 @@ func TestLegacyExpressRevoked(t *testing.T) {
 		t.Fatalf("unsuspend: %d %s", r.status, r.body)
 	}
 	expectProblem(t, legacyMe(t, in, alice), 401, "invalid_session")
-	// The suspension ended the session tokenshift had seen in its own
-	// store too, so the Express app refuses it as well.
+	// alice's session was seen (used through tokenshift above): the
+	// suspension deleted it from the Express app's Redis too.
 	if st, _ := shop.Me(t, alice); st != 401 {
-		t.Fatalf("the Express app still accepts a session of a suspended user: %d", st)
+		t.Fatalf("the Express app still accepts the seen session after the suspension: %d", st)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {

@@ -271,6 +271,16 @@ func (s *Server) logout(c *fiber.Ctx) error {
 		return err
 	}
 	s.opts.Cookies.clear(c)
+	// The legacy session the browser still sends next to its tokenshift
+	// login (exchanged with on_exchange keep) ends with it: otherwise
+	// that cookie alone would keep the user logged in. After the own
+	// logout, so a legacy store outage leaves a retry that the legacy
+	// cookie alone authenticates.
+	if lp := authn.LegacyAlongside(c); lp != nil && lp.UserID == userID {
+		if err := s.logins.LogoutLegacy(ctx, lp, false); err != nil {
+			return err
+		}
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
