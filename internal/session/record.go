@@ -1,35 +1,73 @@
 package session
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 // One login is one store hash under ts:sess:<sid>. Its fields are written
 // independently so that concurrent writers never overwrite each other and a
 // writer racing a logout cannot bring the login back:
 //
-//	rec   JSON of what never changes (user, client, roles, creation, IP, UA);
-//	      written last at creation, so a hash without it is not a login
-//	ck    SHA-256 of the cookie secret; present only while the cookie part lives
-//	seen  last cookie activity, unix nanoseconds (throttled by TouchInterval)
-//	fam   last token activity (issue or refresh), unix nanoseconds; present
+//	r, r1, r2...  what never changes (user, email, client, roles, creation,
+//	      IP, UA, SHA-256 of the cookie secret when there is a cookie part) in
+//	      the compact binary form of encodeRecord, cut into pieces of at most
+//	      recordChunk bytes; written in one step at creation, so a hash
+//	      without r is not a login
+//	s     last cookie activity, unix nanoseconds (throttled by TouchInterval)
+//	f     last token activity (issue or refresh), unix nanoseconds; present
 //	      only when tokens were issued for this sid
+//
+// Why so terse: Redis keeps a hash whose every value is at most 64 bytes
+// (hash-max-listpack-value) as one packed allocation, and switches it to a
+// real hash table costing about 500 bytes per login otherwise; a JSON record
+// with a browser User-Agent always crossed that line. Short field names,
+// integers as decimal (packed as integers) and binary strings keep a login in
+// the packed form whatever its User-Agent (docs/architecture.md, "Store
+// layout"; BenchmarkLoginMemory in internal/httpapi measures it).
+//
+// Logins written before this layout (fields rec = JSON, ck, seen, fam) are
+// read as they are; writes always use the new names, so such a login may
+// carry both seen and s, and the later one counts.
 //
 // Deadlines are derived from these times and the current Config rather than
 // stored, and liveness is always decided from them, never from the store TTL,
 // which only collects garbage.
 const (
-	fieldRecord = "rec"
-	fieldCookie = "ck"
-	fieldSeen   = "seen"
-	fieldFamily = "fam"
+	fieldRecord = "r"
+	fieldSeen   = "s"
+	fieldFamily = "f"
+
+	// The layout before issue 13, read only.
+	fieldRecordJSON = "rec"
+	fieldCookieV1   = "ck"
+	fieldSeenV1     = "seen"
+	fieldFamilyV1   = "fam"
 )
+
+// recordChunk is Redis's default hash-max-listpack-value: no field value
+// longer than it, so the hash stays packed.
+const recordChunk = 64
+
+// recordVersion is the first byte of an encoded record.
+const recordVersion = 2
 
 func sessionKey(sid string) string { return "ts:sess:" + sid }
 func userKey(userID string) string { return "ts:usess:" + userID }
+
+// recordField is the name of the i-th piece of the record.
+func recordField(i int) string {
+	if i == 0 {
+		return fieldRecord
+	}
+	return fieldRecord + strconv.Itoa(i)
+}
 
 type record struct {
 	UserID    string    `json:"uid"`
@@ -51,36 +89,140 @@ type login struct {
 
 var errCorrupt = errors.New("session: corrupt record")
 
+// encodeRecord is the immutable part of l: version, creation (unix ns, 8
+// bytes big-endian), then the cookie hash, user, email, client, roles (count,
+// then each), IP and User-Agent, each as a uvarint length and its bytes.
+func encodeRecord(l *login) []byte {
+	r := &l.rec
+	n := 1 + 8 + 8*binary.MaxVarintLen16 + len(l.secretHash) + len(r.UserID) + len(r.Email) +
+		len(r.ClientID) + len(r.IP) + len(r.UserAgent)
+	for _, role := range r.Roles {
+		n += binary.MaxVarintLen16 + len(role)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, recordVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.CreatedAt.UnixNano()))
+	b = appendBytes(b, l.secretHash)
+	for _, s := range []string{r.UserID, r.Email, r.ClientID} {
+		b = appendBytes(b, []byte(s))
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Roles)))
+	for _, role := range r.Roles {
+		b = appendBytes(b, []byte(role))
+	}
+	b = appendBytes(b, []byte(r.IP))
+	return appendBytes(b, []byte(r.UserAgent))
+}
+
+func appendBytes(b, s []byte) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+
+// recordFields cuts an encoded record into its hash fields.
+func recordFields(enc []byte) []store.Field {
+	fields := make([]store.Field, 0, (len(enc)+recordChunk-1)/recordChunk)
+	for i := 0; len(enc) > 0; i++ {
+		n := min(len(enc), recordChunk)
+		fields = append(fields, store.Field{Name: recordField(i), Value: enc[:n]})
+		enc = enc[n:]
+	}
+	return fields
+}
+
+// recordReader reads what encodeRecord wrote; the first error sticks.
+type recordReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *recordReader) bytes() []byte {
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || n > uint64(len(r.b)-k) {
+		r.bad = true
+		return nil
+	}
+	s := r.b[k : k+int(n)]
+	r.b = r.b[k+int(n):]
+	return s
+}
+
+func (r *recordReader) string() string { return string(r.bytes()) }
+
+// decodeRecord fills l from the pieces r, r1, ... of h.
+func decodeRecord(l *login, h map[string][]byte) error {
+	enc := h[fieldRecord]
+	if len(h) > 1 {
+		enc = slices.Clone(enc)
+		for i := 1; ; i++ {
+			part, ok := h[recordField(i)]
+			if !ok {
+				break
+			}
+			enc = append(enc, part...)
+		}
+	}
+	if len(enc) < 9 || enc[0] != recordVersion {
+		return errCorrupt
+	}
+	r := recordReader{b: enc[9:]}
+	l.rec.CreatedAt = time.Unix(0, int64(binary.BigEndian.Uint64(enc[1:9]))).UTC()
+	if ck := r.bytes(); len(ck) > 0 {
+		l.secretHash = slices.Clone(ck)
+	}
+	l.rec.UserID, l.rec.Email, l.rec.ClientID = r.string(), r.string(), r.string()
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || n > uint64(len(r.b)) {
+		return errCorrupt
+	}
+	r.b = r.b[k:]
+	for range n {
+		l.rec.Roles = append(l.rec.Roles, r.string())
+	}
+	l.rec.IP, l.rec.UserAgent = r.string(), r.string()
+	if r.bad || len(r.b) != 0 || l.rec.UserID == "" {
+		return errCorrupt
+	}
+	return nil
+}
+
 // decodeLogin returns nil, nil when the hash holds no login (absent, or a
-// fragment left by a write that raced a delete).
+// fragment left by a write that raced a delete). It reads both layouts.
 func decodeLogin(sid string, h map[string][]byte) (*login, error) {
-	raw, ok := h[fieldRecord]
-	if !ok {
+	l := &login{sid: sid}
+	if _, ok := h[fieldRecord]; ok {
+		if err := decodeRecord(l, h); err != nil {
+			return nil, err
+		}
+	} else if raw, ok := h[fieldRecordJSON]; ok {
+		if err := json.Unmarshal(raw, &l.rec); err != nil || l.rec.UserID == "" {
+			return nil, errCorrupt
+		}
+		if ck, ok := h[fieldCookieV1]; ok {
+			l.secretHash = ck
+		}
+	} else {
 		return nil, nil
 	}
-	l := &login{sid: sid}
-	if err := json.Unmarshal(raw, &l.rec); err != nil || l.rec.UserID == "" {
-		return nil, errCorrupt
-	}
 	l.seen = l.rec.CreatedAt
-	if ck, ok := h[fieldCookie]; ok {
-		l.secretHash = ck
+	for _, f := range []string{fieldSeen, fieldSeenV1} {
+		if s, ok := h[f]; ok {
+			t, err := decodeTime(s)
+			if err != nil {
+				return nil, errCorrupt
+			}
+			if t.After(l.seen) {
+				l.seen = t
+			}
+		}
 	}
-	if s, ok := h[fieldSeen]; ok {
-		t, err := decodeTime(s)
-		if err != nil {
-			return nil, errCorrupt
+	for _, f := range []string{fieldFamily, fieldFamilyV1} {
+		if s, ok := h[f]; ok {
+			t, err := decodeTime(s)
+			if err != nil {
+				return nil, errCorrupt
+			}
+			if t.After(l.famTouched) {
+				l.famTouched = t
+			}
 		}
-		if t.After(l.seen) {
-			l.seen = t
-		}
-	}
-	if s, ok := h[fieldFamily]; ok {
-		t, err := decodeTime(s)
-		if err != nil {
-			return nil, errCorrupt
-		}
-		l.famTouched = t
 	}
 	return l, nil
 }

@@ -7,7 +7,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
@@ -156,28 +155,18 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 	return s, cookieValue, nil
 }
 
-// write stores a new login: the optional fields first and rec last, so that
-// no reader sees a login without its cookie hash or family; then the user
-// index, whose expiry covers the longest the login can live without another
-// index write (cookie touches never pass the absolute deadline; TouchFamily
+// write stores a new login in one step (its record, cookie hash and family
+// together, so no reader sees a login without them); then the user index,
+// whose expiry covers the longest the login can live without another index
+// write (cookie touches never pass the absolute deadline; TouchFamily
 // refreshes the index itself).
 func (m *Manager) write(ctx context.Context, l *login, now time.Time) error {
 	key, ttl := sessionKey(l.sid), l.ttl(&m.cfg, now)
-	if l.hasCookie() {
-		if err := m.st.HSet(ctx, key, ttl, fieldCookie, l.secretHash); err != nil {
-			return fmt.Errorf("session: create: %w", err)
-		}
-	}
+	fields := recordFields(encodeRecord(l))
 	if l.hasTokens() {
-		if err := m.st.HSet(ctx, key, ttl, fieldFamily, encodeTime(l.famTouched)); err != nil {
-			return fmt.Errorf("session: create: %w", err)
-		}
+		fields = append(fields, store.Field{Name: fieldFamily, Value: encodeTime(l.famTouched)})
 	}
-	rec, err := json.Marshal(l.rec)
-	if err != nil {
-		return fmt.Errorf("session: create: %w", err)
-	}
-	if err := m.st.HSet(ctx, key, ttl, fieldRecord, rec); err != nil {
+	if err := m.st.HSetFields(ctx, key, ttl, fields...); err != nil {
 		return fmt.Errorf("session: create: %w", err)
 	}
 	indexTTL := ttl

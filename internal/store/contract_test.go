@@ -380,6 +380,16 @@ var contractCases = []contractCase{
 			t.Fatalf("HGetAll(missing) = %q, %v", got, err)
 		}
 	}},
+	{name: "HSetFields writes several fields at once and extends the expiry", run: func(t *testing.T, ctx context.Context, b backend) {
+		must(t, b.st.HSet(ctx, "hf", short, "old", []byte("o")))
+		must(t, b.st.HSetFields(ctx, "hf", time.Minute, Field{Name: "a", Value: []byte("1")}, Field{Name: "old", Value: []byte("2")}))
+		must(t, b.st.HSetFields(ctx, "hf", time.Minute))
+		b.wait(2 * short)
+		got, err := b.st.HGetAll(ctx, "hf")
+		if err != nil || len(got) != 2 || string(got["a"]) != "1" || string(got["old"]) != "2" {
+			t.Fatalf("HGetAll = %q, %v", got, err)
+		}
+	}},
 	{name: "hash expiry is honoured", run: func(t *testing.T, ctx context.Context, b backend) {
 		must(t, b.st.HSet(ctx, "h", short, "f", []byte("v")))
 		b.wait(2 * short)

@@ -439,6 +439,30 @@ func (m *Memory) HSet(ctx context.Context, key string, exp time.Duration, field 
 	return nil
 }
 
+func (m *Memory) HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	e := m.live(key, now)
+	isNew := e == nil
+	if isNew {
+		e = &memEntry{kind: kindHash, hash: make(map[string][]byte, len(fields))}
+	} else if e.kind != kindHash {
+		return ErrWrongType
+	}
+	for _, f := range fields {
+		e.hash[f.Name] = clone(f.Value)
+	}
+	extendTo(e, isNew, now, exp)
+	m.data[key] = e
+	return nil
+}
+
 func (m *Memory) HDel(ctx context.Context, key string, fields ...string) error {
 	if err := m.begin(ctx); err != nil {
 		return err

@@ -429,6 +429,18 @@ func (r *Redis) HSet(ctx context.Context, key string, exp time.Duration, field s
 	return wrapErr("hset", extendScript.Run(ctx, r.client, []string{key}, nonNegative(exp).Milliseconds(), "HSET", field, val).Err())
 }
 
+func (r *Redis) HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2+2*len(fields))
+	args = append(args, nonNegative(exp).Milliseconds(), "HSET")
+	for _, f := range fields {
+		args = append(args, f.Name, f.Value)
+	}
+	return wrapErr("hset", extendScript.Run(ctx, r.client, []string{key}, args...).Err())
+}
+
 func (r *Redis) HDel(ctx context.Context, key string, fields ...string) error {
 	if len(fields) == 0 {
 		return nil

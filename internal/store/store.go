@@ -17,6 +17,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Field is one hash field and its value, for HSetFields.
+type Field struct {
+	Name  string
+	Value []byte
+}
+
 // Store is the key-value contract of every back end.
 //
 // Reset (from fiber.Storage) never flushes a shared Redis database: the Redis
@@ -60,6 +66,9 @@ type Store interface {
 	// Hash operations back small registries that must be loaded whole at start
 	// (revocation lists). HSet extends the hash's expiry to at least exp.
 	HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error
+	// HSetFields is HSet of several fields in one atomic step: a reader sees
+	// all of them or none (a login's record and its parts, written at once).
+	HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error
 	HDel(ctx context.Context, key string, fields ...string) error
 	HGetAll(ctx context.Context, key string) (map[string][]byte, error)
 

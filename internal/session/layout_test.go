@@ -1,0 +1,138 @@
+package session
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
+)
+
+// TestOldLayoutLoginsKeepWorking: logins written before the compact layout
+// (a JSON rec, ck, seen, fam) are verified, touched, listed, extended by
+// token activity and deleted; what is written to them uses the new names.
+func TestOldLayoutLoginsKeepWorking(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			e := newEnv(t, be.open, Config{})
+			now := e.clk.Now()
+			sid := base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef"))
+			secret := []byte("0123456789abcdef0123456789abcdef")
+			cookie := sid + "." + base64.RawURLEncoding.EncodeToString(secret)
+			ck := sha256.Sum256(secret)
+			rec, _ := json.Marshal(record{UserID: "u-old", Email: "old@example.com", ClientID: "web",
+				Roles: []string{"user"}, CreatedAt: now, IP: "192.0.2.1", UserAgent: "Old/1.0"})
+			key := sessionKey(sid)
+			for _, f := range []struct {
+				name string
+				val  []byte
+			}{
+				{name: "ck", val: ck[:]},
+				{name: "fam", val: encodeTime(now)},
+				{name: "rec", val: rec},
+			} {
+				mustOK(t, e.st.Store.HSet(ctx, key, time.Hour, f.name, f.val))
+			}
+			mustOK(t, e.st.Store.SAdd(ctx, userKey("u-old"), time.Hour, sid))
+
+			s, err := e.m.Verify(ctx, cookie)
+			mustOK(t, err)
+			if s.UserID != "u-old" || s.Email != "old@example.com" || s.UserAgent != "Old/1.0" || !s.HasCookie || !s.HasTokens {
+				t.Fatalf("Verify = %+v", s)
+			}
+			e.clk.Advance(2 * time.Minute)
+			e.m.Touch(ctx, s)
+			mustOK(t, e.m.TouchFamily(ctx, sid))
+			h, err := e.st.HGetAll(ctx, key)
+			mustOK(t, err)
+			if _, ok := h[fieldSeen]; !ok {
+				t.Fatalf("Touch did not write %q: %q", fieldSeen, h)
+			}
+			if _, ok := h[fieldFamily]; !ok {
+				t.Fatalf("TouchFamily did not write %q: %q", fieldFamily, h)
+			}
+			got, err := e.m.Get(ctx, sid)
+			mustOK(t, err)
+			if !got.LastSeenAt.Equal(e.clk.Now()) || !got.IdleExpiresAt.Equal(e.clk.Now().Add(ConfigDefault.IdleTimeout)) {
+				t.Fatalf("after Touch: %+v", got)
+			}
+			list, err := e.m.ListByUser(ctx, "u-old")
+			mustOK(t, err)
+			if len(list) != 1 || list[0].SID != sid {
+				t.Fatalf("ListByUser = %+v", list)
+			}
+			mustOK(t, e.m.Delete(ctx, sid))
+			_, err = e.m.Verify(ctx, cookie)
+			wantErr(t, err, auth.ErrInvalid)
+		})
+	}
+}
+
+// TestRecordStaysPacked: every field of a login is at most recordChunk
+// bytes, whatever the length of what it holds, and reads back whole.
+func TestRecordStaysPacked(t *testing.T) {
+	e := newEnv(t, backends[0].open, Config{})
+	for _, tc := range []struct {
+		name      string
+		ns        NewSession
+		wantParts int // 0: as many as the record needs
+	}{
+		{name: "no user agent", ns: NewSession{UserID: "u-1", ClientID: "web", Cookie: true, Tokens: true}, wantParts: 1},
+		{name: "browser user agent", ns: NewSession{UserID: "u-2", Email: "user2@example.com", ClientID: "web",
+			Roles: []string{"user", "admin"}, IP: "2001:db8::1", UserAgent: strings.Repeat("Mozilla/5.0 ", 10), Cookie: true, Tokens: true}},
+		{name: "longest user agent", ns: NewSession{UserID: "u-3", Email: strings.Repeat("e", 300) + "@example.com",
+			UserAgent: strings.Repeat("ü", 128), Tokens: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := e.create(t, tc.ns)
+			h, err := e.st.HGetAll(ctx, sessionKey(s.SID))
+			mustOK(t, err)
+			parts := 0
+			for f, v := range h {
+				if len(v) > recordChunk || len(f) > recordChunk {
+					t.Fatalf("field %q is %d bytes", f, len(v))
+				}
+				if strings.HasPrefix(f, fieldRecord) {
+					parts++
+				}
+			}
+			l, err := decodeLogin(s.SID, h)
+			mustOK(t, err)
+			want := tc.wantParts
+			if want == 0 {
+				want = (len(encodeRecord(l)) + recordChunk - 1) / recordChunk
+			}
+			if parts != want || parts < 1 {
+				t.Fatalf("%d record parts; want %d", parts, want)
+			}
+			got, err := e.m.Get(ctx, s.SID)
+			mustOK(t, err)
+			if got.UserID != tc.ns.UserID || got.Email != tc.ns.Email || got.UserAgent != tc.ns.UserAgent ||
+				got.IP != tc.ns.IP || !slices.Equal(got.Roles, tc.ns.Roles) || !got.CreatedAt.Equal(s.CreatedAt) {
+				t.Fatalf("Get = %+v; want %+v", got, tc.ns)
+			}
+		})
+	}
+}
+
+// TestCorruptRecordsAreRefused: a truncated or padded record is corrupt,
+// never a login with missing fields.
+func TestCorruptRecordsAreRefused(t *testing.T) {
+	l := &login{rec: record{UserID: "u-1", Email: "a@b", Roles: []string{"x"}, CreatedAt: time.Unix(1, 0)}, secretHash: make([]byte, 32)}
+	enc := encodeRecord(l)
+	for i := range len(enc) {
+		if _, err := decodeLogin("s", map[string][]byte{fieldRecord: enc[:i]}); err == nil {
+			t.Fatalf("a record cut at %d bytes decoded", i)
+		}
+	}
+	if _, err := decodeLogin("s", map[string][]byte{fieldRecord: append(slices.Clone(enc), 0)}); err == nil {
+		t.Fatal("a padded record decoded")
+	}
+	if got, err := decodeLogin("s", map[string][]byte{fieldRecord: enc}); err != nil || got.rec.UserID != "u-1" {
+		t.Fatalf("decodeLogin = %+v, %v", got, err)
+	}
+}
