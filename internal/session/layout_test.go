@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 // TestOldLayoutLoginsKeepWorking: logins written before the compact layout
@@ -72,7 +74,7 @@ func TestOldLayoutLoginsKeepWorking(t *testing.T) {
 	}
 }
 
-// TestRecordStaysPacked: every field of a login is at most recordChunk
+// TestRecordStaysPacked: every field of a login is at most store.ChunkLen
 // bytes, whatever the length of what it holds, and reads back whole.
 func TestRecordStaysPacked(t *testing.T) {
 	e := newEnv(t, backends[0].open, Config{})
@@ -93,7 +95,7 @@ func TestRecordStaysPacked(t *testing.T) {
 			mustOK(t, err)
 			parts := 0
 			for f, v := range h {
-				if len(v) > recordChunk || len(f) > recordChunk {
+				if len(v) > store.ChunkLen || len(f) > store.ChunkLen {
 					t.Fatalf("field %q is %d bytes", f, len(v))
 				}
 				if strings.HasPrefix(f, fieldRecord) {
@@ -104,7 +106,7 @@ func TestRecordStaysPacked(t *testing.T) {
 			mustOK(t, err)
 			want := tc.wantParts
 			if want == 0 {
-				want = (len(encodeRecord(l)) + recordChunk - 1) / recordChunk
+				want = (len(encodeRecord(l)) + store.ChunkLen - 1) / store.ChunkLen
 			}
 			if parts != want || parts < 1 {
 				t.Fatalf("%d record parts; want %d", parts, want)
@@ -119,20 +121,33 @@ func TestRecordStaysPacked(t *testing.T) {
 	}
 }
 
-// TestCorruptRecordsAreRefused: a truncated or padded record is corrupt,
-// never a login with missing fields.
+// TestCorruptRecordsAreRefused: a truncated or padded record or identity
+// is corrupt, never a login with missing fields.
 func TestCorruptRecordsAreRefused(t *testing.T) {
-	l := &login{rec: record{UserID: "u-1", Email: "a@b", Roles: []string{"x"}, CreatedAt: time.Unix(1, 0)}, secretHash: make([]byte, 32)}
-	enc := encodeRecord(l)
-	for i := range len(enc) {
-		if _, err := decodeLogin("s", map[string][]byte{fieldRecord: enc[:i]}); err == nil {
-			t.Fatalf("a record cut at %d bytes decoded", i)
+	l := &login{rec: record{UserID: "u-1", Email: "a@b", Roles: []string{"x"}, CreatedAt: time.Unix(1, 0), IP: "192.0.2.1"}, secretHash: make([]byte, 32)}
+	whole := map[string][]byte{}
+	for _, f := range loginFields(l) {
+		whole[f.Name] = f.Value
+	}
+	if got, err := decodeLogin("s", whole); err != nil || got.rec.UserID != "u-1" || got.rec.IP != "192.0.2.1" || len(got.secretHash) != 32 {
+		t.Fatalf("decodeLogin = %+v, %v", got, err)
+	}
+	for _, field := range []string{fieldRecord, store.FieldIdentity} {
+		enc := whole[field]
+		for i := range len(enc) + 1 {
+			h := maps.Clone(whole)
+			h[field] = enc[:i]
+			if i == len(enc) {
+				h[field] = append(slices.Clone(enc), 0)
+			}
+			if _, err := decodeLogin("s", h); err == nil {
+				t.Fatalf("field %s cut at %d of %d bytes decoded", field, i, len(enc))
+			}
 		}
 	}
-	if _, err := decodeLogin("s", map[string][]byte{fieldRecord: append(slices.Clone(enc), 0)}); err == nil {
-		t.Fatal("a padded record decoded")
-	}
-	if got, err := decodeLogin("s", map[string][]byte{fieldRecord: enc}); err != nil || got.rec.UserID != "u-1" {
-		t.Fatalf("decodeLogin = %+v, %v", got, err)
+	h := maps.Clone(whole)
+	delete(h, store.FieldIdentity)
+	if _, err := decodeLogin("s", h); err == nil {
+		t.Fatal("a record without identity decoded")
 	}
 }

@@ -11,15 +11,18 @@ import (
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
-// One login is one store hash under ts:sess:<sid>. Its fields are written
-// independently so that concurrent writers never overwrite each other and a
-// writer racing a logout cannot bring the login back:
+// One login is one store hash under store.LoginKey(sid) (ts:sess:<sid>),
+// shared with package token, which keeps the login's current refresh token
+// in it (store/login.go). Its fields are written independently so that
+// concurrent writers never overwrite each other and a writer racing a logout
+// cannot bring the login back:
 //
-//	r, r1, r2...  what never changes (user, email, client, roles, creation,
-//	      IP, UA, SHA-256 of the cookie secret when there is a cookie part) in
-//	      the compact binary form of encodeRecord, cut into pieces of at most
-//	      recordChunk bytes; written in one step at creation, so a hash
-//	      without r is not a login
+//	a, a1...  who: user, email, client, roles (store.EncodeIdentity); the
+//	      token package reads it to refresh, so it is stored once
+//	r, r1...  what else never changes (creation, SHA-256 of the cookie
+//	      secret when there is a cookie part, IP, User-Agent), encodeRecord;
+//	      a, r and f are written in one step at creation, and a hash without
+//	      r is not a login (a refresh racing a logout can leave a fragment)
 //	s     last cookie activity, unix nanoseconds (throttled by TouchInterval)
 //	f     last token activity (issue or refresh), unix nanoseconds; present
 //	      only when tokens were issued for this sid
@@ -28,9 +31,10 @@ import (
 // (hash-max-listpack-value) as one packed allocation, and switches it to a
 // real hash table costing about 500 bytes per login otherwise; a JSON record
 // with a browser User-Agent always crossed that line. Short field names,
-// integers as decimal (packed as integers) and binary strings keep a login in
-// the packed form whatever its User-Agent (docs/architecture.md, "Store
-// layout"; BenchmarkLoginMemory in internal/httpapi measures it).
+// integers as decimal (packed as integers) and binary strings cut into
+// store.ChunkLen pieces keep a login packed whatever it holds
+// (docs/architecture.md, "Store layout"; BenchmarkLoginMemory in
+// internal/httpapi measures it).
 //
 // Logins written before this layout (fields rec = JSON, ck, seen, fam) are
 // read as they are; writes always use the new names, so such a login may
@@ -51,23 +55,11 @@ const (
 	fieldFamilyV1   = "fam"
 )
 
-// recordChunk is Redis's default hash-max-listpack-value: no field value
-// longer than it, so the hash stays packed.
-const recordChunk = 64
-
 // recordVersion is the first byte of an encoded record.
 const recordVersion = 2
 
-func sessionKey(sid string) string { return "ts:sess:" + sid }
+func sessionKey(sid string) string { return store.LoginKey(sid) }
 func userKey(userID string) string { return "ts:usess:" + userID }
-
-// recordField is the name of the i-th piece of the record.
-func recordField(i int) string {
-	if i == 0 {
-		return fieldRecord
-	}
-	return fieldRecord + strconv.Itoa(i)
-}
 
 type record struct {
 	UserID    string    `json:"uid"`
@@ -89,95 +81,49 @@ type login struct {
 
 var errCorrupt = errors.New("session: corrupt record")
 
-// encodeRecord is the immutable part of l: version, creation (unix ns, 8
-// bytes big-endian), then the cookie hash, user, email, client, roles (count,
-// then each), IP and User-Agent, each as a uvarint length and its bytes.
+// encodeRecord is what never changes of l but its identity: version,
+// creation (unix ns, 8 bytes big-endian), then the cookie hash, IP and
+// User-Agent, each as a uvarint length and its bytes.
 func encodeRecord(l *login) []byte {
-	r := &l.rec
-	n := 1 + 8 + 8*binary.MaxVarintLen16 + len(l.secretHash) + len(r.UserID) + len(r.Email) +
-		len(r.ClientID) + len(r.IP) + len(r.UserAgent)
-	for _, role := range r.Roles {
-		n += binary.MaxVarintLen16 + len(role)
-	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, 1+8+3*binary.MaxVarintLen16+len(l.secretHash)+len(l.rec.IP)+len(l.rec.UserAgent))
 	b = append(b, recordVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.CreatedAt.UnixNano()))
-	b = appendBytes(b, l.secretHash)
-	for _, s := range []string{r.UserID, r.Email, r.ClientID} {
-		b = appendBytes(b, []byte(s))
-	}
-	b = binary.AppendUvarint(b, uint64(len(r.Roles)))
-	for _, role := range r.Roles {
-		b = appendBytes(b, []byte(role))
-	}
-	b = appendBytes(b, []byte(r.IP))
-	return appendBytes(b, []byte(r.UserAgent))
+	b = binary.BigEndian.AppendUint64(b, uint64(l.rec.CreatedAt.UnixNano()))
+	b = store.AppendBytes(b, l.secretHash)
+	b = store.AppendString(b, l.rec.IP)
+	return store.AppendString(b, l.rec.UserAgent)
 }
 
-func appendBytes(b, s []byte) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+func (l *login) identity() store.Identity {
+	return store.Identity{UserID: l.rec.UserID, Email: l.rec.Email, ClientID: l.rec.ClientID, Roles: l.rec.Roles}
+}
 
-// recordFields cuts an encoded record into its hash fields.
-func recordFields(enc []byte) []store.Field {
-	fields := make([]store.Field, 0, (len(enc)+recordChunk-1)/recordChunk)
-	for i := 0; len(enc) > 0; i++ {
-		n := min(len(enc), recordChunk)
-		fields = append(fields, store.Field{Name: recordField(i), Value: enc[:n]})
-		enc = enc[n:]
+// loginFields are the fields Create writes.
+func loginFields(l *login) []store.Field {
+	fields := append(store.IdentityFields(l.identity()), store.Chunks(fieldRecord, encodeRecord(l))...)
+	if l.hasTokens() {
+		fields = append(fields, store.Field{Name: fieldFamily, Value: encodeTime(l.famTouched)})
 	}
 	return fields
 }
 
-// recordReader reads what encodeRecord wrote; the first error sticks.
-type recordReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *recordReader) bytes() []byte {
-	n, k := binary.Uvarint(r.b)
-	if k <= 0 || n > uint64(len(r.b)-k) {
-		r.bad = true
-		return nil
-	}
-	s := r.b[k : k+int(n)]
-	r.b = r.b[k+int(n):]
-	return s
-}
-
-func (r *recordReader) string() string { return string(r.bytes()) }
-
-// decodeRecord fills l from the pieces r, r1, ... of h.
+// decodeRecord fills l from the identity and record fields of h.
 func decodeRecord(l *login, h map[string][]byte) error {
-	enc := h[fieldRecord]
-	if len(h) > 1 {
-		enc = slices.Clone(enc)
-		for i := 1; ; i++ {
-			part, ok := h[recordField(i)]
-			if !ok {
-				break
-			}
-			enc = append(enc, part...)
-		}
+	id, ok, err := store.ParseIdentity(h)
+	if err != nil || !ok {
+		return errCorrupt
 	}
+	l.rec.UserID, l.rec.Email, l.rec.ClientID, l.rec.Roles = id.UserID, id.Email, id.ClientID, id.Roles
+	enc := store.Joined(h, fieldRecord)
 	if len(enc) < 9 || enc[0] != recordVersion {
 		return errCorrupt
 	}
-	r := recordReader{b: enc[9:]}
 	l.rec.CreatedAt = time.Unix(0, int64(binary.BigEndian.Uint64(enc[1:9]))).UTC()
-	if ck := r.bytes(); len(ck) > 0 {
+	r := store.Reader{B: enc[9:]}
+	if ck := r.Bytes(); len(ck) > 0 {
 		l.secretHash = slices.Clone(ck)
 	}
-	l.rec.UserID, l.rec.Email, l.rec.ClientID = r.string(), r.string(), r.string()
-	n, k := binary.Uvarint(r.b)
-	if k <= 0 || n > uint64(len(r.b)) {
-		return errCorrupt
-	}
-	r.b = r.b[k:]
-	for range n {
-		l.rec.Roles = append(l.rec.Roles, r.string())
-	}
-	l.rec.IP, l.rec.UserAgent = r.string(), r.string()
-	if r.bad || len(r.b) != 0 || l.rec.UserID == "" {
+	l.rec.IP, l.rec.UserAgent = r.String(), r.String()
+	if !r.Done() {
 		return errCorrupt
 	}
 	return nil

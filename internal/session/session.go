@@ -155,18 +155,14 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 	return s, cookieValue, nil
 }
 
-// write stores a new login in one step (its record, cookie hash and family
-// together, so no reader sees a login without them); then the user index,
+// write stores a new login in one step (identity, record with the cookie
+// hash, and family together, so no reader sees a login without them); then the user index,
 // whose expiry covers the longest the login can live without another index
 // write (cookie touches never pass the absolute deadline; TouchFamily
 // refreshes the index itself).
 func (m *Manager) write(ctx context.Context, l *login, now time.Time) error {
 	key, ttl := sessionKey(l.sid), l.ttl(&m.cfg, now)
-	fields := recordFields(encodeRecord(l))
-	if l.hasTokens() {
-		fields = append(fields, store.Field{Name: fieldFamily, Value: encodeTime(l.famTouched)})
-	}
-	if err := m.st.HSetFields(ctx, key, ttl, fields...); err != nil {
+	if err := m.st.HSetFields(ctx, key, ttl, loginFields(l)...); err != nil {
 		return fmt.Errorf("session: create: %w", err)
 	}
 	indexTTL := ttl

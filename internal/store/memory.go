@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -281,6 +283,42 @@ func (m *Memory) Consume(ctx context.Context, key, usedKey string) ([]byte, []by
 		return nil, nil, ErrWrongType
 	}
 	return nil, clone(u.str), nil
+}
+
+// TakeField holds the store's lock across the read and both writes.
+func (m *Memory) TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+	if len(id) < FingerprintLen {
+		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
+	}
+	if err := m.begin(ctx); err != nil {
+		return nil, false, false, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return map[string][]byte{}, false, false, nil
+	}
+	if e.kind != kindHash {
+		return nil, false, false, ErrWrongType
+	}
+	h := make(map[string][]byte, len(e.hash))
+	for f, v := range e.hash {
+		h[f] = clone(v)
+	}
+	fp := id[:FingerprintLen]
+	used := e.hash[usedField]
+	if cur, ok := e.hash[field]; ok && bytes.HasPrefix(cur, id) {
+		delete(e.hash, field)
+		next := append(slices.Clone(fp), used...)
+		e.hash[usedField] = next[:min(len(next), keep*FingerprintLen)]
+		return h, true, false, nil
+	}
+	for i := 0; i+FingerprintLen <= len(used); i += FingerprintLen {
+		if bytes.Equal(used[i:i+FingerprintLen], fp) {
+			return h, false, true, nil
+		}
+	}
+	return h, false, false, nil
 }
 
 // Incr sets exp whenever the counter has no expiry, which includes its

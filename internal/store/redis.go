@@ -324,6 +324,50 @@ func (r *Redis) Consume(ctx context.Context, key, usedKey string) ([]byte, []byt
 	return nil, []byte(s), nil
 }
 
+// takeFieldScript: ARGV = field, usedField, id, keep. The reply is the
+// outcome (1 taken, 2 used, 0 neither) and the hash before the step.
+var takeFieldScript = redis.NewScript(`
+local all = redis.call('HGETALL', KEYS[1])
+local id = ARGV[3]
+local fp = string.sub(id, 1, 8)
+local used = redis.call('HGET', KEYS[1], ARGV[2]) or ''
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and string.sub(cur, 1, #id) == id then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[1], ARGV[2], string.sub(fp .. used, 1, 8 * tonumber(ARGV[4])))
+  return {1, all}
+end
+for i = 1, #used - 7, 8 do
+  if string.sub(used, i, i + 7) == fp then return {2, all} end
+end
+return {0, all}
+`)
+
+func (r *Redis) TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+	if len(id) < FingerprintLen {
+		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
+	}
+	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep).Slice()
+	if err != nil {
+		return nil, false, false, wrapErr("take field", err)
+	}
+	if len(res) != 2 {
+		return nil, false, false, fmt.Errorf("store: take field: unexpected reply of %d values", len(res))
+	}
+	outcome, _ := res[0].(int64)
+	flat, ok := res[1].([]any)
+	if !ok || len(flat)%2 != 0 {
+		return nil, false, false, fmt.Errorf("store: take field: unexpected reply type %T", res[1])
+	}
+	h := make(map[string][]byte, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		f, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[f] = []byte(v)
+	}
+	return h, outcome == 1, outcome == 2, nil
+}
+
 // incrScript sets the expiry whenever the counter has none, not only at
 // creation, so a counter left without TTL (by a crash between two commands of
 // an older writer) cannot pin a rate limit forever.

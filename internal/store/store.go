@@ -49,6 +49,17 @@ type Store interface {
 	// race can never find neither (refresh-token reuse detection, RFC 9700
 	// §4.14.2). On Redis Cluster both keys must hash to one slot.
 	Consume(ctx context.Context, key, usedKey string) (val, used []byte, err error)
+	// TakeField takes a single-use value kept in a hash field, in one atomic
+	// step. When the value of field begins with id, the field is deleted,
+	// id's first FingerprintLen bytes are put in front of usedField, which
+	// keeps the newest keep fingerprints, and taken is true. Otherwise
+	// nothing changes, and used reports whether id's fingerprint is in
+	// usedField. h is the whole hash as it was before the step (empty when
+	// the key does not exist). Of racing callers with one id exactly one
+	// takes it and every other one sees it used: refresh rotation on a
+	// login's own hash (package token), one key, so Redis Cluster has no
+	// slot to agree on. id must be at least FingerprintLen bytes.
+	TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (h map[string][]byte, taken, used bool, err error)
 	// Incr increments a counter, setting exp when the key is created, and
 	// returns the new value and the remaining TTL.
 	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)
