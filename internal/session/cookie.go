@@ -79,6 +79,17 @@ func hashSecret(secret []byte) []byte {
 	return h[:]
 }
 
+// storedHashLen is how much of the secret's SHA-256 a login keeps: 128 bits
+// of a hash of 256 random bits leave nothing to guess, and half the bytes
+// keep the login small in Redis (record.go). Logins written before keep
+// the whole hash, which is checked whole.
+const storedHashLen = 16
+
+func storedHash(secret []byte) []byte { return hashSecret(secret)[:storedHashLen] }
+
 func secretMatches(secret, storedHash []byte) bool {
-	return len(storedHash) == sha256.Size && subtle.ConstantTimeCompare(hashSecret(secret), storedHash) == 1
+	if len(storedHash) != storedHashLen && len(storedHash) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(hashSecret(secret)[:len(storedHash)], storedHash) == 1
 }

@@ -124,12 +124,12 @@ func TestRecordStaysPacked(t *testing.T) {
 // TestCorruptRecordsAreRefused: a truncated or padded record or identity
 // is corrupt, never a login with missing fields.
 func TestCorruptRecordsAreRefused(t *testing.T) {
-	l := &login{rec: record{UserID: "u-1", Email: "a@b", Roles: []string{"x"}, CreatedAt: time.Unix(1, 0), IP: "192.0.2.1"}, secretHash: make([]byte, 32)}
+	l := &login{rec: record{UserID: "u-1", Email: "a@b", Roles: []string{"x"}, CreatedAt: time.Unix(1, 0), IP: "192.0.2.1"}, secretHash: make([]byte, storedHashLen)}
 	whole := map[string][]byte{}
 	for _, f := range loginFields(l) {
 		whole[f.Name] = f.Value
 	}
-	if got, err := decodeLogin("s", whole); err != nil || got.rec.UserID != "u-1" || got.rec.IP != "192.0.2.1" || len(got.secretHash) != 32 {
+	if got, err := decodeLogin("s", whole); err != nil || got.rec.UserID != "u-1" || got.rec.IP != "192.0.2.1" || len(got.secretHash) != storedHashLen {
 		t.Fatalf("decodeLogin = %+v, %v", got, err)
 	}
 	for _, field := range []string{fieldRecord, store.FieldIdentity} {

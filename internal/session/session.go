@@ -138,7 +138,7 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 		if err != nil {
 			return nil, "", err
 		}
-		secretEnc, l.secretHash = enc, hashSecret(secret)
+		secretEnc, l.secretHash = enc, storedHash(secret)
 	}
 	if ns.Tokens {
 		l.famTouched = now

@@ -198,8 +198,8 @@ var keyCases = []struct {
 		}
 		l, err := decodeLogin(s.SID, h)
 		mustOK(t, err)
-		if len(l.secretHash) != 32 {
-			t.Fatalf("the cookie hash is %d bytes; want a SHA-256", len(l.secretHash))
+		if len(l.secretHash) != storedHashLen {
+			t.Fatalf("the cookie hash is %d bytes; want %d of a SHA-256", len(l.secretHash), storedHashLen)
 		}
 	}},
 	{name: "login destroys the presented session (fixation)", run: func(t *testing.T, e *env) {

@@ -52,6 +52,9 @@ const (
 	refreshKeep = store.ChunkLen / store.FingerprintLen
 	// refreshStateVersion follows the token's hash in store.FieldRefresh.
 	refreshStateVersion = 1
+	// refreshStoredHashLen is how much of a token's SHA-256 its login keeps:
+	// 128 bits of a hash of 256 random bits leave nothing to guess.
+	refreshStoredHashLen = 16
 )
 
 // Key names of a refresh token of the old kind stored under its hash. The
@@ -66,6 +69,11 @@ func refreshKey(hash string) string { return refreshKeyPrefix + hash }
 func usedKey(hash string) string { return refreshUsedPrefix + "{" + refreshKeyPrefix + hash + "}" }
 
 func legacyUsedKey(hash string) string { return refreshUsedPrefix + hash }
+
+const refreshStateLen = refreshStoredHashLen + 1 + 3*8
+
+// storedID is what the login keeps of the token: the start of its hash.
+func (p *presentedRefresh) storedID() []byte { return p.sum[:refreshStoredHashLen] }
 
 // presentedRefresh is a refresh token that has the right shape.
 type presentedRefresh struct {
@@ -101,12 +109,12 @@ type refreshRecord struct {
 	Fam int64 `json:"fam,omitempty"`
 }
 
-// encodeRefreshState is the value of store.FieldRefresh: the token's SHA-256
-// first (what store.TakeField matches), a version byte, then exp, iat and
-// the family start, unix ns, 8 bytes big-endian each: 57 bytes.
-func encodeRefreshState(sum [32]byte, rec *refreshRecord) []byte {
-	b := make([]byte, 0, len(sum)+1+3*8)
-	b = append(b, sum[:]...)
+// encodeRefreshState is the value of store.FieldRefresh: the token's
+// storedID first (what store.TakeField matches), a version byte, then exp,
+// iat and the family start, unix ns, 8 bytes big-endian each: 41 bytes.
+func encodeRefreshState(id []byte, rec *refreshRecord) []byte {
+	b := make([]byte, 0, refreshStateLen)
+	b = append(b, id...)
 	b = append(b, refreshStateVersion)
 	for _, v := range []int64{rec.Exp, rec.Iat, rec.Fam} {
 		b = binary.BigEndian.AppendUint64(b, uint64(v))
@@ -119,10 +127,10 @@ func encodeRefreshState(sum [32]byte, rec *refreshRecord) []byte {
 func decodeRefreshState(sid string, h map[string][]byte) (*refreshRecord, error) {
 	b := h[store.FieldRefresh]
 	id, ok, err := store.ParseIdentity(h)
-	if err != nil || !ok || len(b) != 32+1+3*8 || b[32] != refreshStateVersion {
+	if err != nil || !ok || len(b) != refreshStateLen || b[refreshStoredHashLen] != refreshStateVersion {
 		return nil, errRefreshCorrupt
 	}
-	v := b[33:]
+	v := b[refreshStoredHashLen+1:]
 	return &refreshRecord{
 		SID: sid, User: id.UserID, Email: id.Email, Client: id.ClientID, Roles: id.Roles,
 		Exp: int64(binary.BigEndian.Uint64(v[0:8])), Iat: int64(binary.BigEndian.Uint64(v[8:16])), Fam: int64(binary.BigEndian.Uint64(v[16:24])),
@@ -222,7 +230,7 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart t
 	}
 	rec := refreshRecord{Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano()}
 	fields := append(store.IdentityFields(store.Identity{UserID: sub.UserID, Email: sub.Email, ClientID: sub.ClientID, Roles: sub.Roles}),
-		store.Field{Name: store.FieldRefresh, Value: encodeRefreshState(p.sum, &rec)})
+		store.Field{Name: store.FieldRefresh, Value: encodeRefreshState(p.storedID(), &rec)})
 	if err := s.st.HSetFields(ctx, store.LoginKey(sub.SID), ttl, fields...); err != nil {
 		return "", time.Time{}, fmt.Errorf("token: store refresh token: %w", err)
 	}
@@ -251,7 +259,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	// among the login's used ones, so a loser always finds it. It is there
 	// before anything can fail, so that even a refused token is recognised
 	// as reused if it comes back.
-	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, p.sum[:], refreshKeep)
+	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, p.storedID(), refreshKeep)
 	if err != nil {
 		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
 	}
@@ -399,7 +407,7 @@ func (s *Service) lookup(ctx context.Context, p presentedRefresh) (*refreshRecor
 		if err != nil {
 			return nil, fmt.Errorf("token: lookup refresh: %w", err)
 		}
-		if !bytes.HasPrefix(h[store.FieldRefresh], p.sum[:]) {
+		if !bytes.HasPrefix(h[store.FieldRefresh], p.storedID()) {
 			return nil, errRefreshUnknown
 		}
 		return decodeRefreshState(p.sid, h)

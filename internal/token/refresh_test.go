@@ -30,7 +30,7 @@ func TestRefreshRotation(t *testing.T) {
 	pr, _ := parseRefresh(p1.RefreshToken)
 	login := "ts:sess:" + c1.SID
 	h, _ := e.st.HGetAll(ctx, login)
-	if st := h[store.FieldRefresh]; !bytes.HasPrefix(st, pr.sum[:]) || len(st) > store.ChunkLen {
+	if st := h[store.FieldRefresh]; !bytes.HasPrefix(st, pr.storedID()) || len(st) > store.ChunkLen {
 		t.Fatalf("login hash %q; want the token's SHA-256 (and no more than %d bytes) in %q", h, store.ChunkLen, store.FieldRefresh)
 	}
 	for f, v := range h {
@@ -60,7 +60,7 @@ func TestRefreshRotation(t *testing.T) {
 	// The used token's state is replaced by its successor's, and its
 	// fingerprint kept in the same hash: one key, one Cluster slot.
 	h, _ = e.st.HGetAll(ctx, login)
-	if bytes.HasPrefix(h[store.FieldRefresh], pr.sum[:]) || !bytes.Equal(h[store.FieldRefreshUsed], pr.sum[:store.FingerprintLen]) {
+	if bytes.HasPrefix(h[store.FieldRefresh], pr.storedID()) || !bytes.Equal(h[store.FieldRefreshUsed], pr.storedID()[:store.FingerprintLen]) {
 		t.Fatalf("login hash after the refresh %q; want the successor and the used fingerprint", h)
 	}
 	for _, k := range []string{refreshKey(pr.hash), usedKey(pr.hash)} {
