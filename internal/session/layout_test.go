@@ -151,3 +151,46 @@ func TestCorruptRecordsAreRefused(t *testing.T) {
 		t.Fatal("a record without identity decoded")
 	}
 }
+
+// TestUserAgentPacking: every User-Agent reads back exactly; browser ones
+// shrink to a few bytes.
+func TestUserAgentPacking(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ua      string
+		maxSize int
+	}{
+		{name: "edge on windows", ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0", maxSize: 16},
+		{name: "safari on iphone", ua: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", maxSize: 24},
+		{name: "firefox on linux", ua: "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0", maxSize: 16},
+		{name: "chrome on android", ua: "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", maxSize: 16},
+		{name: "curl", ua: "curl/8.5.0", maxSize: 10},
+		{name: "empty", ua: "", maxSize: 0},
+		{name: "utf-8", ua: "Münster-Bot/1.0 (ü)", maxSize: 25},
+		{name: "control bytes kept raw", ua: "a\x01b\x00c", maxSize: 6},
+		{name: "a phrase cut short", ua: "Mozilla/5.0 (Windows NT 10", maxSize: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := packUserAgent(tc.ua)
+			if len(b) > tc.maxSize {
+				t.Fatalf("packed to %d bytes; want at most %d", len(b), tc.maxSize)
+			}
+			if got, ok := unpackUserAgent(b); !ok || got != tc.ua {
+				t.Fatalf("unpack = %q, %v; want %q", got, ok, tc.ua)
+			}
+		})
+	}
+	if _, ok := unpackUserAgent([]byte{'a', 0}); ok {
+		t.Fatal("a 0x00 byte inside a packed User-Agent was accepted")
+	}
+}
+
+func FuzzUserAgentPacking(f *testing.F) {
+	f.Add("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")
+	f.Add("\x00\x1f")
+	f.Fuzz(func(t *testing.T, ua string) {
+		if got, ok := unpackUserAgent(packUserAgent(ua)); !ok || got != ua {
+			t.Fatalf("round trip of %q = %q, %v", ua, got, ok)
+		}
+	})
+}

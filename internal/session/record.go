@@ -83,14 +83,14 @@ var errCorrupt = errors.New("session: corrupt record")
 
 // encodeRecord is what never changes of l but its identity: version,
 // creation (unix ns, 8 bytes big-endian), then the cookie hash, IP and
-// User-Agent, each as a uvarint length and its bytes.
+// User-Agent (packUserAgent), each as a uvarint length and its bytes.
 func encodeRecord(l *login) []byte {
 	b := make([]byte, 0, 1+8+3*binary.MaxVarintLen16+len(l.secretHash)+len(l.rec.IP)+len(l.rec.UserAgent))
 	b = append(b, recordVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(l.rec.CreatedAt.UnixNano()))
 	b = store.AppendBytes(b, l.secretHash)
 	b = store.AppendString(b, l.rec.IP)
-	return store.AppendString(b, l.rec.UserAgent)
+	return store.AppendBytes(b, packUserAgent(l.rec.UserAgent))
 }
 
 func (l *login) identity() store.Identity {
@@ -122,10 +122,12 @@ func decodeRecord(l *login, h map[string][]byte) error {
 	if ck := r.Bytes(); len(ck) > 0 {
 		l.secretHash = slices.Clone(ck)
 	}
-	l.rec.IP, l.rec.UserAgent = r.String(), r.String()
-	if !r.Done() {
+	l.rec.IP = r.String()
+	ua, ok := unpackUserAgent(r.Bytes())
+	if !ok || !r.Done() {
 		return errCorrupt
 	}
+	l.rec.UserAgent = ua
 	return nil
 }
 

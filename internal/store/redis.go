@@ -436,31 +436,76 @@ return 1
 
 // --- sets ---
 
+// Sets are kept as hashes whose fields are the members (values empty):
+// Redis before 7.2 stores every set of strings as a real hash table, about
+// 200 bytes for a one-member per-user index, while a small hash is one
+// packed allocation (hash-max-listpack-*). Sets written before are read as
+// sets, and turned into hashes by the next SAdd (setScript).
+var setScript = redis.NewScript(`
+local t = redis.call('TYPE', KEYS[1]).ok
+local op = ARGV[1]
+if op == 'members' then
+  if t == 'set' then return redis.call('SMEMBERS', KEYS[1]) end
+  if t == 'hash' then return redis.call('HKEYS', KEYS[1]) end
+  if t == 'none' then return {} end
+  return redis.error_reply('WRONGTYPE not a set')
+end
+if op == 'rem' then
+  if t == 'set' then return redis.call('SREM', KEYS[1], unpack(ARGV, 2)) end
+  if t == 'hash' then return redis.call('HDEL', KEYS[1], unpack(ARGV, 2)) end
+  if t == 'none' then return 0 end
+  return redis.error_reply('WRONGTYPE not a set')
+end
+-- add: ARGV[2] is the expiry in ms, the rest the members
+if t == 'set' then
+  local ms = redis.call('SMEMBERS', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for _, m in ipairs(ms) do redis.call('HSET', KEYS[1], m, '') end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+elseif t ~= 'hash' and t ~= 'none' then
+  return redis.error_reply('WRONGTYPE not a set')
+end
+local existed = redis.call('EXISTS', KEYS[1])
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '') end
+local exp = tonumber(ARGV[2])
+if exp <= 0 then
+  if existed == 1 then redis.call('PERSIST', KEYS[1]) end
+  return 1
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if existed == 0 or (ttl >= 0 and ttl < exp) then
+  redis.call('PEXPIRE', KEYS[1], exp)
+end
+return 1
+`)
+
 func (r *Redis) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
 	if len(members) == 0 {
 		return nil
 	}
 	args := make([]any, 0, 2+len(members))
-	args = append(args, nonNegative(exp).Milliseconds(), "SADD")
+	args = append(args, "add", nonNegative(exp).Milliseconds())
 	for _, m := range members {
 		args = append(args, m)
 	}
-	return wrapErr("sadd", extendScript.Run(ctx, r.client, []string{key}, args...).Err())
+	return wrapErr("sadd", setScript.Run(ctx, r.client, []string{key}, args...).Err())
 }
 
 func (r *Redis) SRem(ctx context.Context, key string, members ...string) error {
 	if len(members) == 0 {
 		return nil
 	}
-	args := make([]any, len(members))
-	for i, m := range members {
-		args[i] = m
+	args := make([]any, 0, 1+len(members))
+	args = append(args, "rem")
+	for _, m := range members {
+		args = append(args, m)
 	}
-	return wrapErr("srem", r.client.SRem(ctx, key, args...).Err())
+	return wrapErr("srem", setScript.Run(ctx, r.client, []string{key}, args...).Err())
 }
 
 func (r *Redis) SMembers(ctx context.Context, key string) ([]string, error) {
-	v, err := r.client.SMembers(ctx, key).Result()
+	v, err := setScript.Run(ctx, r.client, []string{key}, "members").StringSlice()
 	if err != nil {
 		return nil, wrapErr("smembers", err)
 	}
