@@ -324,30 +324,39 @@ func (r *Redis) Consume(ctx context.Context, key, usedKey string) ([]byte, []byt
 	return nil, []byte(s), nil
 }
 
-// takeFieldScript: ARGV = field, usedField, id, keep. The reply is the
-// outcome (1 taken, 2 used, 0 neither) and the hash before the step.
+// takeFieldScript: ARGV = field, usedField, id, keep, with. The reply is the
+// outcome (1 taken, 2 used, 0 neither), then field's value (or false) and
+// the pieces of with (with, with1, ...), as a flat list of names and values.
 var takeFieldScript = redis.NewScript(`
-local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then out[#out+1] = ARGV[1]; out[#out+1] = cur end
+local name = ARGV[5]
+for i = 1, 64 do
+  local v = redis.call('HGET', KEYS[1], name)
+  if not v then break end
+  out[#out+1] = name; out[#out+1] = v
+  name = ARGV[5] .. i
+end
 local id = ARGV[3]
 local fp = string.sub(id, 1, 8)
 local used = redis.call('HGET', KEYS[1], ARGV[2]) or ''
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and string.sub(cur, 1, #id) == id then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HSET', KEYS[1], ARGV[2], string.sub(fp .. used, 1, 8 * tonumber(ARGV[4])))
-  return {1, all}
+  return {1, out}
 end
 for i = 1, #used - 7, 8 do
-  if string.sub(used, i, i + 7) == fp then return {2, all} end
+  if string.sub(used, i, i + 7) == fp then return {2, out} end
 end
-return {0, all}
+return {0, out}
 `)
 
-func (r *Redis) TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+func (r *Redis) TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
 	if len(id) < FingerprintLen {
 		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
 	}
-	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep).Slice()
+	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep, with).Slice()
 	if err != nil {
 		return nil, false, false, wrapErr("take field", err)
 	}

@@ -211,7 +211,7 @@ func newRefreshToken(rand io.Reader, sid string) (string, error) {
 // famStart, with the identity it is for, in the login's hash; the login
 // keeps at least until the token expires. Its expiry is never past the
 // family's deadline.
-func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time) (string, time.Time, error) {
+func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time, withIdentity bool) (string, time.Time, error) {
 	exp := now.Add(s.cfg.RefreshTTL)
 	if deadline := famStart.Add(s.cfg.RefreshAbsoluteTTL); deadline.Before(exp) {
 		exp = deadline
@@ -229,8 +229,11 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart t
 		return "", time.Time{}, err
 	}
 	rec := refreshRecord{Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano()}
-	fields := append(store.IdentityFields(store.Identity{UserID: sub.UserID, Email: sub.Email, ClientID: sub.ClientID, Roles: sub.Roles}),
-		store.Field{Name: store.FieldRefresh, Value: encodeRefreshState(p.storedID(), &rec)})
+	var fields []store.Field
+	if withIdentity {
+		fields = store.IdentityFields(store.Identity{UserID: sub.UserID, Email: sub.Email, ClientID: sub.ClientID, Roles: sub.Roles})
+	}
+	fields = append(fields, store.Field{Name: store.FieldRefresh, Value: encodeRefreshState(p.storedID(), &rec)})
 	if err := s.st.HSetFields(ctx, store.LoginKey(sub.SID), ttl, fields...); err != nil {
 		return "", time.Time{}, fmt.Errorf("token: store refresh token: %w", err)
 	}
@@ -259,7 +262,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	// among the login's used ones, so a loser always finds it. It is there
 	// before anything can fail, so that even a refused token is recognised
 	// as reused if it comes back.
-	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, p.storedID(), refreshKeep)
+	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, store.FieldIdentity, p.storedID(), refreshKeep)
 	if err != nil {
 		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
 	}
@@ -275,7 +278,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	if err != nil {
 		return Pair{}, Subject{}, err
 	}
-	return s.rotate(ctx, rec, epoch)
+	return s.rotate(ctx, rec, epoch, false)
 }
 
 // refreshLegacy consumes a refresh token of the old kind, stored under
@@ -298,17 +301,18 @@ func (s *Service) refreshLegacy(ctx context.Context, hash string, epoch uint64) 
 	if err := json.Unmarshal(data, &rec); err != nil || rec.SID == "" || rec.User == "" {
 		return Pair{}, Subject{}, errRefreshCorrupt
 	}
-	return s.rotate(ctx, &rec, epoch)
+	return s.rotate(ctx, &rec, epoch, true)
 }
 
-// rotate issues the successor of the consumed token rec.
-func (s *Service) rotate(ctx context.Context, rec *refreshRecord, epoch uint64) (Pair, Subject, error) {
+// rotate issues the successor of the consumed token rec; withIdentity as
+// for issue (a token of the old kind may be the first in its login's hash).
+func (s *Service) rotate(ctx context.Context, rec *refreshRecord, epoch uint64, withIdentity bool) (Pair, Subject, error) {
 	now := s.cfg.Clock()
 	if err := s.checkRecord(rec, now, epoch); err != nil {
 		return Pair{}, Subject{}, err
 	}
 	sub := rec.subject()
-	pair, err := s.issue(ctx, sub, now, rec.familyStart(), epoch)
+	pair, err := s.issue(ctx, sub, now, rec.familyStart(), epoch, withIdentity)
 	if err != nil {
 		return Pair{}, Subject{}, err
 	}
