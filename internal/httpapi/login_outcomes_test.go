@@ -55,6 +55,13 @@ func (s *flakyStore) DeleteCtx(ctx context.Context, keys ...string) error {
 	return s.Store.DeleteCtx(ctx, keys...)
 }
 
+func (s *flakyStore) HSetFields(ctx context.Context, key string, exp time.Duration, fields ...store.Field) error {
+	if s.failSet.Load() {
+		return auth.ErrUnavailable
+	}
+	return s.Store.HSetFields(ctx, key, exp, fields...)
+}
+
 func (s *flakyStore) SetCtx(ctx context.Context, key string, val []byte, exp time.Duration) error {
 	if s.failSet.Load() {
 		return auth.ErrUnavailable

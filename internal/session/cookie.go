@@ -83,6 +83,20 @@ func hashSecret(secret []byte) []byte {
 	return h[:]
 }
 
+// storedHashLen is how much of the secret's SHA-256 a login keeps: 128 bits
+// of a hash of 256 random bits leave nothing to guess, and half the bytes
+// keep the login small in Redis (record.go). Logins written before keep
+// the whole hash, which is checked whole.
+const storedHashLen = 16
+
+func storedHash(secret []byte) []byte { return hashSecret(secret)[:storedHashLen] }
+
+// secretMatches compares the presented secret's SHA-256 with what the login
+// stored (16 bytes, or the whole hash for logins written before), in
+// constant time.
 func secretMatches(presented *[sha256.Size]byte, storedHash []byte) bool {
-	return len(storedHash) == sha256.Size && subtle.ConstantTimeCompare(presented[:], storedHash) == 1
+	if len(storedHash) != storedHashLen && len(storedHash) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(presented[:len(storedHash)], storedHash) == 1
 }

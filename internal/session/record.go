@@ -1,34 +1,64 @@
 package session
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
-// One login is one store hash under ts:sess:<sid>. Its fields are written
-// independently so that concurrent writers never overwrite each other and a
-// writer racing a logout cannot bring the login back:
+// One login is one store hash under store.LoginKey(sid) (ts:sess:<sid>),
+// shared with package token, which keeps the login's current refresh token
+// in it (store/login.go). Its fields are written independently so that
+// concurrent writers never overwrite each other and a writer racing a logout
+// cannot bring the login back:
 //
-//	rec   JSON of what never changes (user, client, roles, creation, IP, UA);
-//	      written last at creation, so a hash without it is not a login
-//	ck    SHA-256 of the cookie secret; present only while the cookie part lives
-//	seen  last cookie activity, unix nanoseconds (throttled by TouchInterval)
-//	fam   last token activity (issue or refresh), unix nanoseconds; present
+//	a, a1...  who: user, email, client, roles (store.EncodeIdentity); the
+//	      token package reads it to refresh, so it is stored once
+//	r, r1...  what else never changes (creation, SHA-256 of the cookie
+//	      secret when there is a cookie part, IP, User-Agent), encodeRecord;
+//	      a, r and f are written in one step at creation, and a hash without
+//	      r is not a login (a refresh racing a logout can leave a fragment)
+//	s     last cookie activity, unix nanoseconds (throttled by TouchInterval)
+//	f     last token activity (issue or refresh), unix nanoseconds; present
 //	      only when tokens were issued for this sid
+//
+// Why so terse: Redis keeps a hash whose every value is at most 64 bytes
+// (hash-max-listpack-value) as one packed allocation, and switches it to a
+// real hash table costing about 500 bytes per login otherwise; a JSON record
+// with a browser User-Agent always crossed that line. Short field names,
+// integers as decimal (packed as integers) and binary strings cut into
+// store.ChunkLen pieces keep a login packed whatever it holds
+// (docs/architecture.md, "Store layout"; BenchmarkLoginMemory in
+// internal/httpapi measures it).
+//
+// Logins written before this layout (fields rec = JSON, ck, seen, fam) are
+// read as they are; writes always use the new names, so such a login may
+// carry both seen and s, and the later one counts.
 //
 // Deadlines are derived from these times and the current Config rather than
 // stored, and liveness is always decided from them, never from the store TTL,
 // which only collects garbage.
 const (
-	fieldRecord = "rec"
-	fieldCookie = "ck"
-	fieldSeen   = "seen"
-	fieldFamily = "fam"
+	fieldRecord = "r"
+	fieldSeen   = "s"
+	fieldFamily = "f"
+
+	// The layout before issue 13, read only.
+	fieldRecordJSON = "rec"
+	fieldCookieV1   = "ck"
+	fieldSeenV1     = "seen"
+	fieldFamilyV1   = "fam"
 )
 
-func sessionKey(sid string) string { return "ts:sess:" + sid }
+// recordVersion is the first byte of an encoded record.
+const recordVersion = 2
+
+func sessionKey(sid string) string { return store.LoginKey(sid) }
 func userKey(userID string) string { return "ts:usess:" + userID }
 
 type record struct {
@@ -51,36 +81,96 @@ type login struct {
 
 var errCorrupt = errors.New("session: corrupt record")
 
+// encodeRecord is what never changes of l but its identity: version,
+// creation (unix ns, 8 bytes big-endian), then the cookie hash, IP and
+// User-Agent (packUserAgent), each as a uvarint length and its bytes.
+func encodeRecord(l *login) []byte {
+	b := make([]byte, 0, 1+8+3*binary.MaxVarintLen16+len(l.secretHash)+len(l.rec.IP)+len(l.rec.UserAgent))
+	b = append(b, recordVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(l.rec.CreatedAt.UnixNano()))
+	b = store.AppendBytes(b, l.secretHash)
+	b = store.AppendString(b, l.rec.IP)
+	return store.AppendBytes(b, packUserAgent(l.rec.UserAgent))
+}
+
+func (l *login) identity() store.Identity {
+	return store.Identity{UserID: l.rec.UserID, Email: l.rec.Email, ClientID: l.rec.ClientID, Roles: l.rec.Roles}
+}
+
+// loginFields are the fields Create writes.
+func loginFields(l *login) []store.Field {
+	fields := append(store.IdentityFields(l.identity()), store.Chunks(fieldRecord, encodeRecord(l))...)
+	if l.hasTokens() {
+		fields = append(fields, store.Field{Name: fieldFamily, Value: encodeTime(l.famTouched)})
+	}
+	return fields
+}
+
+// decodeRecord fills l from the identity and record fields of h.
+func decodeRecord(l *login, h map[string][]byte) error {
+	id, ok, err := store.ParseIdentity(h)
+	if err != nil || !ok {
+		return errCorrupt
+	}
+	l.rec.UserID, l.rec.Email, l.rec.ClientID, l.rec.Roles = id.UserID, id.Email, id.ClientID, id.Roles
+	enc := store.Joined(h, fieldRecord)
+	if len(enc) < 9 || enc[0] != recordVersion {
+		return errCorrupt
+	}
+	l.rec.CreatedAt = time.Unix(0, int64(binary.BigEndian.Uint64(enc[1:9]))).UTC()
+	r := store.Reader{B: enc[9:]}
+	if ck := r.Bytes(); len(ck) > 0 {
+		l.secretHash = slices.Clone(ck)
+	}
+	l.rec.IP = r.String()
+	ua, ok := unpackUserAgent(r.Bytes())
+	if !ok || !r.Done() {
+		return errCorrupt
+	}
+	l.rec.UserAgent = ua
+	return nil
+}
+
 // decodeLogin returns nil, nil when the hash holds no login (absent, or a
-// fragment left by a write that raced a delete).
+// fragment left by a write that raced a delete). It reads both layouts.
 func decodeLogin(sid string, h map[string][]byte) (*login, error) {
-	raw, ok := h[fieldRecord]
-	if !ok {
+	l := &login{sid: sid}
+	if _, ok := h[fieldRecord]; ok {
+		if err := decodeRecord(l, h); err != nil {
+			return nil, err
+		}
+	} else if raw, ok := h[fieldRecordJSON]; ok {
+		if err := json.Unmarshal(raw, &l.rec); err != nil || l.rec.UserID == "" {
+			return nil, errCorrupt
+		}
+		if ck, ok := h[fieldCookieV1]; ok {
+			l.secretHash = ck
+		}
+	} else {
 		return nil, nil
 	}
-	l := &login{sid: sid}
-	if err := json.Unmarshal(raw, &l.rec); err != nil || l.rec.UserID == "" {
-		return nil, errCorrupt
-	}
 	l.seen = l.rec.CreatedAt
-	if ck, ok := h[fieldCookie]; ok {
-		l.secretHash = ck
+	for _, f := range []string{fieldSeen, fieldSeenV1} {
+		if s, ok := h[f]; ok {
+			t, err := decodeTime(s)
+			if err != nil {
+				return nil, errCorrupt
+			}
+			if t.After(l.seen) {
+				l.seen = t
+			}
+		}
 	}
-	if s, ok := h[fieldSeen]; ok {
-		t, err := decodeTime(s)
-		if err != nil {
-			return nil, errCorrupt
+	for _, f := range []string{fieldFamily, fieldFamilyV1} {
+		if s, ok := h[f]; ok {
+			t, err := decodeTime(s)
+			if err != nil {
+				return nil, errCorrupt
+			}
+			if t.After(l.famTouched) {
+				l.famTouched = t
+			}
 		}
-		if t.After(l.seen) {
-			l.seen = t
-		}
-	}
-	if s, ok := h[fieldFamily]; ok {
-		t, err := decodeTime(s)
-		if err != nil {
-			return nil, errCorrupt
-		}
-		l.famTouched = t
 	}
 	return l, nil
 }

@@ -7,7 +7,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
@@ -148,7 +147,7 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 		if err != nil {
 			return nil, "", err
 		}
-		secretEnc, l.secretHash = enc, hashSecret(secret)
+		secretEnc, l.secretHash = enc, storedHash(secret)
 	}
 	if ns.Tokens {
 		l.famTouched = now
@@ -165,28 +164,14 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 	return s, cookieValue, nil
 }
 
-// write stores a new login: the optional fields first and rec last, so that
-// no reader sees a login without its cookie hash or family; then the user
-// index, whose expiry covers the longest the login can live without another
-// index write (cookie touches never pass the absolute deadline; TouchFamily
+// write stores a new login in one step (identity, record with the cookie
+// hash, and family together, so no reader sees a login without them); then the user index,
+// whose expiry covers the longest the login can live without another index
+// write (cookie touches never pass the absolute deadline; TouchFamily
 // refreshes the index itself).
 func (m *Manager) write(ctx context.Context, l *login, now time.Time) error {
 	key, ttl := sessionKey(l.sid), l.ttl(&m.cfg, now)
-	if l.hasCookie() {
-		if err := m.st.HSet(ctx, key, ttl, fieldCookie, l.secretHash); err != nil {
-			return fmt.Errorf("session: create: %w", err)
-		}
-	}
-	if l.hasTokens() {
-		if err := m.st.HSet(ctx, key, ttl, fieldFamily, encodeTime(l.famTouched)); err != nil {
-			return fmt.Errorf("session: create: %w", err)
-		}
-	}
-	rec, err := json.Marshal(l.rec)
-	if err != nil {
-		return fmt.Errorf("session: create: %w", err)
-	}
-	if err := m.st.HSet(ctx, key, ttl, fieldRecord, rec); err != nil {
+	if err := m.st.HSetFields(ctx, key, ttl, loginFields(l)...); err != nil {
 		return fmt.Errorf("session: create: %w", err)
 	}
 	indexTTL := ttl

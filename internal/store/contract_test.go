@@ -364,6 +364,48 @@ var contractCases = []contractCase{
 			t.Fatalf("HGetAll(missing) = %q, %v", got, err)
 		}
 	}},
+	{name: "HSetFields writes several fields at once and extends the expiry", run: func(t *testing.T, ctx context.Context, b backend) {
+		must(t, b.st.HSet(ctx, "hf", short, "old", []byte("o")))
+		must(t, b.st.HSetFields(ctx, "hf", time.Minute, Field{Name: "a", Value: []byte("1")}, Field{Name: "old", Value: []byte("2")}))
+		must(t, b.st.HSetFields(ctx, "hf", time.Minute))
+		b.wait(2 * short)
+		got, err := b.st.HGetAll(ctx, "hf")
+		if err != nil || len(got) != 2 || string(got["a"]) != "1" || string(got["old"]) != "2" {
+			t.Fatalf("HGetAll = %q, %v", got, err)
+		}
+	}},
+	{name: "TakeField takes a value once, then reports it used", run: func(t *testing.T, ctx context.Context, b backend) {
+		id1, id2 := []byte("first-id-0123456"), []byte("second-id-012345")
+		must(t, b.st.HSetFields(ctx, "login", time.Minute, Field{Name: "a", Value: []byte("who")}, Field{Name: "a1", Value: []byte("+more")},
+			Field{Name: "x", Value: []byte("other")}, Field{Name: "t", Value: append(slices.Clone(id1), "-state"...)}))
+		h, taken, used, err := b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2)
+		if err != nil || !taken || used || len(h) != 3 || string(h["t"]) != string(id1)+"-state" || string(h["a"]) != "who" || string(h["a1"]) != "+more" {
+			t.Fatalf("first take = %q, %v, %v, %v", h, taken, used, err)
+		}
+		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2); err != nil || taken || !used {
+			t.Fatalf("second take: taken %v used %v err %v; want used", taken, used, err)
+		}
+		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", "a", []byte("never-issued-id!"), 2); err != nil || taken || used {
+			t.Fatalf("unknown id: taken %v used %v err %v; want neither", taken, used, err)
+		}
+		// The used field keeps the newest keep fingerprints.
+		for _, id := range [][]byte{id2, []byte("third-id-0123456")} {
+			must(t, b.st.HSet(ctx, "login", time.Minute, "t", id))
+			if _, taken, _, err := b.st.TakeField(ctx, "login", "t", "u", "a", id, 2); err != nil || !taken {
+				t.Fatalf("take %q: %v, %v", id, taken, err)
+			}
+		}
+		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", "a", id2, 2); !used {
+			t.Fatal("the second newest fingerprint was dropped")
+		}
+		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2); used {
+			t.Fatal("more than keep fingerprints were kept")
+		}
+		h, taken, used, err = b.st.TakeField(ctx, "absent", "t", "u", "a", id1, 2)
+		if err != nil || taken || used || len(h) != 0 {
+			t.Fatalf("absent key = %q, %v, %v, %v", h, taken, used, err)
+		}
+	}},
 	{name: "hash expiry is honoured", run: func(t *testing.T, ctx context.Context, b backend) {
 		must(t, b.st.HSet(ctx, "h", short, "f", []byte("v")))
 		b.wait(2 * short)

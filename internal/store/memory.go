@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -278,6 +280,49 @@ func (m *Memory) Consume(ctx context.Context, key, usedKey string) ([]byte, []by
 	return nil, clone(u.str), nil
 }
 
+// TakeField holds the store's lock across the read and both writes.
+func (m *Memory) TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+	if len(id) < FingerprintLen {
+		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
+	}
+	if err := m.begin(ctx); err != nil {
+		return nil, false, false, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key, m.clock())
+	if e == nil {
+		return map[string][]byte{}, false, false, nil
+	}
+	if e.kind != kindHash {
+		return nil, false, false, ErrWrongType
+	}
+	h := make(map[string][]byte, 4)
+	if v, ok := e.hash[field]; ok {
+		h[field] = clone(v)
+	}
+	for i := 0; ; i++ {
+		v, ok := e.hash[chunkName(with, i)]
+		if !ok {
+			break
+		}
+		h[chunkName(with, i)] = clone(v)
+	}
+	fp := id[:FingerprintLen]
+	used := e.hash[usedField]
+	if cur, ok := e.hash[field]; ok && bytes.HasPrefix(cur, id) {
+		delete(e.hash, field)
+		next := append(slices.Clone(fp), used...)
+		e.hash[usedField] = next[:min(len(next), keep*FingerprintLen)]
+		return h, true, false, nil
+	}
+	for i := 0; i+FingerprintLen <= len(used); i += FingerprintLen {
+		if bytes.Equal(used[i:i+FingerprintLen], fp) {
+			return h, false, true, nil
+		}
+	}
+	return h, false, false, nil
+}
+
 // Incr sets exp whenever the counter has no expiry, which includes its
 // creation; the returned TTL is 0 when the counter does not expire.
 func (m *Memory) Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error) {
@@ -407,6 +452,30 @@ func (m *Memory) addFields(ctx context.Context, key string, exp time.Duration, k
 		return err
 	}
 	add(e)
+	extendTo(e, isNew, now, exp)
+	m.data[key] = e
+	return nil
+}
+
+func (m *Memory) HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	now := m.clock()
+	e := m.live(key, now)
+	isNew := e == nil
+	if isNew {
+		e = &memEntry{kind: kindHash, hash: make(map[string][]byte, len(fields))}
+	} else if e.kind != kindHash {
+		return ErrWrongType
+	}
+	for _, f := range fields {
+		e.hash[f.Name] = clone(f.Value)
+	}
 	extendTo(e, isNew, now, exp)
 	m.data[key] = e
 	return nil

@@ -324,6 +324,59 @@ func (r *Redis) Consume(ctx context.Context, key, usedKey string) ([]byte, []byt
 	return nil, []byte(s), nil
 }
 
+// takeFieldScript: ARGV = field, usedField, id, keep, with. The reply is the
+// outcome (1 taken, 2 used, 0 neither), then field's value (or false) and
+// the pieces of with (with, with1, ...), as a flat list of names and values.
+var takeFieldScript = redis.NewScript(`
+local out = {}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then out[#out+1] = ARGV[1]; out[#out+1] = cur end
+local name = ARGV[5]
+for i = 1, 64 do
+  local v = redis.call('HGET', KEYS[1], name)
+  if not v then break end
+  out[#out+1] = name; out[#out+1] = v
+  name = ARGV[5] .. i
+end
+local id = ARGV[3]
+local fp = string.sub(id, 1, 8)
+local used = redis.call('HGET', KEYS[1], ARGV[2]) or ''
+if cur and string.sub(cur, 1, #id) == id then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[1], ARGV[2], string.sub(fp .. used, 1, 8 * tonumber(ARGV[4])))
+  return {1, out}
+end
+for i = 1, #used - 7, 8 do
+  if string.sub(used, i, i + 7) == fp then return {2, out} end
+end
+return {0, out}
+`)
+
+func (r *Redis) TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+	if len(id) < FingerprintLen {
+		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
+	}
+	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep, with).Slice()
+	if err != nil {
+		return nil, false, false, wrapErr("take field", err)
+	}
+	if len(res) != 2 {
+		return nil, false, false, fmt.Errorf("store: take field: unexpected reply of %d values", len(res))
+	}
+	outcome, _ := res[0].(int64)
+	flat, ok := res[1].([]any)
+	if !ok || len(flat)%2 != 0 {
+		return nil, false, false, fmt.Errorf("store: take field: unexpected reply type %T", res[1])
+	}
+	h := make(map[string][]byte, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		f, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[f] = []byte(v)
+	}
+	return h, outcome == 1, outcome == 2, nil
+}
+
 // incrScript sets the expiry whenever the counter has none, not only at
 // creation, so a counter left without TTL (by a crash between two commands of
 // an older writer) cannot pin a rate limit forever.
@@ -392,31 +445,76 @@ return 1
 
 // --- sets ---
 
+// Sets are kept as hashes whose fields are the members (values empty):
+// Redis before 7.2 stores every set of strings as a real hash table, about
+// 200 bytes for a one-member per-user index, while a small hash is one
+// packed allocation (hash-max-listpack-*). Sets written before are read as
+// sets, and turned into hashes by the next SAdd (setScript).
+var setScript = redis.NewScript(`
+local t = redis.call('TYPE', KEYS[1]).ok
+local op = ARGV[1]
+if op == 'members' then
+  if t == 'set' then return redis.call('SMEMBERS', KEYS[1]) end
+  if t == 'hash' then return redis.call('HKEYS', KEYS[1]) end
+  if t == 'none' then return {} end
+  return redis.error_reply('WRONGTYPE not a set')
+end
+if op == 'rem' then
+  if t == 'set' then return redis.call('SREM', KEYS[1], unpack(ARGV, 2)) end
+  if t == 'hash' then return redis.call('HDEL', KEYS[1], unpack(ARGV, 2)) end
+  if t == 'none' then return 0 end
+  return redis.error_reply('WRONGTYPE not a set')
+end
+-- add: ARGV[2] is the expiry in ms, the rest the members
+if t == 'set' then
+  local ms = redis.call('SMEMBERS', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for _, m in ipairs(ms) do redis.call('HSET', KEYS[1], m, '') end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+elseif t ~= 'hash' and t ~= 'none' then
+  return redis.error_reply('WRONGTYPE not a set')
+end
+local existed = redis.call('EXISTS', KEYS[1])
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '') end
+local exp = tonumber(ARGV[2])
+if exp <= 0 then
+  if existed == 1 then redis.call('PERSIST', KEYS[1]) end
+  return 1
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if existed == 0 or (ttl >= 0 and ttl < exp) then
+  redis.call('PEXPIRE', KEYS[1], exp)
+end
+return 1
+`)
+
 func (r *Redis) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
 	if len(members) == 0 {
 		return nil
 	}
 	args := make([]any, 0, 2+len(members))
-	args = append(args, nonNegative(exp).Milliseconds(), "SADD")
+	args = append(args, "add", nonNegative(exp).Milliseconds())
 	for _, m := range members {
 		args = append(args, m)
 	}
-	return wrapErr("sadd", extendScript.Run(ctx, r.client, []string{key}, args...).Err())
+	return wrapErr("sadd", setScript.Run(ctx, r.client, []string{key}, args...).Err())
 }
 
 func (r *Redis) SRem(ctx context.Context, key string, members ...string) error {
 	if len(members) == 0 {
 		return nil
 	}
-	args := make([]any, len(members))
-	for i, m := range members {
-		args[i] = m
+	args := make([]any, 0, 1+len(members))
+	args = append(args, "rem")
+	for _, m := range members {
+		args = append(args, m)
 	}
-	return wrapErr("srem", r.client.SRem(ctx, key, args...).Err())
+	return wrapErr("srem", setScript.Run(ctx, r.client, []string{key}, args...).Err())
 }
 
 func (r *Redis) SMembers(ctx context.Context, key string) ([]string, error) {
-	v, err := r.client.SMembers(ctx, key).Result()
+	v, err := setScript.Run(ctx, r.client, []string{key}, "members").StringSlice()
 	if err != nil {
 		return nil, wrapErr("smembers", err)
 	}
@@ -427,6 +525,18 @@ func (r *Redis) SMembers(ctx context.Context, key string) ([]string, error) {
 
 func (r *Redis) HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error {
 	return wrapErr("hset", extendScript.Run(ctx, r.client, []string{key}, nonNegative(exp).Milliseconds(), "HSET", field, val).Err())
+}
+
+func (r *Redis) HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2+2*len(fields))
+	args = append(args, nonNegative(exp).Milliseconds(), "HSET")
+	for _, f := range fields {
+		args = append(args, f.Name, f.Value)
+	}
+	return wrapErr("hset", extendScript.Run(ctx, r.client, []string{key}, args...).Err())
 }
 
 func (r *Redis) HDel(ctx context.Context, key string, fields ...string) error {

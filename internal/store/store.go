@@ -17,6 +17,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Field is one hash field and its value, for HSetFields.
+type Field struct {
+	Name  string
+	Value []byte
+}
+
 // Store is the key-value contract of every back end.
 //
 // Reset (from fiber.Storage) never flushes a shared Redis database: the Redis
@@ -43,6 +49,18 @@ type Store interface {
 	// race can never find neither (refresh-token reuse detection, RFC 9700
 	// §4.14.2). On Redis Cluster both keys must hash to one slot.
 	Consume(ctx context.Context, key, usedKey string) (val, used []byte, err error)
+	// TakeField takes a single-use value kept in a hash field, in one atomic
+	// step. When the value of field begins with id, the field is deleted,
+	// id's first FingerprintLen bytes are put in front of usedField, which
+	// keeps the newest keep fingerprints, and taken is true. Otherwise
+	// nothing changes, and used reports whether id's fingerprint is in
+	// usedField. h holds, as they were before the step, field and the
+	// pieces of with (with, with1, ... as Chunks names them), when present.
+	// Of racing callers with one id exactly one
+	// takes it and every other one sees it used: refresh rotation on a
+	// login's own hash (package token), one key, so Redis Cluster has no
+	// slot to agree on. id must be at least FingerprintLen bytes.
+	TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (h map[string][]byte, taken, used bool, err error)
 	// Incr increments a counter, setting exp when the key is created, and
 	// returns the new value and the remaining TTL.
 	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)
@@ -60,6 +78,9 @@ type Store interface {
 	// Hash operations back small registries that must be loaded whole at start
 	// (revocation lists). HSet extends the hash's expiry to at least exp.
 	HSet(ctx context.Context, key string, exp time.Duration, field string, val []byte) error
+	// HSetFields is HSet of several fields in one atomic step: a reader sees
+	// all of them or none (a login's record and its parts, written at once).
+	HSetFields(ctx context.Context, key string, exp time.Duration, fields ...Field) error
 	HDel(ctx context.Context, key string, fields ...string) error
 	HGetAll(ctx context.Context, key string) (map[string][]byte, error)
 

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -91,19 +90,7 @@ func TestRefreshRecordWithoutFamilyStart(t *testing.T) {
 	e := newEnv(t, AlgEdDSA, withLifetimes(24*time.Hour, 72*time.Hour))
 	ctx := context.Background()
 	iat := e.clock.Now()
-	raw, err := newRefreshToken(e.svc.cfg.Rand)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, _ := parseRefresh(raw)
-	// Exactly what storeRefresh wrote before this change.
-	old, _ := json.Marshal(map[string]any{
-		"sid": "sid-old", "user": alice.UserID, "email": alice.Email, "client": alice.ClientID, "roles": alice.Roles,
-		"exp": iat.Add(24 * time.Hour).UnixNano(), "iat": iat.UnixNano(),
-	})
-	if err := e.st.SetCtx(ctx, refreshKey(hash), old, 24*time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	raw, _ := e.legacyRefresh(t, "sid-old", alice, iat, 0, 24*time.Hour)
 	e.clock.Advance(time.Hour)
 	if sub, err := e.svc.LookupRefresh(ctx, raw); err != nil || sub.SID != "sid-old" {
 		t.Fatalf("LookupRefresh of an old record: %+v, %v", sub, err)
@@ -158,17 +145,13 @@ func TestRefreshAbsoluteTTLConfig(t *testing.T) {
 // record reads the stored record of a live refresh token.
 func (e *env) record(t *testing.T, raw string) refreshRecord {
 	t.Helper()
-	hash, err := parseRefresh(raw)
+	p, err := parseRefresh(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.st.GetCtx(context.Background(), refreshKey(hash))
-	if err != nil || b == nil {
+	rec, err := e.svc.lookup(context.Background(), p)
+	if err != nil {
 		t.Fatalf("no record for the token: %v", err)
 	}
-	var rec refreshRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec
+	return *rec
 }

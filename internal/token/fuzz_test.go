@@ -64,31 +64,37 @@ func FuzzVerifyAccess(f *testing.F) {
 	})
 }
 
-// FuzzParseRefresh: a refresh token is exactly rt_ + canonical base64url of 32
-// bytes, anything else fails as invalid before the store is asked; the service
+// FuzzParseRefresh: a refresh token is exactly rt_<sid>.<canonical base64url
+// of 32 bytes>, or of the old kind rt_ + the same, anything else fails as invalid before the store is asked; the service
 // entry points never panic and never fail otherwise on client input.
 func FuzzParseRefresh(f *testing.F) {
 	e := newEnv(f, AlgEdDSA)
 	p := e.issue(f, alice)
 	for _, s := range []string{
 		p.RefreshToken, p.AccessToken, "", "rt_", "rt_" + strings.Repeat("A", 43), "rt_" + strings.Repeat("_", 43),
+		"rt_." + strings.Repeat("A", 43), "rt_a.b." + strings.Repeat("A", 43), "rt_" + strings.Repeat("s", 65) + "." + strings.Repeat("A", 43),
 		"RT_" + p.RefreshToken[3:], p.RefreshToken + "=", p.RefreshToken[:45] + nonCanonicalTail(p.RefreshToken),
 	} {
 		f.Add(s)
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, raw string) {
-		hash, err := parseRefresh(raw)
+		pr, err := parseRefresh(raw)
 		if err != nil {
-			if !errors.Is(err, auth.ErrInvalid) || hash != "" {
-				t.Fatalf("parseRefresh(%q) = %q, %v; want only ErrInvalid", raw, hash, err)
+			if !errors.Is(err, auth.ErrInvalid) || pr.hash != "" {
+				t.Fatalf("parseRefresh(%q) = %+v, %v; want only ErrInvalid", raw, pr, err)
 			}
 		} else {
-			if len(raw) != refreshTokenLen || !strings.HasPrefix(raw, "rt_") || len(hash) != 64 {
-				t.Fatalf("parseRefresh accepted %q (hash %q)", raw, hash)
+			secret := raw[len(raw)-refreshSecretLen:]
+			want := "rt_" + secret
+			if pr.sid != "" {
+				want = "rt_" + pr.sid + "." + secret
+			}
+			if want != raw || len(pr.hash) != 64 || (pr.sid == "") != (len(raw) == refreshLegacyLen) {
+				t.Fatalf("parseRefresh accepted %q (%+v)", raw, pr)
 			}
 			// Canonical: re-encoding the decoded bytes gives the same string.
-			if again, _ := newRefreshToken(strings.NewReader(string(mustDecode(t, raw[3:])))); again != raw {
+			if again := base64.RawURLEncoding.EncodeToString(mustDecode(t, secret)); again != secret {
 				t.Fatalf("parseRefresh accepted a non-canonical %q", raw)
 			}
 		}

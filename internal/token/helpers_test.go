@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,3 +244,33 @@ func withSmallCache() envOption { return withCache(512 << 10) }
 // unsafeString aliases b the way fasthttp's request strings alias its
 // buffers.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// legacyRefresh stores a refresh token of the kind issued before refresh
+// state moved into the login's hash (rt_<secret>, a JSON record under
+// ts:rt:<hex SHA-256>), exactly as storeRefresh wrote it then, and returns
+// the token and its hash. fam 0 leaves out the family start, as records
+// written before families had one.
+func (e *env) legacyRefresh(t testing.TB, sid string, sub Subject, iat time.Time, fam int64, ttl time.Duration) (string, string) {
+	t.Helper()
+	var b [refreshRandBytes]byte
+	if _, err := io.ReadFull(e.svc.cfg.Rand, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	raw := refreshPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	p, err := parseRefresh(raw)
+	if err != nil || p.sid != "" {
+		t.Fatalf("parseRefresh(legacy) = %+v, %v", p, err)
+	}
+	rec := map[string]any{
+		"sid": sid, "user": sub.UserID, "email": sub.Email, "client": sub.ClientID, "roles": sub.Roles,
+		"exp": iat.Add(ttl).UnixNano(), "iat": iat.UnixNano(),
+	}
+	if fam != 0 {
+		rec["fam"] = fam
+	}
+	old, _ := json.Marshal(rec)
+	if err := e.st.SetCtx(context.Background(), refreshKey(p.hash), old, ttl); err != nil {
+		t.Fatal(err)
+	}
+	return raw, p.hash
+}

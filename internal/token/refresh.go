@@ -1,16 +1,20 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 // ErrRefreshReused: a refresh token that was already exchanged came back, so
@@ -24,28 +28,59 @@ var ErrRefreshReused = fmt.Errorf("refresh token reused: %w", auth.ErrRevoked)
 var ErrFamilyExpired = fmt.Errorf("refresh token family reached its absolute lifetime: %w", auth.ErrExpired)
 
 // Refresh tokens are opaque: a prefix that tells them apart from JWTs at a
-// glance, then 32 random bytes. Only a hash of them is stored.
+// glance, the sid of their login, a dot and 32 random bytes (base64url):
+// rt_<sid>.<secret>. Only a hash of them is stored, in the login's own hash
+// (store.LoginKey, field store.FieldRefresh), so a login costs one Redis key
+// however many refresh tokens it goes through. The sid is public (it is in
+// every access token); the secret is what proves possession.
+//
+// Tokens issued before (rt_<secret>, refreshLegacyLen characters) are stored
+// under ts:rt:<hex SHA-256> with used markers in their own keys; they are
+// still consumed as they are, and their successors are of the new kind.
 const (
 	refreshPrefix     = "rt_"
 	refreshRandBytes  = 32
-	refreshTokenLen   = len(refreshPrefix) + 43 // base64url of 32 bytes, unpadded
+	refreshSecretLen  = 43 // base64url of 32 bytes, unpadded
+	refreshLegacyLen  = len(refreshPrefix) + refreshSecretLen
+	refreshMaxSIDLen  = 64
 	refreshKeyPrefix  = "ts:rt:"
 	refreshUsedPrefix = "ts:rtu:"
+	// refreshKeep is how many consumed refresh tokens of a login are
+	// recognised as reuse (8-byte fingerprints, newest first: 64 bytes, the
+	// longest value a packed Redis hash keeps). An older one is refused as
+	// unknown, without revoking the family.
+	refreshKeep = store.ChunkLen / store.FingerprintLen
+	// refreshStateVersion follows the token's hash in store.FieldRefresh.
+	refreshStateVersion = 1
+	// refreshStoredHashLen is how much of a token's SHA-256 its login keeps:
+	// 128 bits of a hash of 256 random bits leave nothing to guess.
+	refreshStoredHashLen = 16
 )
 
-// Key names of a refresh token stored under its hash. The record keeps the
-// name it always had, so records written before the upgrade are consumed as
-// they are. The used marker is written by the same atomic step that consumes
-// the record (store.Consume), which Redis Cluster allows only when both keys
-// hash to one slot: the marker's name carries the record's whole key as its
-// {hash tag}, which puts it in the record's slot (a key without braces hashes
-// whole). Markers written before the upgrade under ts:rtu:<hash> are only
-// read, as a fallback, until they expire (at most jwt.refresh_ttl).
+// Key names of a refresh token of the old kind stored under its hash. The
+// used marker is written by the same atomic step that consumes the record
+// (store.Consume), which Redis Cluster allows only when both keys hash to one
+// slot: the marker's name carries the record's whole key as its {hash tag},
+// which puts it in the record's slot (a key without braces hashes whole).
+// Markers written before that under ts:rtu:<hash> are only read, as a
+// fallback, until they expire (at most jwt.refresh_ttl).
 func refreshKey(hash string) string { return refreshKeyPrefix + hash }
 
 func usedKey(hash string) string { return refreshUsedPrefix + "{" + refreshKeyPrefix + hash + "}" }
 
 func legacyUsedKey(hash string) string { return refreshUsedPrefix + hash }
+
+const refreshStateLen = refreshStoredHashLen + 1 + 3*8
+
+// storedID is what the login keeps of the token: the start of its hash.
+func (p *presentedRefresh) storedID() []byte { return p.sum[:refreshStoredHashLen] }
+
+// presentedRefresh is a refresh token that has the right shape.
+type presentedRefresh struct {
+	sid  string   // empty for a token of the old kind
+	sum  [32]byte // SHA-256 of the whole token
+	hash string   // hex of sum: the old kind's key
+}
 
 var (
 	errRefreshMalformed = fmt.Errorf("token: %w: not a refresh token", auth.ErrInvalid)
@@ -54,7 +89,9 @@ var (
 	errRefreshExpired   = fmt.Errorf("token: %w: refresh token expired", auth.ErrExpired)
 )
 
-// refreshRecord is what the store keeps under ts:rt:<hash>.
+// refreshRecord is what a refresh token stands for: decoded from the login
+// hash (state field and identity), or for the old kind the JSON the store
+// keeps under ts:rt:<hash>.
 type refreshRecord struct {
 	SID    string   `json:"sid"`
 	User   string   `json:"user"`
@@ -72,6 +109,34 @@ type refreshRecord struct {
 	Fam int64 `json:"fam,omitempty"`
 }
 
+// encodeRefreshState is the value of store.FieldRefresh: the token's
+// storedID first (what store.TakeField matches), a version byte, then exp,
+// iat and the family start, unix ns, 8 bytes big-endian each: 41 bytes.
+func encodeRefreshState(id []byte, rec *refreshRecord) []byte {
+	b := make([]byte, 0, refreshStateLen)
+	b = append(b, id...)
+	b = append(b, refreshStateVersion)
+	for _, v := range []int64{rec.Exp, rec.Iat, rec.Fam} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	return b
+}
+
+// decodeRefreshState reads the login hash h of sid as the record of the
+// token whose hash the state begins with.
+func decodeRefreshState(sid string, h map[string][]byte) (*refreshRecord, error) {
+	b := h[store.FieldRefresh]
+	id, ok, err := store.ParseIdentity(h)
+	if err != nil || !ok || len(b) != refreshStateLen || b[refreshStoredHashLen] != refreshStateVersion {
+		return nil, errRefreshCorrupt
+	}
+	v := b[refreshStoredHashLen+1:]
+	return &refreshRecord{
+		SID: sid, User: id.UserID, Email: id.Email, Client: id.ClientID, Roles: id.Roles,
+		Exp: int64(binary.BigEndian.Uint64(v[0:8])), Iat: int64(binary.BigEndian.Uint64(v[8:16])), Fam: int64(binary.BigEndian.Uint64(v[16:24])),
+	}, nil
+}
+
 // familyStart is Fam, or for a record written before Fam existed its own
 // iat: such a family is treated as starting at its latest refresh before
 // the upgrade, so it keeps working and is capped from then on.
@@ -86,33 +151,67 @@ func (r *refreshRecord) subject() Subject {
 	return Subject{UserID: r.User, Email: r.Email, ClientID: r.Client, SID: r.SID, Roles: r.Roles}
 }
 
-// parseRefresh checks the shape of a presented refresh token and returns the
-// hex SHA-256 it is stored under. A JWT, or anything not exactly shaped like
-// our tokens, fails before any store access.
-func parseRefresh(raw string) (string, error) {
-	if len(raw) != refreshTokenLen || raw[:len(refreshPrefix)] != refreshPrefix {
-		return "", errRefreshMalformed
+// parseRefresh checks the shape of a presented refresh token and returns
+// what it is stored under. A JWT, or anything not exactly shaped like our
+// tokens, fails before any store access.
+func parseRefresh(raw string) (presentedRefresh, error) {
+	rest, ok := strings.CutPrefix(raw, refreshPrefix)
+	if !ok || len(raw) > refreshLegacyLen+1+refreshMaxSIDLen {
+		return presentedRefresh{}, errRefreshMalformed
+	}
+	var p presentedRefresh
+	secret := rest
+	if len(raw) != refreshLegacyLen {
+		i := strings.LastIndexByte(rest, '.')
+		if i < 0 || !validRefreshSID(rest[:i]) {
+			return presentedRefresh{}, errRefreshMalformed
+		}
+		p.sid, secret = rest[:i], rest[i+1:]
 	}
 	var buf [refreshRandBytes]byte
-	n, err := base64.RawURLEncoding.Strict().Decode(buf[:], []byte(raw[len(refreshPrefix):]))
-	if err != nil || n != refreshRandBytes {
-		return "", errRefreshMalformed
+	if len(secret) != refreshSecretLen {
+		return presentedRefresh{}, errRefreshMalformed
 	}
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:]), nil
+	n, err := base64.RawURLEncoding.Strict().Decode(buf[:], []byte(secret))
+	if err != nil || n != refreshRandBytes {
+		return presentedRefresh{}, errRefreshMalformed
+	}
+	p.sum = sha256.Sum256([]byte(raw))
+	p.hash = hex.EncodeToString(p.sum[:])
+	return p, nil
 }
 
-func newRefreshToken(rand io.Reader) (string, error) {
+// validRefreshSID: a sid a refresh token can carry (base64url characters,
+// as every sid tokenshift makes).
+func validRefreshSID(sid string) bool {
+	if sid == "" || len(sid) > refreshMaxSIDLen {
+		return false
+	}
+	for i := range len(sid) {
+		c := sid[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRefreshToken(rand io.Reader, sid string) (string, error) {
+	if !validRefreshSID(sid) {
+		return "", fmt.Errorf("token: sid %q cannot be carried by a refresh token", sid)
+	}
 	var b [refreshRandBytes]byte
 	if _, err := io.ReadFull(rand, b[:]); err != nil {
 		return "", fmt.Errorf("token: random source: %w", err)
 	}
-	return refreshPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return refreshPrefix + sid + "." + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // storeRefresh stores a new refresh token of the family that started at
-// famStart. Its expiry is never past the family's deadline.
-func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time) (string, time.Time, error) {
+// famStart, with the identity it is for, in the login's hash; the login
+// keeps at least until the token expires. Its expiry is never past the
+// family's deadline.
+func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time, withIdentity bool) (string, time.Time, error) {
 	exp := now.Add(s.cfg.RefreshTTL)
 	if deadline := famStart.Add(s.cfg.RefreshAbsoluteTTL); deadline.Before(exp) {
 		exp = deadline
@@ -121,22 +220,21 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart t
 	if ttl <= 0 {
 		return "", time.Time{}, fmt.Errorf("token: %w", ErrFamilyExpired)
 	}
-	raw, err := newRefreshToken(s.cfg.Rand)
+	raw, err := newRefreshToken(s.cfg.Rand, sub.SID)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	hash, err := parseRefresh(raw)
+	p, err := parseRefresh(raw)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	rec, err := json.Marshal(refreshRecord{
-		SID: sub.SID, User: sub.UserID, Email: sub.Email, Client: sub.ClientID, Roles: sub.Roles,
-		Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano(),
-	})
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("token: encode refresh record: %w", err)
+	rec := refreshRecord{Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano()}
+	var fields []store.Field
+	if withIdentity {
+		fields = store.IdentityFields(store.Identity{UserID: sub.UserID, Email: sub.Email, ClientID: sub.ClientID, Roles: sub.Roles})
 	}
-	if err := s.st.SetCtx(ctx, refreshKey(hash), rec, ttl); err != nil {
+	fields = append(fields, store.Field{Name: store.FieldRefresh, Value: encodeRefreshState(p.storedID(), &rec)})
+	if err := s.st.HSetFields(ctx, store.LoginKey(sub.SID), ttl, fields...); err != nil {
 		return "", time.Time{}, fmt.Errorf("token: store refresh token: %w", err)
 	}
 	return raw, exp, nil
@@ -149,18 +247,43 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart t
 // racing refreshes of one token exactly one wins and every other one is
 // reuse (RFC 9700 §4.14.2).
 func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error) {
-	hash, err := parseRefresh(raw)
+	p, err := parseRefresh(raw)
 	if err != nil {
 		return Pair{}, Subject{}, err
 	}
 	// Revocations this refresh could have known of before it consumed the
 	// token are what refuses it; see the end of this function.
 	epoch := s.rev.SIDEpoch()
-	// Consume is the single atomic step that decides which of racing
-	// refreshes wins and, in the same step, leaves the used marker (the
-	// record itself, which names the login), so a loser always finds it. It
-	// is there before anything can fail, so that even a refused token is
-	// recognised as reused if it comes back.
+	if p.sid == "" {
+		return s.refreshLegacy(ctx, p.hash, epoch)
+	}
+	// TakeField is the single atomic step that decides which of racing
+	// refreshes wins and, in the same step, leaves the token's fingerprint
+	// among the login's used ones, so a loser always finds it. It is there
+	// before anything can fail, so that even a refused token is recognised
+	// as reused if it comes back.
+	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, store.FieldIdentity, p.storedID(), refreshKeep)
+	if err != nil {
+		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
+	}
+	if !taken {
+		if !used {
+			return Pair{}, Subject{}, errRefreshUnknown
+		}
+		id, _, _ := store.ParseIdentity(h)
+		sub, err := s.reusedBy(ctx, Subject{SID: p.sid, UserID: id.UserID, ClientID: id.ClientID})
+		return Pair{}, sub, err
+	}
+	rec, err := decodeRefreshState(p.sid, h)
+	if err != nil {
+		return Pair{}, Subject{}, err
+	}
+	return s.rotate(ctx, rec, epoch, false)
+}
+
+// refreshLegacy consumes a refresh token of the old kind, stored under
+// ts:rt:<hash>; its successor is of the new kind.
+func (s *Service) refreshLegacy(ctx context.Context, hash string, epoch uint64) (Pair, Subject, error) {
 	data, marker, err := s.st.Consume(ctx, refreshKey(hash), usedKey(hash))
 	if err != nil {
 		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
@@ -174,16 +297,22 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 		sub, err := s.reused(ctx, marker)
 		return Pair{}, sub, err
 	}
-	now := s.cfg.Clock()
 	var rec refreshRecord
 	if err := json.Unmarshal(data, &rec); err != nil || rec.SID == "" || rec.User == "" {
 		return Pair{}, Subject{}, errRefreshCorrupt
 	}
-	if err := s.checkRecord(&rec, now, epoch); err != nil {
+	return s.rotate(ctx, &rec, epoch, true)
+}
+
+// rotate issues the successor of the consumed token rec; withIdentity as
+// for issue (a token of the old kind may be the first in its login's hash).
+func (s *Service) rotate(ctx context.Context, rec *refreshRecord, epoch uint64, withIdentity bool) (Pair, Subject, error) {
+	now := s.cfg.Clock()
+	if err := s.checkRecord(rec, now, epoch); err != nil {
 		return Pair{}, Subject{}, err
 	}
 	sub := rec.subject()
-	pair, err := s.issue(ctx, sub, now, rec.familyStart(), epoch)
+	pair, err := s.issue(ctx, sub, now, rec.familyStart(), epoch, withIdentity)
 	if err != nil {
 		return Pair{}, Subject{}, err
 	}
@@ -228,8 +357,12 @@ func (s *Service) reused(ctx context.Context, marker []byte) (Subject, error) {
 	if m.SID == "" {
 		return Subject{}, errRefreshCorrupt
 	}
-	sub := Subject{SID: m.SID, UserID: m.User, ClientID: m.Client}
-	if err := s.RevokeFamily(ctx, m.SID); err != nil {
+	return s.reusedBy(ctx, Subject{SID: m.SID, UserID: m.User, ClientID: m.Client})
+}
+
+// reusedBy kills the family of a consumed refresh token that came back.
+func (s *Service) reusedBy(ctx context.Context, sub Subject) (Subject, error) {
+	if err := s.RevokeFamily(ctx, sub.SID); err != nil {
 		// Applied locally already; the store failing only delays the others.
 		return sub, fmt.Errorf("token: %w (revoking the family failed: %w)", ErrRefreshReused, err)
 	}
@@ -257,23 +390,42 @@ func (s *Service) checkRecord(rec *refreshRecord, now time.Time, epoch uint64) e
 // LookupRefresh returns the subject of a live refresh token without consuming
 // it (logout with a refresh token).
 func (s *Service) LookupRefresh(ctx context.Context, raw string) (Subject, error) {
-	hash, err := parseRefresh(raw)
+	p, err := parseRefresh(raw)
 	if err != nil {
 		return Subject{}, err
 	}
-	data, err := s.st.GetCtx(ctx, refreshKey(hash))
+	rec, err := s.lookup(ctx, p)
 	if err != nil {
-		return Subject{}, fmt.Errorf("token: lookup refresh: %w", err)
+		return Subject{}, err
 	}
-	if data == nil {
-		return Subject{}, errRefreshUnknown
-	}
-	var rec refreshRecord
-	if err := json.Unmarshal(data, &rec); err != nil || rec.SID == "" || rec.User == "" {
-		return Subject{}, errRefreshCorrupt
-	}
-	if err := s.checkRecord(&rec, s.cfg.Clock(), s.rev.SIDEpoch()); err != nil {
+	if err := s.checkRecord(rec, s.cfg.Clock(), s.rev.SIDEpoch()); err != nil {
 		return Subject{}, err
 	}
 	return rec.subject(), nil
+}
+
+// lookup reads the record of a token that was issued and not consumed.
+func (s *Service) lookup(ctx context.Context, p presentedRefresh) (*refreshRecord, error) {
+	if p.sid != "" {
+		h, err := s.st.HGetAll(ctx, store.LoginKey(p.sid))
+		if err != nil {
+			return nil, fmt.Errorf("token: lookup refresh: %w", err)
+		}
+		if !bytes.HasPrefix(h[store.FieldRefresh], p.storedID()) {
+			return nil, errRefreshUnknown
+		}
+		return decodeRefreshState(p.sid, h)
+	}
+	data, err := s.st.GetCtx(ctx, refreshKey(p.hash))
+	if err != nil {
+		return nil, fmt.Errorf("token: lookup refresh: %w", err)
+	}
+	if data == nil {
+		return nil, errRefreshUnknown
+	}
+	var rec refreshRecord
+	if err := json.Unmarshal(data, &rec); err != nil || rec.SID == "" || rec.User == "" {
+		return nil, errRefreshCorrupt
+	}
+	return &rec, nil
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -11,22 +12,31 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 func TestRefreshRotation(t *testing.T) {
 	e := newEnv(t, AlgEdDSA)
 	ctx := context.Background()
 	p1 := e.issue(t, alice)
-	if !strings.HasPrefix(p1.RefreshToken, "rt_") || len(p1.RefreshToken) != refreshTokenLen {
-		t.Fatalf("refresh token %q is not rt_ + base64url(32 bytes)", p1.RefreshToken)
-	}
 	c1, err := e.svc.VerifyAccess(p1.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, _ := parseRefresh(p1.RefreshToken)
-	if v, _ := e.st.GetCtx(ctx, "ts:rt:"+hash); v == nil || strings.Contains(string(v), p1.RefreshToken) {
-		t.Fatalf("record under ts:rt:<sha256> = %q; want a record without the token itself", v)
+	secret, ok := strings.CutPrefix(p1.RefreshToken, "rt_"+c1.SID+".")
+	if !ok || len(mustDecode(t, secret)) != 32 {
+		t.Fatalf("refresh token %q is not rt_<sid>.base64url(32 bytes)", p1.RefreshToken)
+	}
+	pr, _ := parseRefresh(p1.RefreshToken)
+	login := "ts:sess:" + c1.SID
+	h, _ := e.st.HGetAll(ctx, login)
+	if st := h[store.FieldRefresh]; !bytes.HasPrefix(st, pr.storedID()) || len(st) > store.ChunkLen {
+		t.Fatalf("login hash %q; want the token's SHA-256 (and no more than %d bytes) in %q", h, store.ChunkLen, store.FieldRefresh)
+	}
+	for f, v := range h {
+		if strings.Contains(string(v), secret) || len(v) > store.ChunkLen {
+			t.Fatalf("field %q = %q holds the token or is longer than %d bytes", f, v, store.ChunkLen)
+		}
 	}
 
 	e.clock.Advance(time.Minute)
@@ -47,13 +57,16 @@ func TestRefreshRotation(t *testing.T) {
 	if c2.SID != c1.SID || c2.ID == c1.ID {
 		t.Fatalf("new access token: sid %s jti %s; want sid %s and a new jti", c2.SID, c2.ID, c1.SID)
 	}
-	if v, _ := e.st.GetCtx(ctx, "ts:rt:"+hash); v != nil {
-		t.Fatal("the used refresh record is still stored")
+	// The used token's state is replaced by its successor's, and its
+	// fingerprint kept in the same hash: one key, one Cluster slot.
+	h, _ = e.st.HGetAll(ctx, login)
+	if bytes.HasPrefix(h[store.FieldRefresh], pr.storedID()) || !bytes.Equal(h[store.FieldRefreshUsed], pr.storedID()[:store.FingerprintLen]) {
+		t.Fatalf("login hash after the refresh %q; want the successor and the used fingerprint", h)
 	}
-	// The marker is in the record's Cluster slot: its hash tag is the
-	// record's key.
-	if v, _ := e.st.GetCtx(ctx, "ts:rtu:{ts:rt:"+hash+"}"); parseUsedMarker(v) != (usedMarker{SID: c1.SID, User: alice.UserID, Client: alice.ClientID}) {
-		t.Fatalf("used marker = %q; want the sid %q, user and client", v, c1.SID)
+	for _, k := range []string{refreshKey(pr.hash), usedKey(pr.hash)} {
+		if v, _ := e.st.GetCtx(ctx, k); v != nil {
+			t.Fatalf("%s = %q; want no key of its own", k, v)
+		}
 	}
 	// The old access token lives until its exp: rotation is not revocation.
 	if _, err := e.svc.VerifyAccess(p1.AccessToken); err != nil {
@@ -207,7 +220,10 @@ func TestRefreshInvalidInputs(t *testing.T) {
 	e := newEnv(t, AlgEdDSA)
 	ctx := context.Background()
 	p := e.issue(t, alice)
-	unknown, _ := newRefreshToken(strings.NewReader(strings.Repeat("x", 32)))
+	sid := claimsOf(t, e, p.AccessToken).SID
+	unknown, _ := newRefreshToken(strings.NewReader(strings.Repeat("x", 32)), sid)
+	unknownLogin, _ := newRefreshToken(strings.NewReader(strings.Repeat("x", 32)), "no-such-login")
+	unknownLegacy := "rt_" + strings.Repeat("x", 43)
 	tests := []struct {
 		name string
 		raw  string
@@ -222,6 +238,10 @@ func TestRefreshInvalidInputs(t *testing.T) {
 		{name: "not base64url", raw: "rt_" + strings.Repeat("+", 43), want: auth.ErrInvalid},
 		{name: "non-canonical last char", raw: p.RefreshToken[:len(p.RefreshToken)-1] + nonCanonicalTail(p.RefreshToken), want: auth.ErrInvalid},
 		{name: "well-formed but unknown", raw: unknown, want: auth.ErrInvalid},
+		{name: "well-formed, unknown login", raw: unknownLogin, want: auth.ErrInvalid},
+		{name: "old kind, unknown", raw: unknownLegacy, want: auth.ErrInvalid},
+		{name: "sid with a dot", raw: "rt_a." + p.RefreshToken[3:], want: auth.ErrInvalid},
+		{name: "empty sid", raw: "rt_." + p.RefreshToken[len(p.RefreshToken)-43:], want: auth.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -328,12 +348,11 @@ func TestRefreshReuseOldMarker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, AlgEdDSA)
 			ctx := context.Background()
-			p1 := e.issue(t, alice)
-			if _, _, err := e.svc.Refresh(ctx, p1.RefreshToken); err != nil {
+			sid := "sid-before-upgrade"
+			raw, hash := e.legacyRefresh(t, sid, alice, e.clock.Now(), e.clock.Now().UnixNano(), time.Hour)
+			if _, _, err := e.svc.Refresh(ctx, raw); err != nil {
 				t.Fatal(err)
 			}
-			hash, _ := parseRefresh(p1.RefreshToken)
-			sid := claimsOf(t, e, p1.AccessToken).SID
 			// As an instance before the upgrade left it: no marker in the
 			// record's slot, the old one under its old name.
 			if err := e.st.DeleteCtx(ctx, usedKey(hash)); err != nil {
@@ -342,7 +361,7 @@ func TestRefreshReuseOldMarker(t *testing.T) {
 			if err := e.st.SetCtx(ctx, "ts:rtu:"+hash, []byte(tc.marker(sid)), time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			_, sub, err := e.svc.Refresh(ctx, p1.RefreshToken)
+			_, sub, err := e.svc.Refresh(ctx, raw)
 			if !errors.Is(err, ErrRefreshReused) || sub.SID != sid || sub.UserID != tc.want.UserID || sub.ClientID != tc.want.ClientID {
 				t.Fatalf("reuse with an old marker: %+v, %v; want sid %s, %+v and ErrRefreshReused", sub, err, sid, tc.want)
 			}

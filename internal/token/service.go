@@ -232,12 +232,14 @@ func (s *Service) Issue(ctx context.Context, sub Subject) (Pair, error) {
 	if !sub.AuthTime.IsZero() && sub.AuthTime.Before(now) {
 		now = sub.AuthTime
 	}
-	return s.issue(ctx, sub, now, now, s.rev.SIDEpoch())
+	return s.issue(ctx, sub, now, now, s.rev.SIDEpoch(), true)
 }
 
 // issue mints a pair of the family that started at famStart, refused if sid
-// was revoked by epoch (see Revocations.SIDRevokedBy).
-func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Time, epoch uint64) (Pair, error) {
+// was revoked by epoch (see Revocations.SIDRevokedBy). withIdentity stores
+// sub's identity in the login's hash with the refresh token; a rotation of a
+// token that was read from that hash leaves it as it is.
+func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Time, epoch uint64, withIdentity bool) (Pair, error) {
 	if err := s.checkSubjectBy(sub, epoch); err != nil {
 		return Pair{}, err
 	}
@@ -245,7 +247,7 @@ func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Tim
 	if err != nil {
 		return Pair{}, err
 	}
-	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now, famStart)
+	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now, famStart, withIdentity)
 	if err != nil {
 		return Pair{}, err
 	}

@@ -1,0 +1,236 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokenshift/tokenshift/featureflags"
+	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/logins"
+	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
+	"github.com/tokenshift/tokenshift/internal/token"
+	"github.com/tokenshift/tokenshift/internal/usage"
+	"github.com/tokenshift/tokenshift/internal/user"
+)
+
+// Login and refresh benchmarks, in memory and on a real redis-server, and the
+// Redis memory one login costs (issue 13, target 4):
+//
+//	go test -run '^$' -bench 'LoginMemory' -benchtime 2000x ./internal/httpapi/
+//	go test -run '^$' -bench 'Benchmark(Login|Refresh)$' -benchmem ./internal/httpapi/
+//
+// B/login is the growth of Redis INFO used_memory over at least
+// minMemoryLogins logins of distinct users (one login each: every user's
+// index is then a key of its own, the worst case), through POST /auth/login
+// of client "web" in phase dual (session cookie and a token pair), so it
+// counts everything a login writes: session, refresh state, per-user index,
+// rate limiter. Passwords are bcrypt at cost 4 so the figure is not hidden
+// behind the hash.
+
+// browserUA is a 120-character browser User-Agent.
+const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0"
+
+const minMemoryLogins = 1000
+
+// benchUsers answers user<i>@example.com with a user of id u-<i>, for any i,
+// so benchmarks log in as many distinct users as they need.
+type benchUsers struct{ hash string }
+
+func (u benchUsers) Lookup(_ context.Context, login string) (*user.User, error) {
+	n, ok := strings.CutSuffix(strings.TrimPrefix(login, "user"), "@example.com")
+	if _, err := strconv.Atoi(n); !ok || err != nil {
+		return nil, fmt.Errorf("user %w", auth.ErrNotFound)
+	}
+	return &user.User{ID: "u-" + n, Email: login, PasswordHash: u.hash, Roles: []string{"user"}}, nil
+}
+
+var benchHash = sync.OnceValue(func() string {
+	h, err := bcrypt.GenerateFromPassword([]byte("bench-password"), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(h)
+})
+
+// newBenchServer is newDevServer on st with benchUsers.
+func newBenchServer(tb testing.TB, st store.Store) *Server {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	ring, err := token.NewEphemeralKeyRing(token.AlgEdDSA)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rev := token.NewRevocations(st, time.Now, nil)
+	if err := rev.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	ids := make([]string, len(testClients))
+	for i, c := range testClients {
+		ids[i] = c.ID
+	}
+	rec, err := usage.New(usage.Options{Clients: ids, Clock: time.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sessions, err := session.New(st, session.Config{Revocations: rev})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	flags, err := featureflags.NewFlags(featureflags.State{Phase: featureflags.PhaseDual, RolloutSeed: "test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tokens, err := token.NewService(token.ConfigDefault, ring, st, rev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	o := testOptions{
+		Logger: slog.New(slog.DiscardHandler),
+		Store:  st, Sessions: sessions, Revoked: rev, Tokens: tokens,
+		Users: user.NewVerifier(benchUsers{hash: benchHash()}, &user.VerifierOptions{Logger: slog.New(slog.DiscardHandler)}),
+		Flags: flags, Usage: rec, Issued: rec, Clients: testClients, DefaultClient: "web",
+		RateLimit: logins.RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
+		Options: Options{
+			Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
+			BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
+		},
+	}
+	s, err := o.build(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// benchLogin logs user i in through the real handler and returns the answer.
+func benchLogin(tb testing.TB, s *Server, i int, ua string) map[string]any {
+	tb.Helper()
+	d := &devServer{Server: s}
+	body := `{"email":"user` + strconv.Itoa(i) + `@example.com","password":"bench-password","client_id":"web"}`
+	a := d.do(tb, call{method: "POST", path: "/auth/login", body: body, ctype: fiber.MIMEApplicationJSON,
+		header: map[string]string{fiber.HeaderUserAgent: ua}})
+	if a.status != 200 {
+		tb.Fatalf("login %d: %d %s", i, a.status, a.body)
+	}
+	return a.json(tb)
+}
+
+// usedMemory is INFO memory's used_memory, after a round trip that lets the
+// server settle its client buffers.
+func usedMemory(tb testing.TB, st *store.Redis) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	info, err := st.Redis().Info(ctx, "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("no used_memory in INFO memory")
+	return 0
+}
+
+func newRedisStore(tb testing.TB) *store.Redis {
+	tb.Helper()
+	rs := redistest.Start(tb)
+	st, err := store.NewRedis(store.RedisOptions{URL: rs.URL()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func BenchmarkLoginMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name, ua string
+	}{
+		{name: "ua-120", ua: browserUA},
+		{name: "no-ua", ua: ""},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			st := newRedisStore(b)
+			s := newBenchServer(b, st)
+			// The first login creates what all logins share (the IP's rate
+			// limit counter, revocation and usage keys): not per login.
+			benchLogin(b, s, 0, tc.ua)
+			before := usedMemory(b, st)
+			n := 0
+			for b.Loop() {
+				n++
+				benchLogin(b, s, n, tc.ua)
+			}
+			for n < minMemoryLogins {
+				n++
+				benchLogin(b, s, n, tc.ua)
+			}
+			after := usedMemory(b, st)
+			b.ReportMetric(float64(after-before)/float64(n), "B/login")
+		})
+	}
+}
+
+// BenchmarkLogin is one whole POST /auth/login (session and tokens).
+func BenchmarkLogin(b *testing.B) {
+	for _, be := range []string{"memory", "redis"} {
+		b.Run(be, func(b *testing.B) {
+			s := newBenchServer(b, benchStore(b, be))
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				n++
+				benchLogin(b, s, n, browserUA)
+			}
+		})
+	}
+}
+
+// BenchmarkRefresh is one POST /auth/refresh of the token the previous one
+// returned.
+func BenchmarkRefresh(b *testing.B) {
+	for _, be := range []string{"memory", "redis"} {
+		b.Run(be, func(b *testing.B) {
+			s := newBenchServer(b, benchStore(b, be))
+			d := &devServer{Server: s}
+			rt, _ := benchLogin(b, s, 1, browserUA)["refresh_token"].(string)
+			b.ReportAllocs()
+			for b.Loop() {
+				body, _ := json.Marshal(map[string]string{"refresh_token": rt})
+				a := d.do(b, call{method: "POST", path: "/auth/refresh", body: string(body), ctype: fiber.MIMEApplicationJSON})
+				if a.status != 200 {
+					b.Fatalf("refresh: %d %s", a.status, a.body)
+				}
+				rt, _ = a.json(b)["refresh_token"].(string)
+			}
+		})
+	}
+}
+
+func benchStore(tb testing.TB, backend string) store.Store {
+	if backend == "redis" {
+		return newRedisStore(tb)
+	}
+	st := store.NewMemory(time.Now)
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
