@@ -160,53 +160,21 @@ func New(o Options) (*Recorder, error) {
 }
 
 func newRecorder(o Options, userSlots int) (*Recorder, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	r := &Recorder{
 		clock:           o.Clock,
 		log:             o.Logger,
 		interval:        o.FlushInterval,
 		retention:       o.Retention,
+		minuteKeep:      min(minuteRetention, o.Retention),
 		maxBacklog:      o.MaxBacklog,
 		sessionLifetime: o.SessionLifetime,
 		maxShare:        o.MaxSessionShare,
 		storeTimeout:    o.StoreTimeout,
 		extRegistry:     o.Registry,
-	}
-	if r.clock == nil {
-		r.clock = time.Now
-	}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	switch {
-	case r.interval < 0:
-		return nil, fmt.Errorf("%w: flush interval %s is negative", ErrInvalidOptions, r.interval)
-	case r.interval == 0:
-		r.interval = DefaultFlushInterval
-	}
-	switch {
-	case r.retention == 0:
-		r.retention = DefaultRetention
-	case r.retention < time.Hour:
-		return nil, fmt.Errorf("%w: retention %s is shorter than one hour bucket", ErrInvalidOptions, r.retention)
-	}
-	r.minuteKeep = min(minuteRetention, r.retention)
-	switch {
-	case r.maxBacklog < 0:
-		return nil, fmt.Errorf("%w: max backlog %d is negative", ErrInvalidOptions, r.maxBacklog)
-	case r.maxBacklog == 0:
-		r.maxBacklog = DefaultMaxBacklog
-	}
-	if r.sessionLifetime < 0 {
-		return nil, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, r.sessionLifetime)
-	}
-	if !(r.maxShare >= 0 && r.maxShare <= 1) { // NaN fails both
-		return nil, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, r.maxShare)
-	}
-	switch {
-	case r.storeTimeout < 0:
-		return nil, fmt.Errorf("%w: store timeout %s is negative", ErrInvalidOptions, r.storeTimeout)
-	case r.storeTimeout == 0:
-		r.storeTimeout = DefaultStoreTimeout
 	}
 	if err := r.setLabels(o.Clients); err != nil {
 		return nil, err
@@ -214,19 +182,7 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	if err := r.setSources(o.Sources); err != nil {
 		return nil, err
 	}
-
-	nShards := 1
-	for nShards < 2*runtime.GOMAXPROCS(0) && nShards < 64 {
-		nShards <<= 1
-	}
-	cells := (1 + len(r.srcNames)) * len(r.labels) * cellsPerClient
-	r.shards = make([]shard, nShards)
-	for i := range r.shards {
-		r.shards[i] = newShard(cells)
-	}
-	r.shardMask = uint32(nShards - 1)
-	r.flushed = make([]int64, cells)
-	r.users = newUserSet(userSlots)
+	r.allocate(userSlots)
 
 	instance := o.InstanceID
 	if instance == "" {
@@ -245,6 +201,67 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	}
 	r.metrics = m
 	return r, nil
+}
+
+// withDefaults fills zero fields with the Default* constants
+// (MaxSessionShare excepted: 0 is a threshold in its own right) and rejects
+// settings that cannot work, in the order the fields are documented.
+func (o Options) withDefaults() (Options, error) {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch {
+	case o.FlushInterval < 0:
+		return o, fmt.Errorf("%w: flush interval %s is negative", ErrInvalidOptions, o.FlushInterval)
+	case o.FlushInterval == 0:
+		o.FlushInterval = DefaultFlushInterval
+	}
+	switch {
+	case o.Retention == 0:
+		o.Retention = DefaultRetention
+	case o.Retention < time.Hour:
+		return o, fmt.Errorf("%w: retention %s is shorter than one hour bucket", ErrInvalidOptions, o.Retention)
+	}
+	switch {
+	case o.MaxBacklog < 0:
+		return o, fmt.Errorf("%w: max backlog %d is negative", ErrInvalidOptions, o.MaxBacklog)
+	case o.MaxBacklog == 0:
+		o.MaxBacklog = DefaultMaxBacklog
+	}
+	if o.SessionLifetime < 0 {
+		return o, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, o.SessionLifetime)
+	}
+	if !(o.MaxSessionShare >= 0 && o.MaxSessionShare <= 1) { // NaN fails both
+		return o, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, o.MaxSessionShare)
+	}
+	switch {
+	case o.StoreTimeout < 0:
+		return o, fmt.Errorf("%w: store timeout %s is negative", ErrInvalidOptions, o.StoreTimeout)
+	case o.StoreTimeout == 0:
+		o.StoreTimeout = DefaultStoreTimeout
+	}
+	return o, nil
+}
+
+// allocate sizes the counter shards (a power of two, about two per P, so
+// concurrent Record calls rarely contend on one counter), the flush bookkeeping
+// and the user table, once labels and sources are known.
+func (r *Recorder) allocate(userSlots int) {
+	nShards := 1
+	for nShards < 2*runtime.GOMAXPROCS(0) && nShards < 64 {
+		nShards <<= 1
+	}
+	cells := (1 + len(r.srcNames)) * len(r.labels) * cellsPerClient
+	r.shards = make([]shard, nShards)
+	for i := range r.shards {
+		r.shards[i] = newShard(cells)
+	}
+	r.shardMask = uint32(nShards - 1)
+	r.flushed = make([]int64, cells)
+	r.users = newUserSet(userSlots)
 }
 
 // setLabels validates the registered client ids. They become Redis field
