@@ -213,11 +213,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	switch {
-	case o.FlushInterval < 0:
-		return o, fmt.Errorf("%w: flush interval %s is negative", ErrInvalidOptions, o.FlushInterval)
-	case o.FlushInterval == 0:
-		o.FlushInterval = DefaultFlushInterval
+	var err error
+	if o.FlushInterval, err = orDefault("flush interval", o.FlushInterval, DefaultFlushInterval); err != nil {
+		return o, err
 	}
 	switch {
 	case o.Retention == 0:
@@ -225,11 +223,8 @@ func (o Options) withDefaults() (Options, error) {
 	case o.Retention < time.Hour:
 		return o, fmt.Errorf("%w: retention %s is shorter than one hour bucket", ErrInvalidOptions, o.Retention)
 	}
-	switch {
-	case o.MaxBacklog < 0:
-		return o, fmt.Errorf("%w: max backlog %d is negative", ErrInvalidOptions, o.MaxBacklog)
-	case o.MaxBacklog == 0:
-		o.MaxBacklog = DefaultMaxBacklog
+	if o.MaxBacklog, err = orDefault("max backlog", o.MaxBacklog, DefaultMaxBacklog); err != nil {
+		return o, err
 	}
 	if o.SessionLifetime < 0 {
 		return o, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, o.SessionLifetime)
@@ -237,13 +232,22 @@ func (o Options) withDefaults() (Options, error) {
 	if !(o.MaxSessionShare >= 0 && o.MaxSessionShare <= 1) { // NaN fails both
 		return o, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, o.MaxSessionShare)
 	}
-	switch {
-	case o.StoreTimeout < 0:
-		return o, fmt.Errorf("%w: store timeout %s is negative", ErrInvalidOptions, o.StoreTimeout)
-	case o.StoreTimeout == 0:
-		o.StoreTimeout = DefaultStoreTimeout
+	if o.StoreTimeout, err = orDefault("store timeout", o.StoreTimeout, DefaultStoreTimeout); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// orDefault is the rule of most Options fields: negative is refused, zero
+// takes the default. %v prints a duration as 2s and a count as 64.
+func orDefault[T time.Duration | int](what string, v, def T) (T, error) {
+	switch {
+	case v < 0:
+		return v, fmt.Errorf("%w: %s %v is negative", ErrInvalidOptions, what, v)
+	case v == 0:
+		return def, nil
+	}
+	return v, nil
 }
 
 // allocate sizes the counter shards (a power of two, about two per P, so
@@ -269,13 +273,11 @@ func (r *Recorder) allocate(userSlots int) {
 func (r *Recorder) setLabels(clients []string) error {
 	r.index = make(map[string]int, len(clients)+2)
 	for _, id := range clients {
-		switch {
-		case id == "" || len(id) > 128:
-			return fmt.Errorf("%w: client id %q must be 1 to 128 characters", ErrInvalidOptions, id)
-		case id == auth.ClientOther || id == auth.ClientUnknown || id == globalPhaseLabel:
+		if err := checkName("client id", id, 128); err != nil {
+			return err
+		}
+		if id == auth.ClientOther || id == auth.ClientUnknown || id == globalPhaseLabel {
 			return fmt.Errorf("%w: client id %q is reserved", ErrInvalidOptions, id)
-		case strings.ContainsFunc(id, func(c rune) bool { return c == fieldSep || c <= ' ' || c == 0x7f }):
-			return fmt.Errorf("%w: client id %q contains '|', a space or a control character", ErrInvalidOptions, id)
 		}
 		if _, dup := r.index[id]; dup {
 			return fmt.Errorf("%w: client id %q registered twice", ErrInvalidOptions, id)
@@ -288,6 +290,19 @@ func (r *Recorder) setLabels(clients []string) error {
 	r.labels = append(r.labels, auth.ClientOther)
 	r.unknownIdx = len(r.labels)
 	r.labels = append(r.labels, auth.ClientUnknown)
+	return nil
+}
+
+// checkName applies the rules every counted name (client id, legacy source
+// name) obeys: it becomes part of a Redis field name, where '|' separates
+// the parts, and a metric label value.
+func checkName(kind, name string, maxLen int) error {
+	switch {
+	case name == "" || len(name) > maxLen:
+		return fmt.Errorf("%w: %s %q must be 1 to %d characters", ErrInvalidOptions, kind, name, maxLen)
+	case strings.ContainsFunc(name, func(c rune) bool { return c == fieldSep || c <= ' ' || c == 0x7f }):
+		return fmt.Errorf("%w: %s %q contains '|', a space or a control character", ErrInvalidOptions, kind, name)
+	}
 	return nil
 }
 
