@@ -13,6 +13,7 @@ import (
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/config"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/tick"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
@@ -160,26 +161,19 @@ func openUserSQL(ctx context.Context, cfg *config.Config, log *slog.Logger) (*us
 // whether the query then works: a wrong query found only now is logged as an
 // error (logins keep failing with 503 and the same log line).
 func probeUntilUp(ctx context.Context, s *user.SQLStore, log *slog.Logger, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx.Done(), every, func() bool {
 		err := s.Probe(ctx)
 		switch {
 		case err == nil:
 			log.Info("user store: sql database reachable; logins work again")
-			return
+			return false
 		case errors.Is(err, auth.ErrUnavailable):
-			continue
+			return true
 		default:
 			log.Error("user store: sql database reachable but the setup is wrong; every login fails with 503 until users.sql is fixed", "error", err)
-			return
+			return false
 		}
-	}
+	})
 }
 
 // verifierCollector exports the Verifier's counters.

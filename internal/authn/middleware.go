@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -146,20 +147,10 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		return cfg.reject(c, results[0])
 	}
 
-	var chosen *verified
-	for i := range results {
-		r := &results[i]
-		if r.err != nil {
-			continue // a stale cookie next to a valid credential is ignored
-		}
-		if chosen == nil {
-			chosen = r
-			continue
-		}
-		if r.p.UserID != chosen.p.UserID {
-			cfg.record(auth.SchemeNone, nil, auth.OutcomeConflict)
-			return cfg.ErrorHandler(c, auth.Errorf(auth.CodeCredentialConflict, "the request carries valid credentials of two different users; send one"))
-		}
+	chosen, conflict := chooseCredential(results)
+	if conflict {
+		cfg.record(auth.SchemeNone, nil, auth.OutcomeConflict)
+		return cfg.ErrorHandler(c, auth.Errorf(auth.CodeCredentialConflict, "the request carries valid credentials of two different users; send one"))
 	}
 	if chosen == nil {
 		return cfg.reject(c, results[0])
@@ -195,16 +186,7 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 	}
 
 	if p.Scheme == auth.SchemeSession && dec.Deprecate {
-		h := &c.Response().Header
-		if dec.DeprecationHeader != "" {
-			h.Set("Deprecation", dec.DeprecationHeader)
-		}
-		if dec.SunsetHeader != "" {
-			h.Set("Sunset", dec.SunsetHeader)
-		}
-		if dec.LinkHeader != "" {
-			h.Add(fiber.HeaderLink, dec.LinkHeader)
-		}
+		setDeprecation(&c.Response().Header, &dec)
 	}
 
 	cfg.record(p.Scheme, p, auth.OutcomeAccepted)
@@ -216,6 +198,41 @@ func (cfg *Config) decide(c *fiber.Ctx, results []verified) error {
 		}
 	}
 	return c.Next()
+}
+
+// chooseCredential returns the first credential that verified (nil: none
+// did) and whether another one verified for a different user. A stale
+// cookie next to a valid credential is ignored.
+func chooseCredential(results []verified) (chosen *verified, conflict bool) {
+	for i := range results {
+		r := &results[i]
+		if r.err != nil {
+			continue
+		}
+		if chosen == nil {
+			chosen = r
+			continue
+		}
+		if r.p.UserID != chosen.p.UserID {
+			return chosen, true
+		}
+	}
+	return chosen, false
+}
+
+// setDeprecation announces the end of sessions on a session-authenticated
+// answer with the Deprecation, Sunset and Link values the state precomputed,
+// each only when it is set.
+func setDeprecation(h *fasthttp.ResponseHeader, dec *featureflags.Decision) {
+	if dec.DeprecationHeader != "" {
+		h.Set("Deprecation", dec.DeprecationHeader)
+	}
+	if dec.SunsetHeader != "" {
+		h.Set("Sunset", dec.SunsetHeader)
+	}
+	if dec.LinkHeader != "" {
+		h.Add(fiber.HeaderLink, dec.LinkHeader)
+	}
 }
 
 // touchSession records the use of the request's session once the request is

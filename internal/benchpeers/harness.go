@@ -125,36 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	rps := make(map[string][]float64, len(stacks))
-	ratio := make(map[string][]float64, len(stacks))
-	p50 := make(map[string][]float64, len(stacks))
-	p99 := make(map[string][]float64, len(stacks))
-	for r := range o.rounds {
-		// Rotate the order so that no stack always runs right after the
-		// same neighbour (or first, on a cold machine).
-		order := slices.Concat(stacks[r%len(stacks):], stacks[:r%len(stacks)])
-		got := make(map[string]float64, len(stacks))
-		for _, s := range order {
-			res, err := wrk(ctx, s.target, o.conns, o.duration)
-			if err != nil {
-				return failed(s, fmt.Sprintf(" round %d", r+1), err)
-			}
-			got[s.name] = res.rps
-			// The open-loop run follows the closed-loop one of the same
-			// stack, so both see the same moment of the machine.
-			l, err := openLoop(ctx, s.target, o.rate, o.rateFor)
-			if err != nil {
-				return failed(s, fmt.Sprintf(" round %d at %d req/s", r+1, o.rate), err)
-			}
-			p50[s.name] = append(p50[s.name], l.p50.Seconds()*1e3)
-			p99[s.name] = append(p99[s.name], l.p99.Seconds()*1e3)
-		}
-		base := got[bareName]
-		for _, s := range stacks {
-			rps[s.name] = append(rps[s.name], got[s.name])
-			ratio[s.name] = append(ratio[s.name], got[s.name]/base)
-		}
-		logf("== round %d/%d done (bare %.0f req/s), load average %s", r+1, o.rounds, base, loadAvg())
+	fig, err := measure(ctx, o, stacks, logf, failed)
+	if err != nil {
+		return err
 	}
 	loadEnd := loadAvg()
 	logf("== load average at end: %s", loadEnd)
@@ -163,17 +136,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		strings.Join(args, " "), o.rounds, o.duration, o.conns, o.rate, o.rateFor)
 	fmt.Fprintf(stdout, "%s, %d CPUs; oauth2-proxy %s; node %s; load average %s at start, %s at end\n\n",
 		runtime.Version(), runtime.NumCPU(), oauth2ProxyVersion, env.nodeVersion, loadStart, loadEnd)
-	fmt.Fprintln(stdout, "| stack | req/s (median) | x bare (median [min-max]) | p50 ms | p99 ms (median) |")
-	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|")
-	for _, s := range stacks {
-		rt := ratio[s.name]
-		fmt.Fprintf(stdout, "| %s | %.0f | %.2f [%.2f-%.2f] | %.2f | %.2f |\n", s.name, median(rps[s.name]),
-			median(rt), slices.Min(rt), slices.Max(rt), median(p50[s.name]), median(p99[s.name]))
-	}
+	fig.table(stdout, stacks)
 	if o.smoke {
 		fmt.Fprintln(stdout, "\n(-smoke: one short round; the figures check the harness, do not quote them)")
 	}
 	return nil
+}
+
+// figures are the measurements of every round, per stack name.
+type figures struct {
+	rps, ratio, p50, p99 map[string][]float64
+}
+
+// measure runs the rounds: in each, every stack closed loop (req/s, and its
+// ratio to bare in the same round) then open loop (latency).
+func measure(ctx context.Context, o options, stacks []*stack, logf func(string, ...any), failed func(*stack, string, error) error) (figures, error) {
+	fig := figures{
+		rps:   make(map[string][]float64, len(stacks)),
+		ratio: make(map[string][]float64, len(stacks)),
+		p50:   make(map[string][]float64, len(stacks)),
+		p99:   make(map[string][]float64, len(stacks)),
+	}
+	for r := range o.rounds {
+		// Rotate the order so that no stack always runs right after the
+		// same neighbour (or first, on a cold machine).
+		order := slices.Concat(stacks[r%len(stacks):], stacks[:r%len(stacks)])
+		got := make(map[string]float64, len(stacks))
+		for _, s := range order {
+			res, err := wrk(ctx, s.target, o.conns, o.duration)
+			if err != nil {
+				return fig, failed(s, fmt.Sprintf(" round %d", r+1), err)
+			}
+			got[s.name] = res.rps
+			// The open-loop run follows the closed-loop one of the same
+			// stack, so both see the same moment of the machine.
+			l, err := openLoop(ctx, s.target, o.rate, o.rateFor)
+			if err != nil {
+				return fig, failed(s, fmt.Sprintf(" round %d at %d req/s", r+1, o.rate), err)
+			}
+			fig.p50[s.name] = append(fig.p50[s.name], l.p50.Seconds()*1e3)
+			fig.p99[s.name] = append(fig.p99[s.name], l.p99.Seconds()*1e3)
+		}
+		base := got[bareName]
+		for _, s := range stacks {
+			fig.rps[s.name] = append(fig.rps[s.name], got[s.name])
+			fig.ratio[s.name] = append(fig.ratio[s.name], got[s.name]/base)
+		}
+		logf("== round %d/%d done (bare %.0f req/s), load average %s", r+1, o.rounds, base, loadAvg())
+	}
+	return fig, nil
+}
+
+// table prints the medians of every stack as a Markdown table.
+func (fig figures) table(w io.Writer, stacks []*stack) {
+	fmt.Fprintln(w, "| stack | req/s (median) | x bare (median [min-max]) | p50 ms | p99 ms (median) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for _, s := range stacks {
+		rt := fig.ratio[s.name]
+		fmt.Fprintf(w, "| %s | %.0f | %.2f [%.2f-%.2f] | %.2f | %.2f |\n", s.name, median(fig.rps[s.name]),
+			median(rt), slices.Min(rt), slices.Max(rt), median(fig.p50[s.name]), median(fig.p99[s.name]))
+	}
 }
 
 func median(xs []float64) float64 {

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/authn"
+	"github.com/tokenshift/tokenshift/internal/splitmix"
 )
 
 const headerRequestID = "X-Request-Id"
@@ -53,19 +54,9 @@ func newRequestIDs() *requestIDs {
 func (r *requestIDs) next(dst *[32]byte) {
 	var raw [16]byte
 	copy(raw[:8], r.prefix[:])
-	binary.BigEndian.PutUint64(raw[8:], mix64(r.n.Add(1)+r.key))
+	// Mix64 is a bijection, so distinct counters give distinct ids.
+	binary.BigEndian.PutUint64(raw[8:], splitmix.Mix64(r.n.Add(1)+r.key))
 	hex.Encode(dst[:], raw[:])
-}
-
-// mix64 is the SplitMix64 finalizer: a bijection on uint64, so distinct
-// counters give distinct ids.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // requestContext gives each request an id (ours, never the client's: a client

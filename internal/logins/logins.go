@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tokenshift/tokenshift/featureflags"
@@ -115,6 +116,27 @@ func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Sessions == nil || o.Tokens == nil || o.Users == nil || o.Usage == nil {
 		return nil, errors.New("logins: store, sessions, tokens, users and usage are required")
 	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		o:       o,
+		log:     o.Logger,
+		clients: make(map[string]auth.Client, len(o.Clients)),
+		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
+		seen:    &seenMarks{at: map[string]time.Time{}},
+	}
+	for _, c := range o.Clients {
+		s.clients[c.ID] = c
+	}
+	return s, nil
+}
+
+// withDefaults fills zero fields and rejects settings that cannot work (an
+// on_exchange other than keep or end, a default client that is not
+// registered).
+func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -132,23 +154,13 @@ func New(o Options) (*Service, error) {
 	}
 	for name, v := range o.LegacyOnExchange {
 		if v != OnExchangeKeep && v != OnExchangeEnd {
-			return nil, fmt.Errorf("logins: legacy source %q: on_exchange %q: want keep or end", name, v)
+			return o, fmt.Errorf("logins: legacy source %q: on_exchange %q: want keep or end", name, v)
 		}
 	}
-	s := &Service{
-		o:       o,
-		log:     o.Logger,
-		clients: make(map[string]auth.Client, len(o.Clients)),
-		limiter: &rateLimiter{st: o.Store, perAccount: int64(o.RateLimit.PerAccount), perIP: int64(o.RateLimit.PerIP), window: o.RateLimit.Window},
-		seen:    &seenMarks{at: map[string]time.Time{}},
+	if !slices.ContainsFunc(o.Clients, func(c auth.Client) bool { return c.ID == o.DefaultClient }) {
+		return o, errors.New("logins: default client is not registered")
 	}
-	for _, c := range o.Clients {
-		s.clients[c.ID] = c
-	}
-	if _, ok := s.clients[o.DefaultClient]; !ok {
-		return nil, errors.New("logins: default client is not registered")
-	}
-	return s, nil
+	return o, nil
 }
 
 // Client is the registered client id names; "" is the default client. An

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/tick"
 )
 
 // memorySweepEvery bounds how long expired keys nobody reads stay in memory.
@@ -73,16 +74,10 @@ func NewMemory(clock func() time.Time) *Memory {
 
 func (m *Memory) sweepLoop() {
 	defer m.swept.Done()
-	t := time.NewTicker(memorySweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-			m.sweep()
-		}
-	}
+	tick.Every(m.stop, memorySweepEvery, func() bool {
+		m.sweep()
+		return true
+	})
 }
 
 func (m *Memory) sweep() {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenshift/tokenshift/internal/tick"
 )
 
 // clusterRefreshInterval is how often the cluster client re-reads the slot
@@ -44,17 +46,11 @@ func newClusterClient(uo *redis.UniversalOptions, done <-chan struct{}) *redis.C
 }
 
 func refreshTopology(c *redis.ClusterClient, done <-chan struct{}, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			// Asynchronous and coalesced by go-redis: at most one reload runs.
-			c.ReloadState(context.Background())
-		}
-	}
+	tick.Every(done, every, func() bool {
+		// Asynchronous and coalesced by go-redis: at most one reload runs.
+		c.ReloadState(context.Background())
+		return true
+	})
 }
 
 // stopRetriesKey carries, in a command's context, the function that ends the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/tick"
 )
 
 // backend is where batches are aggregated: Redis shared by every instance, or
@@ -29,16 +30,10 @@ type backend interface {
 // left of the shutdown budget), once Run has returned.
 func (r *Recorder) Run(ctx context.Context) {
 	r.flushWithTimeout(ctx)
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.flushWithTimeout(ctx)
-		}
-	}
+	tick.Every(ctx.Done(), r.interval, func() bool {
+		r.flushWithTimeout(ctx)
+		return true
+	})
 }
 
 // closeRetryDelay spaces the final flush's attempts.

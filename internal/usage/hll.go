@@ -3,6 +3,8 @@ package usage
 import (
 	"math"
 	"math/bits"
+
+	"github.com/tokenshift/tokenshift/internal/splitmix"
 )
 
 // The in-memory back end estimates distinct users with its own HyperLogLog of
@@ -44,7 +46,9 @@ func (h *hll) add(member uint64) {
 }
 
 func (h *hll) addRegister(member uint64) {
-	y := mix64(member)
+	// Mixed, so members whose low bits are constant still spread over all
+	// register indexes and ranks.
+	y := splitmix.Mix64(member)
 	idx := y >> (64 - hllPrecision)
 	// The guard bit bounds the rank when the remaining bits are all zero.
 	rank := uint8(bits.LeadingZeros64(y<<hllPrecision|1<<(hllPrecision-1)) + 1)
@@ -96,15 +100,4 @@ func (h *hll) count() int64 {
 		est = m * math.Log(m/float64(zeros)) // linear counting for small sets
 	}
 	return int64(est + 0.5)
-}
-
-// mix64 (the splitmix64 finalizer) spreads members whose low bits are
-// constant over all register indexes and ranks.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

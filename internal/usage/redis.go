@@ -231,10 +231,7 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 	if q.userHours != nil {
 		var all []string
 		for _, s := range auth.Schemes {
-			keys := make([]string, len(q.userHours))
-			for i, h := range q.userHours {
-				keys[i] = usersKey(s, h)
-			}
+			keys := hourKeys(q.userHours, func(h int64) string { return usersKey(s, h) })
 			all = append(all, keys...)
 			userCmds[s] = pipe.PFCount(ctx, keys...)
 		}
@@ -243,11 +240,7 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 	srcUserCmds := map[string]*redis.IntCmd{}
 	if q.userHours != nil {
 		for _, s := range q.sources {
-			keys := make([]string, len(q.userHours))
-			for i, h := range q.userHours {
-				keys[i] = sourceUsersKey(s, h)
-			}
-			srcUserCmds[s] = pipe.PFCount(ctx, keys...)
+			srcUserCmds[s] = pipe.PFCount(ctx, hourKeys(q.userHours, func(h int64) string { return sourceUsersKey(s, h) })...)
 		}
 	}
 	var lastCmd *redis.MapStringStringCmd
@@ -278,21 +271,7 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 		}
 	}
 	if lastCmd != nil {
-		d.last = make(map[clientScheme]int64)
-		d.lastSources = make(map[string]int64)
-		for field, v := range lastCmd.Val() {
-			at, err := strconv.ParseInt(v, 10, 64)
-			if s, isSource := strings.CutPrefix(field, lastSourcePrefix); isSource {
-				if err == nil {
-					d.lastSources[s] = at
-				}
-				continue
-			}
-			cs, ok := parseClientScheme(field)
-			if ok && err == nil {
-				d.last[cs] = at
-			}
-		}
+		d.setLastSeen(lastCmd.Val())
 	}
 	if v, err := sinceCmd.Int64(); err == nil {
 		d.since = v
@@ -301,6 +280,36 @@ func (b *redisBackend) read(ctx context.Context, q readQuery) (*rawData, error) 
 		d.lost = v
 	}
 	return d, nil
+}
+
+// hourKeys names one key per hour, in order.
+func hourKeys(hours []int64, key func(hour int64) string) []string {
+	keys := make([]string, len(hours))
+	for i, h := range hours {
+		keys[i] = key(h)
+	}
+	return keys
+}
+
+// setLastSeen parses the fields of the last-seen hash: client|scheme fields
+// and, behind lastSourcePrefix, legacy sources. A field or value it cannot
+// parse is skipped (written by a newer version, or damaged), not an error.
+func (d *rawData) setLastSeen(fields map[string]string) {
+	d.last = make(map[clientScheme]int64)
+	d.lastSources = make(map[string]int64)
+	for field, v := range fields {
+		at, err := strconv.ParseInt(v, 10, 64)
+		if s, isSource := strings.CutPrefix(field, lastSourcePrefix); isSource {
+			if err == nil {
+				d.lastSources[s] = at
+			}
+			continue
+		}
+		cs, ok := parseClientScheme(field)
+		if ok && err == nil {
+			d.last[cs] = at
+		}
+	}
 }
 
 // parseBucket skips fields it cannot read (written by a newer version with

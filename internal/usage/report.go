@@ -266,6 +266,8 @@ func (t *tally) totalRejected() int64 {
 	return s
 }
 
+// buildReport turns the buckets read for plan into the report, restricted to
+// one client label when filter is set.
 func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Report {
 	rep := &Report{
 		Window:        formatDuration(plan.window),
@@ -277,8 +279,6 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		Schemes:       make(map[string]SchemeUsage, len(auth.Schemes)),
 		Outcomes:      make(map[string]int64, auth.NumOutcomes),
 		SeriesStep:    formatDuration(plan.step),
-		Clients:       []ClientUsage{},
-		Series:        []SeriesPoint{},
 	}
 	if raw.since != 0 {
 		t := time.Unix(raw.since, 0).UTC()
@@ -293,71 +293,9 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 	cut := lastSeenCut(plan.to, r.retention)
 	maps.DeleteFunc(raw.last, func(_ clientScheme, at int64) bool { return at < cut })
 
-	var all tally
-	perClient := make(map[string]*tally)
-	perSource := make(map[string]*[2]int64) // accepted, rejected
-	addBucket := func(b bucketCounts, point *SeriesPoint) {
-		for k, n := range b {
-			if filter != "" && k.client != filter {
-				continue
-			}
-			if k.source != "" {
-				c := perSource[k.source]
-				if c == nil {
-					c = new([2]int64)
-					perSource[k.source] = c
-				}
-				if k.outcome == auth.OutcomeAccepted {
-					c[0] += n
-				} else {
-					c[1] += n
-				}
-			}
-			all.add(k, n)
-			t := perClient[k.client]
-			if t == nil {
-				t = new(tally)
-				perClient[k.client] = t
-			}
-			t.add(k, n)
-			if k.outcome == auth.OutcomeAccepted {
-				if k.scheme != auth.SchemeNone {
-					point.Schemes[k.scheme.String()] += n
-				}
-			} else {
-				point.Rejected += n
-			}
-		}
-	}
-	newPoint := func(start int64) SeriesPoint {
-		p := SeriesPoint{Start: time.Unix(start, 0).UTC(), Schemes: make(map[string]int64, len(auth.Schemes))}
-		for _, s := range auth.Schemes {
-			p.Schemes[s.String()] = 0
-		}
-		return p
-	}
-	if plan.step == time.Minute {
-		for i, b := range raw.minutes {
-			p := newPoint(plan.minutes[i])
-			addBucket(b, &p)
-			rep.Series = append(rep.Series, p)
-		}
-	} else {
-		if len(raw.minutes) > 0 {
-			// The partial first hour, read per minute, is one point.
-			p := newPoint(plan.minutes[0])
-			for _, b := range raw.minutes {
-				addBucket(b, &p)
-			}
-			rep.Series = append(rep.Series, p)
-		}
-		for i, b := range raw.hours {
-			p := newPoint(plan.hours[i])
-			addBucket(b, &p)
-			rep.Series = append(rep.Series, p)
-		}
-	}
-
+	sums := reportSums{filter: filter, perClient: make(map[string]*tally), perSource: make(map[string]*[2]int64)}
+	rep.Series = sums.series(plan, raw)
+	all := &sums.all
 	total := all.totalAccepted()
 	rep.Requests = total
 	rep.Rejected = all.totalRejected()
@@ -379,7 +317,110 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 
 	cov := coverage{since: raw.since, lost: raw.lost, windowStart: plan.to - int64(plan.window/time.Second)}
 	var sessionClients []SessionClient
-	for _, id := range r.reportClients(perClient, raw.last, filter) {
+	rep.Clients, sessionClients = r.clientUsages(plan.window, cov, raw.last, sums.perClient, filter)
+	slices.SortStableFunc(sessionClients, func(a, b SessionClient) int {
+		switch {
+		case a.Requests > b.Requests:
+			return -1
+		case a.Requests < b.Requests:
+			return 1
+		}
+		return 0
+	})
+	rep.Readiness = r.verdict(plan.window, cov, all.accepted[auth.SchemeSession], total, sessionClients)
+	rep.Sources = r.sourceReport(raw, sums.perSource, filter == "")
+	return rep
+}
+
+// reportSums adds up the buckets of one report: everyone's counts, each
+// client's and each legacy source's (accepted, rejected).
+type reportSums struct {
+	filter    string
+	all       tally
+	perClient map[string]*tally
+	perSource map[string]*[2]int64
+}
+
+// series adds every bucket read into the sums and returns the series: a
+// point a minute, or a point an hour with the partial first hour (read per
+// minute) as one point.
+func (s *reportSums) series(plan windowPlan, raw *rawData) []SeriesPoint {
+	out := []SeriesPoint{}
+	if plan.step == time.Minute {
+		for i, b := range raw.minutes {
+			p := newSeriesPoint(plan.minutes[i])
+			s.add(b, &p)
+			out = append(out, p)
+		}
+		return out
+	}
+	if len(raw.minutes) > 0 {
+		p := newSeriesPoint(plan.minutes[0])
+		for _, b := range raw.minutes {
+			s.add(b, &p)
+		}
+		out = append(out, p)
+	}
+	for i, b := range raw.hours {
+		p := newSeriesPoint(plan.hours[i])
+		s.add(b, &p)
+		out = append(out, p)
+	}
+	return out
+}
+
+// add counts one bucket (the fields of the filtered client only, when
+// filter is set) into the sums and into point.
+func (s *reportSums) add(b bucketCounts, point *SeriesPoint) {
+	for k, n := range b {
+		if s.filter != "" && k.client != s.filter {
+			continue
+		}
+		if k.source != "" {
+			c := s.perSource[k.source]
+			if c == nil {
+				c = new([2]int64)
+				s.perSource[k.source] = c
+			}
+			if k.outcome == auth.OutcomeAccepted {
+				c[0] += n
+			} else {
+				c[1] += n
+			}
+		}
+		s.all.add(k, n)
+		t := s.perClient[k.client]
+		if t == nil {
+			t = new(tally)
+			s.perClient[k.client] = t
+		}
+		t.add(k, n)
+		if k.outcome == auth.OutcomeAccepted {
+			if k.scheme != auth.SchemeNone {
+				point.Schemes[k.scheme.String()] += n
+			}
+		} else {
+			point.Rejected += n
+		}
+	}
+}
+
+// newSeriesPoint is an empty point with a zero for every scheme, so a quiet
+// scheme is a visible 0 rather than a missing key.
+func newSeriesPoint(start int64) SeriesPoint {
+	p := SeriesPoint{Start: time.Unix(start, 0).UTC(), Schemes: make(map[string]int64, len(auth.Schemes))}
+	for _, s := range auth.Schemes {
+		p.Schemes[s.String()] = 0
+	}
+	return p
+}
+
+// clientUsages is the clients part of a report, with the clients that still
+// use sessions (unsorted) for the global verdict.
+func (r *Recorder) clientUsages(window time.Duration, cov coverage, last map[clientScheme]int64, perClient map[string]*tally, filter string) ([]ClientUsage, []SessionClient) {
+	out := []ClientUsage{}
+	var sessionClients []SessionClient
+	for _, id := range r.reportClients(perClient, last, filter) {
 		t := perClient[id]
 		if t == nil {
 			t = new(tally)
@@ -393,7 +434,7 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 		}
 		for _, s := range auth.Schemes {
 			cs := ClientScheme{Requests: t.accepted[s], Rejected: t.rejected[s], Share: ratio(t.accepted[s], cu.Requests)}
-			if at, ok := raw.last[clientScheme{id, s}]; ok {
+			if at, ok := last[clientScheme{id, s}]; ok {
 				ts := time.Unix(at, 0).UTC()
 				cs.LastSeen = &ts
 			}
@@ -405,23 +446,12 @@ func (r *Recorder) buildReport(plan windowPlan, raw *rawData, filter string) *Re
 			sessionClients = append(sessionClients, own[0])
 		}
 		if id != auth.ClientOther && id != auth.ClientUnknown {
-			v := r.verdict(plan.window, cov, t.accepted[auth.SchemeSession], cu.Requests, own)
+			v := r.verdict(window, cov, t.accepted[auth.SchemeSession], cu.Requests, own)
 			cu.Readiness = &v
 		}
-		rep.Clients = append(rep.Clients, cu)
+		out = append(out, cu)
 	}
-	slices.SortStableFunc(sessionClients, func(a, b SessionClient) int {
-		switch {
-		case a.Requests > b.Requests:
-			return -1
-		case a.Requests < b.Requests:
-			return 1
-		}
-		return 0
-	})
-	rep.Readiness = r.verdict(plan.window, cov, all.accepted[auth.SchemeSession], total, sessionClients)
-	rep.Sources = r.sourceReport(raw, perSource, filter == "")
-	return rep
+	return out, sessionClients
 }
 
 // reportClients lists the clients of a report: every registered client (even

@@ -3,7 +3,6 @@ package usage
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -49,11 +48,8 @@ func (r *Recorder) setSources(names []string) error {
 	}
 	r.srcIndex = make(map[string]int, len(names))
 	for _, n := range names {
-		switch {
-		case n == "" || len(n) > 63:
-			return fmt.Errorf("%w: source name %q must be 1 to 63 characters", ErrInvalidOptions, n)
-		case strings.ContainsFunc(n, func(c rune) bool { return c == fieldSep || c <= ' ' || c == 0x7f }):
-			return fmt.Errorf("%w: source name %q contains '|', a space or a control character", ErrInvalidOptions, n)
+		if err := checkName("source name", n, 63); err != nil {
+			return err
 		}
 		if _, dup := r.srcIndex[n]; dup {
 			return fmt.Errorf("%w: source %q named twice", ErrInvalidOptions, n)

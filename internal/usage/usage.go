@@ -160,53 +160,21 @@ func New(o Options) (*Recorder, error) {
 }
 
 func newRecorder(o Options, userSlots int) (*Recorder, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	r := &Recorder{
 		clock:           o.Clock,
 		log:             o.Logger,
 		interval:        o.FlushInterval,
 		retention:       o.Retention,
+		minuteKeep:      min(minuteRetention, o.Retention),
 		maxBacklog:      o.MaxBacklog,
 		sessionLifetime: o.SessionLifetime,
 		maxShare:        o.MaxSessionShare,
 		storeTimeout:    o.StoreTimeout,
 		extRegistry:     o.Registry,
-	}
-	if r.clock == nil {
-		r.clock = time.Now
-	}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	switch {
-	case r.interval < 0:
-		return nil, fmt.Errorf("%w: flush interval %s is negative", ErrInvalidOptions, r.interval)
-	case r.interval == 0:
-		r.interval = DefaultFlushInterval
-	}
-	switch {
-	case r.retention == 0:
-		r.retention = DefaultRetention
-	case r.retention < time.Hour:
-		return nil, fmt.Errorf("%w: retention %s is shorter than one hour bucket", ErrInvalidOptions, r.retention)
-	}
-	r.minuteKeep = min(minuteRetention, r.retention)
-	switch {
-	case r.maxBacklog < 0:
-		return nil, fmt.Errorf("%w: max backlog %d is negative", ErrInvalidOptions, r.maxBacklog)
-	case r.maxBacklog == 0:
-		r.maxBacklog = DefaultMaxBacklog
-	}
-	if r.sessionLifetime < 0 {
-		return nil, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, r.sessionLifetime)
-	}
-	if !(r.maxShare >= 0 && r.maxShare <= 1) { // NaN fails both
-		return nil, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, r.maxShare)
-	}
-	switch {
-	case r.storeTimeout < 0:
-		return nil, fmt.Errorf("%w: store timeout %s is negative", ErrInvalidOptions, r.storeTimeout)
-	case r.storeTimeout == 0:
-		r.storeTimeout = DefaultStoreTimeout
 	}
 	if err := r.setLabels(o.Clients); err != nil {
 		return nil, err
@@ -214,19 +182,7 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	if err := r.setSources(o.Sources); err != nil {
 		return nil, err
 	}
-
-	nShards := 1
-	for nShards < 2*runtime.GOMAXPROCS(0) && nShards < 64 {
-		nShards <<= 1
-	}
-	cells := (1 + len(r.srcNames)) * len(r.labels) * cellsPerClient
-	r.shards = make([]shard, nShards)
-	for i := range r.shards {
-		r.shards[i] = newShard(cells)
-	}
-	r.shardMask = uint32(nShards - 1)
-	r.flushed = make([]int64, cells)
-	r.users = newUserSet(userSlots)
+	r.allocate(userSlots)
 
 	instance := o.InstanceID
 	if instance == "" {
@@ -247,18 +203,81 @@ func newRecorder(o Options, userSlots int) (*Recorder, error) {
 	return r, nil
 }
 
+// withDefaults fills zero fields with the Default* constants
+// (MaxSessionShare excepted: 0 is a threshold in its own right) and rejects
+// settings that cannot work, in the order the fields are documented.
+func (o Options) withDefaults() (Options, error) {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var err error
+	if o.FlushInterval, err = orDefault("flush interval", o.FlushInterval, DefaultFlushInterval); err != nil {
+		return o, err
+	}
+	switch {
+	case o.Retention == 0:
+		o.Retention = DefaultRetention
+	case o.Retention < time.Hour:
+		return o, fmt.Errorf("%w: retention %s is shorter than one hour bucket", ErrInvalidOptions, o.Retention)
+	}
+	if o.MaxBacklog, err = orDefault("max backlog", o.MaxBacklog, DefaultMaxBacklog); err != nil {
+		return o, err
+	}
+	if o.SessionLifetime < 0 {
+		return o, fmt.Errorf("%w: session lifetime %s is negative", ErrInvalidOptions, o.SessionLifetime)
+	}
+	if !(o.MaxSessionShare >= 0 && o.MaxSessionShare <= 1) { // NaN fails both
+		return o, fmt.Errorf("%w: max session share %v is outside [0, 1]", ErrInvalidOptions, o.MaxSessionShare)
+	}
+	if o.StoreTimeout, err = orDefault("store timeout", o.StoreTimeout, DefaultStoreTimeout); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// orDefault is the rule of most Options fields: negative is refused, zero
+// takes the default. %v prints a duration as 2s and a count as 64.
+func orDefault[T time.Duration | int](what string, v, def T) (T, error) {
+	switch {
+	case v < 0:
+		return v, fmt.Errorf("%w: %s %v is negative", ErrInvalidOptions, what, v)
+	case v == 0:
+		return def, nil
+	}
+	return v, nil
+}
+
+// allocate sizes the counter shards (a power of two, about two per P, so
+// concurrent Record calls rarely contend on one counter), the flush bookkeeping
+// and the user table, once labels and sources are known.
+func (r *Recorder) allocate(userSlots int) {
+	nShards := 1
+	for nShards < 2*runtime.GOMAXPROCS(0) && nShards < 64 {
+		nShards <<= 1
+	}
+	cells := (1 + len(r.srcNames)) * len(r.labels) * cellsPerClient
+	r.shards = make([]shard, nShards)
+	for i := range r.shards {
+		r.shards[i] = newShard(cells)
+	}
+	r.shardMask = uint32(nShards - 1)
+	r.flushed = make([]int64, cells)
+	r.users = newUserSet(userSlots)
+}
+
 // setLabels validates the registered client ids. They become Redis field
 // parts and metric label values, hence the character rules.
 func (r *Recorder) setLabels(clients []string) error {
 	r.index = make(map[string]int, len(clients)+2)
 	for _, id := range clients {
-		switch {
-		case id == "" || len(id) > 128:
-			return fmt.Errorf("%w: client id %q must be 1 to 128 characters", ErrInvalidOptions, id)
-		case id == auth.ClientOther || id == auth.ClientUnknown || id == globalPhaseLabel:
+		if err := checkName("client id", id, 128); err != nil {
+			return err
+		}
+		if id == auth.ClientOther || id == auth.ClientUnknown || id == globalPhaseLabel {
 			return fmt.Errorf("%w: client id %q is reserved", ErrInvalidOptions, id)
-		case strings.ContainsFunc(id, func(c rune) bool { return c == fieldSep || c <= ' ' || c == 0x7f }):
-			return fmt.Errorf("%w: client id %q contains '|', a space or a control character", ErrInvalidOptions, id)
 		}
 		if _, dup := r.index[id]; dup {
 			return fmt.Errorf("%w: client id %q registered twice", ErrInvalidOptions, id)
@@ -271,6 +290,19 @@ func (r *Recorder) setLabels(clients []string) error {
 	r.labels = append(r.labels, auth.ClientOther)
 	r.unknownIdx = len(r.labels)
 	r.labels = append(r.labels, auth.ClientUnknown)
+	return nil
+}
+
+// checkName applies the rules every counted name (client id, legacy source
+// name) obeys: it becomes part of a Redis field name, where '|' separates
+// the parts, and a metric label value.
+func checkName(kind, name string, maxLen int) error {
+	switch {
+	case name == "" || len(name) > maxLen:
+		return fmt.Errorf("%w: %s %q must be 1 to %d characters", ErrInvalidOptions, kind, name, maxLen)
+	case strings.ContainsFunc(name, func(c rune) bool { return c == fieldSep || c <= ' ' || c == 0x7f }):
+		return fmt.Errorf("%w: %s %q contains '|', a space or a control character", ErrInvalidOptions, kind, name)
+	}
 	return nil
 }
 
