@@ -432,6 +432,12 @@ var extendScript = redis.NewScript(`
 local existed = redis.call('EXISTS', KEYS[1])
 local exp = tonumber(ARGV[1])
 redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3))
+` + luaExtendExpiry)
+
+// luaExtendExpiry ends the scripts that give a key "expiry at least exp":
+// it expects the locals existed (the key existed before the write) and exp
+// (ms; 0 or less = persistent).
+const luaExtendExpiry = `
 if exp <= 0 then
   if existed == 1 then redis.call('PERSIST', KEYS[1]) end
   return 1
@@ -441,7 +447,7 @@ if existed == 0 or (ttl >= 0 and ttl < exp) then
   redis.call('PEXPIRE', KEYS[1], exp)
 end
 return 1
-`)
+`
 
 // --- sets ---
 
@@ -478,16 +484,7 @@ end
 local existed = redis.call('EXISTS', KEYS[1])
 for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '') end
 local exp = tonumber(ARGV[2])
-if exp <= 0 then
-  if existed == 1 then redis.call('PERSIST', KEYS[1]) end
-  return 1
-end
-local ttl = redis.call('PTTL', KEYS[1])
-if existed == 0 or (ttl >= 0 and ttl < exp) then
-  redis.call('PEXPIRE', KEYS[1], exp)
-end
-return 1
-`)
+` + luaExtendExpiry)
 
 func (r *Redis) SAdd(ctx context.Context, key string, exp time.Duration, members ...string) error {
 	if len(members) == 0 {
