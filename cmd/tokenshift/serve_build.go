@@ -157,7 +157,7 @@ func (a *app) startTokens(ctx context.Context) error {
 	if err := a.revoked.Start(revCtx); err != nil {
 		return fmt.Errorf("revocations: %w", err)
 	}
-	a.tokens, err = token.NewService(token.Config{
+	a.tokens, err = token.NewService(token.Options{
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience, AccessTTL: cfg.JWT.AccessTTL,
 		RefreshTTL: cfg.JWT.RefreshTTL, RefreshAbsoluteTTL: cfg.JWT.RefreshAbsoluteTTL, Leeway: cfg.JWT.Leeway, Clock: time.Now,
 		CacheBytes: cfg.JWT.VerifyCacheBytes, Clients: registeredClientIDs(cfg),

@@ -81,7 +81,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := token.NewService(token.Config{Issuer: "http://tokenshift.test", Audience: "tokenshift", CacheBytes: 1 << 20}, ring, st, rev)
+	tokens, err := token.NewService(token.Options{Issuer: "http://tokenshift.test", Audience: "tokenshift", CacheBytes: 1 << 20}, ring, st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestLoginOvertakenByAnAccountChange(t *testing.T) {
 		for _, client := range []string{"web", "spa", "mobile"} {
 			t.Run(tc.name+"/"+client, func(t *testing.T) {
 				var s *devServer
-				s = newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Config) {
+				s = newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Options) {
 					o.Users = overtaken{Authenticator: o.Users, change: func(ctx context.Context) {
 						if err := tc.change(ctx, s); err != nil {
 							t.Errorf("change: %v", err)

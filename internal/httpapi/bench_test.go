@@ -66,7 +66,7 @@ type noRecording struct{ UsageRecorder }
 func (noRecording) Record(auth.Scheme, string, string, auth.Outcome) {}
 
 func withoutRecording() devOption {
-	return func(o *testOptions, _ *token.Config) { o.Usage = noRecording{o.Usage} }
+	return func(o *testOptions, _ *token.Options) { o.Usage = noRecording{o.Usage} }
 }
 
 type meCase struct {

@@ -37,11 +37,11 @@ type devServer struct {
 	flags  *featureflags.Flags
 }
 
-type devOption func(*testOptions, *token.Config)
+type devOption func(*testOptions, *token.Options)
 
 // withPhase starts the server in phase p (global).
 func withPhase(p featureflags.Phase) devOption {
-	return func(o *testOptions, _ *token.Config) {
+	return func(o *testOptions, _ *token.Options) {
 		f, err := featureflags.NewFlags(featureflags.State{Phase: p, RolloutSeed: "test"})
 		if err != nil {
 			panic(err)
@@ -53,7 +53,7 @@ func withPhase(p featureflags.Phase) devOption {
 // withoutTokenCache disables the verified-token cache, so every bearer request
 // runs the signature check.
 func withoutTokenCache() devOption {
-	return func(_ *testOptions, tc *token.Config) { tc.CacheBytes = 0 }
+	return func(_ *testOptions, tc *token.Options) { tc.CacheBytes = 0 }
 }
 
 var testClients = []auth.Client{
@@ -113,7 +113,7 @@ func newDevServerOn(tb testing.TB, st store.Store, opts ...devOption) *devServer
 			BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
 		},
 	}
-	tc := token.ConfigDefault
+	tc := token.DefaultOptions
 	for _, opt := range opts {
 		opt(&o, &tc)
 	}

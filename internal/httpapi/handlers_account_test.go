@@ -27,7 +27,7 @@ const (
 // overlay on the server's store, password change allowed or not, and mounts
 // the admin API.
 func withAccounts(allowChange bool) devOption {
-	return func(o *testOptions, _ *token.Config) {
+	return func(o *testOptions, _ *token.Options) {
 		fs, err := user.ParseFile(configs.DevUsersYAML)
 		if err != nil {
 			panic(err)
@@ -281,7 +281,7 @@ func TestLoginVerifyErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs logbuf.Buffer
-			s := newDevServer(t, func(o *testOptions, _ *token.Config) {
+			s := newDevServer(t, func(o *testOptions, _ *token.Options) {
 				o.Users = errUsers{err: tc.err}
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			})

@@ -129,7 +129,7 @@ func newTestServer(t testing.TB, opt func(*testOptions)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := token.NewService(token.Config{CacheBytes: 1 << 20, Clients: []string{"web", "spa", "mobile"}}, ring, st, rev)
+	tokens, err := token.NewService(token.Options{CacheBytes: 1 << 20, Clients: []string{"web", "spa", "mobile"}}, ring, st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestLoginOutcomesCounted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens, err := token.NewService(token.Config{CacheBytes: 1 << 20, Clients: []string{"web", "spa", "mobile"}}, ring, tokenStore, rev)
+		tokens, err := token.NewService(token.Options{CacheBytes: 1 << 20, Clients: []string{"web", "spa", "mobile"}}, ring, tokenStore, rev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestPasswordChangeCheckFailureCounted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var log *loginLog
-			s := newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Config) {
+			s := newDevServer(t, withAccounts(true), func(o *testOptions, _ *token.Options) {
 				o.Accounts = busyAccounts{AccountManager: o.Accounts, err: tt.err}
 				log = &loginLog{UsageRecorder: o.Usage}
 				o.Usage = log

@@ -93,7 +93,7 @@ func newBenchServer(tb testing.TB, st store.Store) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tokens, err := token.NewService(token.ConfigDefault, ring, st, rev)
+	tokens, err := token.NewService(token.DefaultOptions, ring, st, rev)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func withPhaseControl(tb testing.TB, start featureflags.Phase) (devOption, *phas
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return func(o *testOptions, _ *token.Config) { o.Flags = m.Flags() }, &phaseControl{m: m}
+	return func(o *testOptions, _ *token.Options) { o.Flags = m.Flags() }, &phaseControl{m: m}
 }
 
 func (pc *phaseControl) set(tb testing.TB, phase featureflags.Phase, rollout float64) {
@@ -53,7 +53,7 @@ func (pc *phaseControl) rollback(tb testing.TB) {
 // withSessionClock replaces the session manager by one on clk (idle timeout
 // 30m, touch interval 1m).
 func withSessionClock(tb testing.TB, clk *fakeclock.Clock) devOption {
-	return func(o *testOptions, _ *token.Config) {
+	return func(o *testOptions, _ *token.Options) {
 		m, err := session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {
 			tb.Fatal(err)

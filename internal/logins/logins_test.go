@@ -69,7 +69,7 @@ func newEnvOn(t *testing.T, st *store.Memory, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := token.NewService(token.Config{CacheBytes: 1 << 20, Clients: []string{"web", "spa"}}, ring, st, rev)
+	tokens, err := token.NewService(token.Options{CacheBytes: 1 << 20, Clients: []string{"web", "spa"}}, ring, st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

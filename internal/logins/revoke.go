@@ -141,7 +141,7 @@ type TokenRevoked struct {
 // token's sid before anything is revoked (httpapi's CSRF check of a token
 // taken from a cookie).
 func (s *Service) RevokeToken(ctx context.Context, raw string, check func(sid string) error) (TokenRevoked, error) {
-	if len(raw) > s.o.Tokens.Config().MaxTokenBytes {
+	if len(raw) > s.o.Tokens.Options().MaxTokenBytes {
 		return TokenRevoked{}, nil // not one of ours: nothing to revoke
 	}
 	if token.LooksLikeRefresh(raw) {

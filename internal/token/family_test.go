@@ -10,7 +10,7 @@ import (
 )
 
 func withLifetimes(refresh, absolute time.Duration) envOption {
-	return func(c *Config) { c.RefreshTTL, c.RefreshAbsoluteTTL = refresh, absolute }
+	return func(c *Options) { c.RefreshTTL, c.RefreshAbsoluteTTL = refresh, absolute }
 }
 
 // Refreshing renews the refresh token for RefreshTTL but never past the
@@ -72,7 +72,7 @@ func TestRefreshFamilyLifetimeShortened(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(10 * time.Hour) // 30h since the login, 14h left on the token
-	short, err := NewService(Config{Clock: e.clock.Now, RefreshTTL: 24 * time.Hour, RefreshAbsoluteTTL: 25 * time.Hour}, e.ring, e.st, e.rev)
+	short, err := NewService(Options{Clock: e.clock.Now, RefreshTTL: 24 * time.Hour, RefreshAbsoluteTTL: 25 * time.Hour}, e.ring, e.st, e.rev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRefreshAbsoluteTTLConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Config{RefreshTTL: tc.refresh, RefreshAbsoluteTTL: tc.absolut}.withDefaults()
+			got, err := Options{RefreshTTL: tc.refresh, RefreshAbsoluteTTL: tc.absolut}.withDefaults()
 			if tc.wantErr {
 				if !errors.Is(err, ErrConfig) {
 					t.Fatalf("err = %v; want ErrConfig", err)

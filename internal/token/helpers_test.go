@@ -95,14 +95,14 @@ type env struct {
 	ring  *KeyRing
 }
 
-type envOption func(*Config)
+type envOption func(*Options)
 
-func withCache(n int64) envOption { return func(c *Config) { c.CacheBytes = n } }
+func withCache(n int64) envOption { return func(c *Options) { c.CacheBytes = n } }
 
 // withFixedRand makes ids repeat, so separate processes (fuzz workers) issue
 // byte-identical tokens.
 func withFixedRand() envOption {
-	return func(c *Config) { c.Rand = fixedReader{} }
+	return func(c *Options) { c.Rand = fixedReader{} }
 }
 
 type fixedReader struct{}
@@ -126,7 +126,7 @@ func newEnv(t testing.TB, alg string, opts ...envOption) *env {
 	if err := rev.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Clock: clock.Now, CacheBytes: 1 << 20}
+	cfg := Options{Clock: clock.Now, CacheBytes: 1 << 20}
 	for _, o := range opts {
 		o(&cfg)
 	}

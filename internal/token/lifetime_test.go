@@ -14,7 +14,7 @@ import (
 // A valid signature must not buy a token that lives longer than we ever
 // issue, nor one for a client nobody registered.
 func TestAccessLifetimeCapAndRegisteredClients(t *testing.T) {
-	e := newEnv(t, AlgEdDSA, func(c *Config) { c.Clients = []string{"web", "mobile"} })
+	e := newEnv(t, AlgEdDSA, func(c *Options) { c.Clients = []string{"web", "mobile"} })
 	edPriv := e.ring.Key("ed-1").signer
 	now := e.clock.Now().Unix()
 	ttl := int64(DefaultAccessTTL / time.Second)

@@ -27,7 +27,7 @@ func newEnvOn(t *testing.T, st store.Store) *Service {
 	if err := rev.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := NewService(Config{Clock: time.Now}, loadTestRing(t, AlgEdDSA), st, rev)
+	svc, err := NewService(Options{Clock: time.Now}, loadTestRing(t, AlgEdDSA), st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func serviceFor(t *testing.T, r *Rotator, st store.Store, clock func() time.Time
 	if err := rev.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := NewService(Config{Clock: clock, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway, CacheBytes: 1 << 20}, r.Ring(), st, rev)
+	svc, err := NewService(Options{Clock: clock, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway, CacheBytes: 1 << 20}, r.Ring(), st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestRotatorLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldKeySigner, err := NewService(Config{Clock: clock.Now, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway}, k1Ring, st, svc.Revocations())
+	oldKeySigner, err := NewService(Options{Clock: clock.Now, AccessTTL: rotTestTTL, RefreshTTL: 24 * time.Hour, Leeway: rotTestLeeway}, k1Ring, st, svc.Revocations())
 	if err != nil {
 		t.Fatal(err)
 	}

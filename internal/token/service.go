@@ -16,9 +16,9 @@ import (
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
-// Config tunes a Service. Zero fields take the defaults of ConfigDefault,
-// except CacheBytes, where 0 disables the cache: start from ConfigDefault.
-type Config struct {
+// Options tune a Service. Zero fields take the defaults of DefaultOptions,
+// except CacheBytes, where 0 disables the cache: start from DefaultOptions.
+type Options struct {
 	Issuer     string        // iss of the tokens we issue and accept; default "http://localhost:8080"
 	Audience   string        // aud of access tokens; default "tokenshift"
 	AccessTTL  time.Duration // default 15m
@@ -62,8 +62,8 @@ const (
 	DefaultCacheBytes = 128 << 20
 )
 
-// ConfigDefault is the configuration with every default filled in.
-var ConfigDefault = Config{
+// DefaultOptions is the configuration with every default filled in.
+var DefaultOptions = Options{
 	Issuer:             DefaultIssuer,
 	Audience:           DefaultAudience,
 	AccessTTL:          DefaultAccessTTL,
@@ -79,8 +79,8 @@ var ConfigDefault = Config{
 // ErrConfig is wrapped by NewService's errors.
 var ErrConfig = errors.New("token: invalid config")
 
-func (c Config) withDefaults() (Config, error) {
-	d := ConfigDefault
+func (c Options) withDefaults() (Options, error) {
+	d := DefaultOptions
 	if c.Issuer == "" {
 		c.Issuer = d.Issuer
 	}
@@ -145,7 +145,7 @@ type Pair struct {
 
 // Service issues and verifies access and refresh tokens.
 type Service struct {
-	cfg    Config
+	cfg    Options
 	st     store.Store
 	rev    *Revocations
 	cache  *verifiedCache // nil when disabled
@@ -166,7 +166,7 @@ type ringState struct {
 // NewService checks cfg and builds a Service. rev must be started (Start) by
 // the caller before tokens are verified, so revocations of other instances
 // are known.
-func NewService(cfg Config, ring *KeyRing, st store.Store, rev *Revocations) (*Service, error) {
+func NewService(cfg Options, ring *KeyRing, st store.Store, rev *Revocations) (*Service, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -203,8 +203,8 @@ func (s *Service) SetRing(ring *KeyRing) {
 	}
 }
 
-// Config is the effective configuration, defaults filled in.
-func (s *Service) Config() Config { return s.cfg }
+// Options are the effective options, defaults filled in.
+func (s *Service) Options() Options { return s.cfg }
 
 // Revocations is the revocation mirror the service checks.
 func (s *Service) Revocations() *Revocations { return s.rev }

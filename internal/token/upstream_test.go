@@ -27,7 +27,7 @@ func TestIssueUpstream(t *testing.T) {
 			var cl UpstreamClaims
 			parsed, err := jwt.ParseWithClaims(tok, &cl, jwksKeyfunc(t, e.svc.Ring().JWKS()),
 				jwt.WithValidMethods([]string{alg}), jwt.WithTimeFunc(e.clock.Now),
-				jwt.WithAudience("legacy-app"), jwt.WithIssuer(e.svc.Config().Issuer), jwt.WithExpirationRequired())
+				jwt.WithAudience("legacy-app"), jwt.WithIssuer(e.svc.Options().Issuer), jwt.WithExpirationRequired())
 			if err != nil {
 				t.Fatalf("verifying with the JWKS: %v", err)
 			}
@@ -51,7 +51,7 @@ func TestUpstreamTokenNeverAnAccessToken(t *testing.T) {
 	e := newEnv(t, AlgEdDSA)
 	sub := alice
 	sub.SID = "sid-1"
-	for _, aud := range []string{"", e.svc.Config().Audience, "TOKENSHIFT"} {
+	for _, aud := range []string{"", e.svc.Options().Audience, "TOKENSHIFT"} {
 		if _, _, err := e.svc.IssueUpstream(sub, "bearer", time.Minute, aud); !errors.Is(err, ErrUpstreamAudience) {
 			t.Errorf("audience %q: err = %v, want ErrUpstreamAudience", aud, err)
 		}
@@ -59,7 +59,7 @@ func TestUpstreamTokenNeverAnAccessToken(t *testing.T) {
 	// Forge what a careless signer could produce: upstream typ, access audience.
 	key := e.ring.SigningKey()
 	claims := UpstreamClaims{RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: e.svc.Config().Issuer, Subject: "u-alice", Audience: jwt.ClaimStrings{e.svc.Config().Audience},
+		Issuer: e.svc.Options().Issuer, Subject: "u-alice", Audience: jwt.ClaimStrings{e.svc.Options().Audience},
 		ExpiresAt: jwt.NewNumericDate(e.clock.Now().Add(time.Minute)), IssuedAt: jwt.NewNumericDate(e.clock.Now()), ID: "j",
 	}, ClientID: "mobile", SID: "sid-1"}
 	tok := jwt.NewWithClaims(key.method, claims)

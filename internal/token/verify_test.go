@@ -126,16 +126,16 @@ func TestNewServiceConfig(t *testing.T) {
 	e := newEnv(t, AlgEdDSA)
 	tests := []struct {
 		name string
-		cfg  Config
+		cfg  Options
 		ok   bool
 	}{
-		{name: "zero", cfg: Config{}, ok: true},
-		{name: "default", cfg: ConfigDefault, ok: true},
-		{name: "leeway too large", cfg: Config{Leeway: 2 * time.Minute}},
-		{name: "negative leeway", cfg: Config{Leeway: -time.Second}},
-		{name: "negative ttl", cfg: Config{AccessTTL: -time.Second}},
-		{name: "negative max bytes", cfg: Config{MaxTokenBytes: -1}},
-		{name: "negative cache", cfg: Config{CacheBytes: -1}},
+		{name: "zero", cfg: Options{}, ok: true},
+		{name: "default", cfg: DefaultOptions, ok: true},
+		{name: "leeway too large", cfg: Options{Leeway: 2 * time.Minute}},
+		{name: "negative leeway", cfg: Options{Leeway: -time.Second}},
+		{name: "negative ttl", cfg: Options{AccessTTL: -time.Second}},
+		{name: "negative max bytes", cfg: Options{MaxTokenBytes: -1}},
+		{name: "negative cache", cfg: Options{CacheBytes: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestNewServiceConfig(t *testing.T) {
 				t.Fatalf("error %v does not wrap ErrConfig", err)
 			}
 			if tc.ok {
-				c := s.Config()
+				c := s.Options()
 				if c.Issuer != DefaultIssuer || c.Audience != DefaultAudience || c.AccessTTL != DefaultAccessTTL ||
 					c.RefreshTTL != DefaultRefreshTTL || c.Leeway != DefaultLeeway || c.MaxTokenBytes != DefaultMaxTokenBytes {
 					t.Fatalf("defaults not applied: %+v", c)
@@ -155,7 +155,7 @@ func TestNewServiceConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewService(Config{}, nil, e.st, e.rev); !errors.Is(err, ErrConfig) {
+	if _, err := NewService(Options{}, nil, e.st, e.rev); !errors.Is(err, ErrConfig) {
 		t.Fatalf("nil ring: %v", err)
 	}
 }
@@ -365,7 +365,7 @@ func TestVerifyAccessLeewayAndAlgCase(t *testing.T) {
 }
 
 func TestVerifyAccessMaxTokenBytes(t *testing.T) {
-	e := newEnv(t, AlgEdDSA, func(c *Config) { c.MaxTokenBytes = 100 })
+	e := newEnv(t, AlgEdDSA, func(c *Options) { c.MaxTokenBytes = 100 })
 	p := e.issue(t, alice)
 	if _, err := e.svc.VerifyAccess(p.AccessToken); !errors.Is(err, errTooLong) {
 		t.Fatalf("a %d-byte token with MaxTokenBytes 100: %v; want errTooLong", len(p.AccessToken), err)
