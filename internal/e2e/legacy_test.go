@@ -125,6 +125,8 @@ func TestLegacyExpress(t *testing.T) {
 	if st, _ := shop.Me(t, bye); st != 401 {
 		t.Fatalf("the Express app still knows the logged-out session: %d", st)
 	}
+	// Within cache_ttl (default 1s): the near cache is not told of it.
+	eventually(t, "the Express app's logout refused by tokenshift", func() bool { return legacyMe(t, in, bye).status == 401 })
 	expectProblem(t, legacyMe(t, in, bye), 401, "invalid_session")
 
 	// Phases: retired exactly like an own session, back on rollback.
