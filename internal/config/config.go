@@ -291,8 +291,11 @@ type LegacySourceConfig struct {
 	Subject        string        `mapstructure:"subject"`
 	Email          string        `mapstructure:"email"`
 	Roles          string        `mapstructure:"roles"`
-	CacheTTL       time.Duration `mapstructure:"cache_ttl"`
 	Timeout        time.Duration `mapstructure:"timeout"`
+	// CacheTTL, every kind: the near cache of verified sessions on each
+	// instance (callout: also its answers), at most 1s; nil (absent) = 1s,
+	// 0 = off. A pointer, since a list entry has no embedded default.
+	CacheTTL *time.Duration `mapstructure:"cache_ttl"`
 	// OnExchange: keep | end (default keep) the legacy session after POST
 	// /auth/exchange.
 	OnExchange string `mapstructure:"on_exchange"`

@@ -32,7 +32,10 @@ func (c *Config) LegacyOptions() []legacy.Options {
 			SecretKey: s.SecretKey, SecretKeyFallbacks: s.SecretKeyFallbacks, DSN: s.DSN, Driver: s.Driver, Table: s.Table,
 			SerializeHandler: s.SerializeHandler,
 			URL:              s.URL, ForwardCookies: s.ForwardCookies, Subject: s.Subject, Email: s.Email, Roles: s.Roles,
-			CacheTTL: s.CacheTTL, Timeout: s.Timeout,
+			Timeout: s.Timeout,
+		}
+		if s.CacheTTL != nil {
+			o.CacheTTL, o.CacheOff = *s.CacheTTL, *s.CacheTTL == 0
 		}
 		if s.RedisURL != "" {
 			o.Redis = store.RedisOptions{URL: s.RedisURL, DialTimeout: r.DialTimeout, ReadTimeout: r.ReadTimeout, WriteTimeout: r.WriteTimeout, PoolTimeout: r.PoolTimeout}
@@ -143,7 +146,10 @@ func legacyFieldValue(srcs []LegacySourceConfig, field string) any {
 	case "subject":
 		return s.Subject
 	case "cache_ttl":
-		return s.CacheTTL
+		if s.CacheTTL == nil {
+			return ""
+		}
+		return *s.CacheTTL
 	case "timeout":
 		return s.Timeout
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func expressSource() LegacySourceConfig {
@@ -69,8 +70,18 @@ func TestValidateLegacy(t *testing.T) {
 			return []LegacySourceConfig{s}
 		}, wantKey: "legacy.sources[0].kind", wantVal: "rails"},
 		{name: "callout cache too long", sources: func() []LegacySourceConfig {
-			return []LegacySourceConfig{{Name: "b", Kind: "callout", Client: "web", URL: "http://127.0.0.1:1/s", ForwardCookies: []string{"JSESSIONID"}, Subject: "id", CacheTTL: 5e9}}
+			return []LegacySourceConfig{{Name: "b", Kind: "callout", Client: "web", URL: "http://127.0.0.1:1/s", ForwardCookies: []string{"JSESSIONID"}, Subject: "id", CacheTTL: durationPtr(5e9)}}
 		}, wantKey: "legacy.sources[0].cache_ttl", wantVal: "5s"},
+		{name: "express cache too long", sources: func() []LegacySourceConfig {
+			s := expressSource()
+			s.CacheTTL = durationPtr(1500 * time.Millisecond)
+			return []LegacySourceConfig{s}
+		}, wantKey: "legacy.sources[0].cache_ttl", wantVal: "1.5s"},
+		{name: "negative cache_ttl", sources: func() []LegacySourceConfig {
+			s := djangoSource()
+			s.CacheTTL = durationPtr(-time.Second)
+			return []LegacySourceConfig{s}
+		}, wantKey: "legacy.sources[0].cache_ttl", wantVal: "-1s"},
 		{name: "on_exchange", sources: func() []LegacySourceConfig {
 			s := expressSource()
 			s.OnExchange = "delete"
@@ -134,7 +145,8 @@ func TestLegacyExampleFile(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Legacy.Sources) != 4 || c.Legacy.Sources[0].Secrets[0] != "change-me-new" || c.Legacy.Sources[3].CacheTTL.String() != "1s" {
+	if len(c.Legacy.Sources) != 4 || c.Legacy.Sources[0].Secrets[0] != "change-me-new" || c.Legacy.Sources[3].CacheTTL.String() != "1s" ||
+		c.Legacy.Sources[0].CacheTTL.String() != "1s" || c.Legacy.Sources[1].CacheTTL != nil {
 		t.Fatalf("sources = %+v", c.Legacy.Sources)
 	}
 	out := fmt.Sprint(Redacted(c))
@@ -152,5 +164,33 @@ func TestLegacyUnknownKeyRefused(t *testing.T) {
 	}
 	if _, err := Load(f, nil); err == nil || !strings.Contains(err.Error(), "secret") {
 		t.Fatalf("Load = %v, want the unknown key named", err)
+	}
+}
+
+func durationPtr(d time.Duration) *time.Duration { return &d }
+
+// cache_ttl: absent is the default (1s), 0 turns the near cache off, any
+// other value up to 1s is kept; every kind has it.
+func TestLegacyCacheTTLOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		ttl     *time.Duration
+		wantTTL time.Duration
+		wantOff bool
+	}{
+		{name: "absent", ttl: nil, wantTTL: 0},
+		{name: "off", ttl: durationPtr(0), wantTTL: 0, wantOff: true},
+		{name: "half a second", ttl: durationPtr(500 * time.Millisecond), wantTTL: 500 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := expressSource()
+			s.CacheTTL = tc.ttl
+			c := &Config{Legacy: LegacyConfig{Sources: []LegacySourceConfig{s}}}
+			o := c.LegacyOptions()[0]
+			if o.CacheTTL != tc.wantTTL || o.CacheOff != tc.wantOff {
+				t.Fatalf("options = ttl %v off %v, want %v %v", o.CacheTTL, o.CacheOff, tc.wantTTL, tc.wantOff)
+			}
+		})
 	}
 }

@@ -48,7 +48,10 @@ func TestLegacyDjango(t *testing.T) {
 	// A password change in Django ends the session, here and in Django.
 	// tokenshift is asked first: Django deletes the row when it sees the
 	// stale hash, and the row must still be there to prove the hash rule.
+	// tokenshift sees it at the session's next store read, within cache_ttl
+	// (default 1s) of the near cache.
 	d.ChangePassword(t, legacyapps.PasswordChange{Username: "alice", Password: "pw-alice-dj-2"})
+	eventually(t, "a password changed in Django refused by tokenshift", func() bool { return legacyMe(t, in, c).status == 401 })
 	expectProblem(t, legacyMe(t, in, c), 401, "invalid_session")
 	if st, _ := d.Me(t, c); st == 200 {
 		t.Fatal("Django still accepts the session after the password change")
@@ -73,6 +76,8 @@ func TestLegacyPHP(t *testing.T) {
 	expectLegacyUser(t, legacyMe(t, in, c), "u-alice", "forum")
 	expectProblem(t, legacyMe(t, in, &http.Cookie{Name: "PHPSESSID", Value: "bad id!"}), 401, "invalid_session")
 	p.Logout(t, c)
+	// Within cache_ttl (default 1s): the near cache is not told of it.
+	eventually(t, "the PHP app's logout refused by tokenshift", func() bool { return legacyMe(t, in, c).status == 401 })
 	expectProblem(t, legacyMe(t, in, c), 401, "invalid_session")
 }
 

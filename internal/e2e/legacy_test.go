@@ -125,6 +125,8 @@ func TestLegacyExpress(t *testing.T) {
 	if st, _ := shop.Me(t, bye); st != 401 {
 		t.Fatalf("the Express app still knows the logged-out session: %d", st)
 	}
+	// Within cache_ttl (default 1s): the near cache is not told of it.
+	eventually(t, "the Express app's logout refused by tokenshift", func() bool { return legacyMe(t, in, bye).status == 401 })
 	expectProblem(t, legacyMe(t, in, bye), 401, "invalid_session")
 
 	// Phases: retired exactly like an own session, back on rollback.
@@ -190,12 +192,24 @@ func TestLegacyExpressStoreDown(t *testing.T) {
 	bearer, _ := lr.json(t)["access_token"].(string)
 	own := lr.cookie("ts_session")
 
+	// A session tokenshift has not seen yet is not known alive.
+	unseen := shop.Login(t, "u-alice", users["u-alice"])
+
 	rs.Stop()
 	start := time.Now()
-	expectProblem(t, legacyMe(t, in, alice), 503, "store_unavailable")
+	expectProblem(t, legacyMe(t, in, unseen), 503, "store_unavailable")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("503 after %v, want within the source's timeout", d)
 	}
+	// A session this instance verified is known alive for at most
+	// cache_ttl (default 1s) after its read; then 503 as well.
+	for legacyMe(t, in, alice).status != 503 {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("a cached legacy session still accepted %v into the outage", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	expectProblem(t, legacyMe(t, in, alice), 503, "store_unavailable")
 	r := in.do(t, req{path: "/readyz"})
 	expectProblem(t, r, 503, "store_unavailable")
 	if !strings.Contains(string(r.body), "shop") {

@@ -118,6 +118,9 @@ func cloneSession(s *Session) *Session {
 }
 
 func (s *callout) put(key [32]byte, e calloutEntry, now time.Time, gen uint64) {
+	if s.o.CacheTTL <= 0 {
+		return // cache_ttl: 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen != gen {

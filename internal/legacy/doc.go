@@ -19,6 +19,11 @@
 //     JSON is a session, 401/403/404/3xx none, anything else an outage;
 //     answers cached at most cache_ttl (<= 1s), Forget/ForgetUser drop them.
 //
+// Every kind: the Verifier answers a session this instance verified less
+// than cache_ttl ago from the Set's near cache (cache.go), with the
+// mirror's checks on every hit; Open wraps the sources of a cached kind
+// so that their Forget and ForgetUser also drop its entries.
+//
 // Nothing here logs; errors never hold secrets, ids or session data.
 //
 // # Integration (for internal/authn, httpapi, usage, config)

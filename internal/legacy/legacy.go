@@ -83,6 +83,10 @@ type Session struct {
 	// AuthHash is Django's _auth_user_hash (empty for other kinds): check it
 	// with DjangoAuthHashMatches against the user's current password hash.
 	AuthHash string
+	// Handle is Handle(Source, ID) once the Verifier computed it (a cached
+	// session's), so the checks of a cache hit need not hash again; empty
+	// otherwise.
+	Handle string
 }
 
 // Source reads and ends the sessions of one legacy store. Safe for

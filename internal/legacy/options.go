@@ -60,9 +60,12 @@ type Options struct {
 	URL                   string
 	ForwardCookies        []string
 	Subject, Email, Roles string
-	// CacheTTL (cache_ttl) keeps an answer at most this long, at most 1s,
-	// default 1s.
+	// CacheTTL (cache_ttl), every kind: the near cache keeps a verified
+	// session (and its user) on this instance at most this long, and a
+	// callout its answer; at most 1s, default 1s (0 here = the default).
+	// CacheOff (cache_ttl: 0 in the config) turns both off.
 	CacheTTL time.Duration
+	CacheOff bool
 	// HTTPClient replaces the callout's HTTP client (tests); its Timeout is
 	// overridden by Timeout.
 	HTTPClient *http.Client
@@ -157,6 +160,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	}
+	if o.CacheTTL < 0 || o.CacheTTL > MaxCacheTTL {
+		return o.bad("cache_ttl", "must be from 0 (off) to 1s: revocation must win over the cache")
+	}
+	switch {
+	case o.CacheOff:
+		o.CacheTTL = 0
+	case o.CacheTTL == 0:
+		o.CacheTTL = DefaultCacheTTL
 	}
 	if o.UserID != "" && !pathRE.MatchString(o.UserID) {
 		return o.bad("user_id", "want a dotted path such as userId or passport.user")
@@ -291,12 +303,6 @@ func (o Options) calloutDefaults() (Options, error) {
 		if p.path != "" && !pathRE.MatchString(p.path) {
 			return o.bad(p.field, "want a dotted path such as user.id")
 		}
-	}
-	if o.CacheTTL < 0 || o.CacheTTL > MaxCacheTTL {
-		return o.bad("cache_ttl", "must be from 0 to 1s (revocation must win over the cache)")
-	}
-	if o.CacheTTL == 0 {
-		o.CacheTTL = DefaultCacheTTL
 	}
 	return o, nil
 }

@@ -51,6 +51,8 @@ func TestOptionsValidation(t *testing.T) {
 		{name: "callout no cookies", o: Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://app/me", Subject: "id"}, wantField: "forward_cookies"},
 		{name: "callout no subject", o: Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://app/me", ForwardCookies: []string{"J"}}, wantField: "subject"},
 		{name: "callout cache too long", o: Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://app/me", ForwardCookies: []string{"J"}, Subject: "id", CacheTTL: 2 * time.Second}, wantField: "cache_ttl"},
+		{name: "express cache too long", o: Options{Name: "e", Kind: KindExpress, Client: "web", UserID: "userId", Secrets: []string{"s"}, Redis: store.RedisOptions{URL: "redis://127.0.0.1:6379"}, CacheTTL: 1001 * time.Millisecond}, wantField: "cache_ttl"},
+		{name: "django negative cache", o: Options{Name: "d", Kind: KindDjango, Client: "web", SecretKey: "k", DSN: "postgres://h/db", CacheTTL: -time.Second}, wantField: "cache_ttl"},
 		{name: "callout bad roles path", o: Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://app/me", ForwardCookies: []string{"J"}, Subject: "id", Roles: "a b"}, wantField: "roles"},
 	}
 	for _, tc := range tests {
@@ -106,6 +108,19 @@ func TestDefaults(t *testing.T) {
 	}
 	if n, _ := (Options{Name: "c", Kind: KindCallout, Client: "web", URL: "http://a/me", ForwardCookies: []string{"S"}, UserID: "id"}).withDefaults(); n.CacheTTL != time.Second || n.Subject != "id" {
 		t.Errorf("callout defaults: %+v", n)
+	}
+	// cache_ttl is every kind's: 1s by default, CacheOff (cache_ttl: 0) off.
+	for _, o := range []Options{
+		{Name: "d", Kind: KindDjango, Client: "web", SecretKey: "k", DSN: "postgres://h/db"},
+		{Name: "c", Kind: KindCallout, Client: "web", URL: "http://a/me", ForwardCookies: []string{"S"}, UserID: "id"},
+	} {
+		if n, _ := o.withDefaults(); n.CacheTTL != time.Second {
+			t.Errorf("%s cache_ttl default: %v", o.Kind, n.CacheTTL)
+		}
+		o.CacheOff, o.CacheTTL = true, 0
+		if n, _ := o.withDefaults(); n.CacheTTL != 0 {
+			t.Errorf("%s cache_ttl off: %v", o.Kind, n.CacheTTL)
+		}
 	}
 }
 

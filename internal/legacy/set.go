@@ -11,6 +11,9 @@ import (
 type Set struct {
 	sources []Source
 	byName  map[string]Source
+	// cache is the near cache of the sources with a cache_ttl (nil: none);
+	// their entries in sources are *cachingSource.
+	cache *nearCache
 }
 
 // CheckAll validates every entry (as Check) and that names and cookie
@@ -60,6 +63,12 @@ func Open(opts []Options) (*Set, error) {
 		if err != nil {
 			_ = s.Close()
 			return nil, err
+		}
+		if n, _ := o.withDefaults(); n.CacheTTL > 0 {
+			if s.cache == nil {
+				s.cache = newNearCache(DefaultCacheBytes)
+			}
+			src = &cachingSource{Source: src, cache: s.cache, ttl: n.CacheTTL, clock: n.Clock}
 		}
 		s.sources = append(s.sources, src)
 		s.byName[src.Name()] = src

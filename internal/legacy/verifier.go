@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -83,23 +84,95 @@ func (v *Verifier) ParseLegacy(cookie func(string) string) (authn.LegacyCredenti
 	return cred, true, err
 }
 
-// VerifyLegacy implements authn.LegacyVerifier: one read of the legacy
-// store, then the user in tokenshift's user store.
+// VerifyLegacy implements authn.LegacyVerifier: from this instance's near
+// cache when the session was verified here less than its source's
+// cache_ttl ago and nothing ended it since (cache.go); otherwise one read
+// of the legacy store, then the user in tokenshift's user store.
 func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential) (*auth.Principal, error) {
 	src := v.set.ByName(cred.Source)
 	if src == nil {
 		return nil, fmt.Errorf("legacy source %q: %w", cred.Source, auth.ErrInvalid)
 	}
-	sess, err := src.Load(ctx, cred.ID)
+	cs := cacheOf(src)
+	if cs == nil {
+		p, _, err := v.verifyStore(ctx, src, cred)
+		return p, err
+	}
+	now := cs.clock().UnixNano()
+	if e := cs.cache.get(cred.Source, cred.ID, now); e != nil {
+		if p, ok, err := v.verifyCached(cs.cache, e); ok {
+			return p, err
+		}
+	} else {
+		cs.cache.misses.Add(1)
+	}
+	gen := cs.cache.gen.Load()
+	p, e, err := v.verifyStore(ctx, src, cred)
 	if err != nil {
 		return nil, err
+	}
+	e.loadedAt = now
+	e.until = min(now+int64(cs.ttl), e.sess.ExpiresAt.UnixNano())
+	cs.cache.put(cacheKey{cred.Source, cred.ID}, e, gen)
+	return p, nil
+}
+
+// revocationLag is how long before a read a user revocation may be dated
+// and still reach this instance only after it (pub/sub delivery, clocks of
+// other instances): an entry read less than this after the user's
+// not-before is not trusted.
+const revocationLag = time.Second
+
+// verifyCached answers from the entry if nothing ended the session since it
+// was read; ok false sends the caller to the store, which then decides.
+// The checks are the mirror's, as on a store read: the user's not-before
+// (an entry read before it, or too close after it, is dropped) and the
+// CheckLegacy hook (a handle tokenshift ended: refused at once).
+func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal, bool, error) {
+	sess := e.sess
+	if v.notBefore != nil {
+		if nb := v.notBefore(e.userID); !nb.IsZero() && nb.UnixNano() > e.loadedAt-int64(revocationLag) {
+			c.drop(sess.Source, sess.ID, e)
+			c.misses.Add(1)
+			return nil, false, nil
+		}
+	}
+	if v.check != nil {
+		if err := v.check(sess); err != nil {
+			c.drop(sess.Source, sess.ID, e)
+			c.misses.Add(1)
+			return nil, true, err
+		}
+	}
+	c.hits.Add(1)
+	// SeenLegacy is not called: it writes at most once a minute per
+	// session, and the store read at least every cache_ttl calls it.
+	return &auth.Principal{
+		UserID:    e.userID,
+		Email:     e.email,
+		ClientID:  sess.Client,
+		Roles:     e.roles,
+		SID:       sess.Handle,
+		ExpiresAt: sess.ExpiresAt,
+		Source:    sess.Source,
+		LegacyID:  sess.ID,
+	}, true, nil
+}
+
+// verifyStore is a legacy session's verification without the cache: one
+// read of the legacy store, the user, every check. The entry is what the
+// near cache may keep of it.
+func (v *Verifier) verifyStore(ctx context.Context, src Source, cred authn.LegacyCredential) (*auth.Principal, *cachedSession, error) {
+	sess, err := src.Load(ctx, cred.ID)
+	if err != nil {
+		return nil, nil, err
 	}
 	u, err := v.users.LookupID(ctx, sess.UserID)
 	switch {
 	case errors.Is(err, auth.ErrUnavailable), errors.Is(err, user.ErrOverlay):
-		return nil, fmt.Errorf("legacy session's user: %w: %w", auth.ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("legacy session's user: %w: %w", auth.ErrUnavailable, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrUserRefused, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrUserRefused, err)
 	}
 	if keys, ok := v.djangoKeys[cred.Source]; ok && u.PasswordHash != "" {
 		match := false
@@ -107,7 +180,7 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 			match = DjangoAuthHashMatches(k, u.PasswordHash, sess.AuthHash) || match
 		}
 		if !match {
-			return nil, fmt.Errorf("%w: password changed since the login", ErrUserRefused)
+			return nil, nil, fmt.Errorf("%w: password changed since the login", ErrUserRefused)
 		}
 	}
 	if v.notBefore != nil {
@@ -115,12 +188,13 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		// the session was created before it (a zero IssuedAt proves nothing;
 		// revocation ends the seen ids in their store instead).
 		if nb := v.notBefore(u.ID); !nb.IsZero() && !sess.IssuedAt.IsZero() && sess.IssuedAt.Before(nb) {
-			return nil, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
+			return nil, nil, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
 		}
 	}
+	sess.Handle = Handle(sess.Source, sess.ID)
 	if v.check != nil {
 		if err := v.check(sess); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	p := &auth.Principal{
@@ -128,7 +202,7 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		Email:     u.Email,
 		ClientID:  sess.Client,
 		Roles:     u.Roles,
-		SID:       Handle(sess.Source, sess.ID),
+		SID:       sess.Handle,
 		ExpiresAt: sess.ExpiresAt,
 		Source:    sess.Source,
 		LegacyID:  sess.ID,
@@ -138,5 +212,6 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		// the next request, and the not-before still ends what it can date.
 		_ = v.seen(ctx, p)
 	}
-	return p, nil
+	e := &cachedSession{sess: sess, userID: u.ID, email: u.Email, roles: slices.Clone(u.Roles)}
+	return p, e, nil
 }

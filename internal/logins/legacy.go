@@ -59,6 +59,12 @@ const (
 	legacySeenSlack = time.Minute
 	// legacySeenMarks bounds the per-instance memory of recent writes.
 	legacySeenMarks = 1 << 16
+	// legacyEndedLife is how long the handle of a legacy session deleted
+	// from its store stays revoked in the mirror: far longer than a near-
+	// cache entry lives (cache_ttl <= 1s) plus the clock differences of the
+	// instances, and short enough that endings do not pile up in the
+	// mirror (the deleted session cannot come back).
+	legacyEndedLife = 10 * time.Minute
 )
 
 // LegacyHandle is the public handle of a legacy session: the SID of its
@@ -248,7 +254,11 @@ func (s *Service) CheckLegacy(sess *legacy.Session) error {
 	if s.o.Revoked == nil {
 		return nil
 	}
-	if s.o.Revoked.SIDRevoked(LegacyHandle(sess.Source, sess.ID)) {
+	handle := sess.Handle // set by the adapter, which computed it already
+	if handle == "" {
+		handle = LegacyHandle(sess.Source, sess.ID)
+	}
+	if s.o.Revoked.SIDRevoked(handle) {
 		return ErrLegacyRevoked
 	}
 	if !sess.IssuedAt.IsZero() && s.revokedSince(sess.UserID, sess.IssuedAt) {
@@ -262,11 +272,23 @@ func (s *Service) CheckLegacy(sess *legacy.Session) error {
 // revoked under its handle in the revocation mirror, which every instance
 // applies within milliseconds (the callout cache is per instance and at
 // most a second old, so the mirror, not the cache, decides).
+//
+// A deleted session's handle is revoked in the mirror as well, for
+// legacyEndedLife: the legacy near cache of every instance (at most
+// cache_ttl old) checks the mirror on each hit, so the ending wins there at
+// once instead of at the entry's next store read.
 func (s *Service) endLegacy(ctx context.Context, src legacy.Source, id, handle string) error {
 	var err error
 	if id != "" {
+		if s.o.Revoked != nil && src.Kind() != legacy.KindCallout {
+			// Before the deletion, so that no instance answers it from its
+			// cache once the legacy app refuses it.
+			if err := s.o.Revoked.RevokeSID(ctx, handle, s.o.Clock().Add(legacyEndedLife)); err != nil {
+				return err
+			}
+		}
 		err = src.End(ctx, id)
-		src.Forget(id)
+		src.Forget(id) // this instance's caches; the mirror tells the others
 	} else {
 		err = legacy.ErrEndUnsupported
 	}

@@ -1,0 +1,252 @@
+package legacy
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The legacy near cache keeps, per instance, the legacy sessions this
+// instance has verified (decoded session and looked-up user), so that a
+// legacy cookie seen less than cache_ttl ago costs no legacy-store read, no
+// decode and no user lookup. It is safe only because every ending
+// tokenshift makes is visible without the store (docs/security.md, "The
+// legacy session near cache"):
+//
+//   - tokenshift's own endings of one session (logout, on_exchange end, and
+//     every session of the seen index ended by a user revocation) revoke
+//     its handle in the revocation mirror, on every instance within
+//     milliseconds, and a hit runs the CheckLegacy hook, which refuses a
+//     revoked handle;
+//   - a user revocation (log out everywhere, password change, suspension)
+//     is the mirror's per-user not-before: a hit whose entry was read
+//     before it is dropped and the store decides, as without the cache;
+//   - a hit is used only before the session's own expiry (the key's TTL as
+//     read, cookie.expires, expire_date; callout: its answer's cache_ttl);
+//   - the legacy app's own endings (its logout deleting the key, a password
+//     changed in the legacy app) are not announced: they are seen at the
+//     next read, at most cache_ttl (<= 1s) later. That is the price.
+//
+// Forged cookies never reach it: Parse runs first, and only a session that
+// passed every check of a store read is cached.
+
+// DefaultCacheBytes bounds the near cache of one Set (every source
+// together): about 40,000 sessions of the usual size.
+const DefaultCacheBytes = 16 << 20
+
+// legacyCacheShards spreads the lock: every legacy request takes one.
+const legacyCacheShards = 16
+
+// legacyEntryOverhead approximates what an entry costs beyond its strings:
+// the entry, its Session, the map slot and key, the roles' slice header.
+const legacyEntryOverhead = 384
+
+type cacheKey struct{ source, id string }
+
+// cachedSession is one verified legacy session. Nothing in it is modified
+// once cached: a hit copies what it hands out.
+type cachedSession struct {
+	sess   *Session // Handle set; read-only
+	userID string   // tokenshift's user id (may differ in form from sess.UserID)
+	email  string
+	roles  []string // shared by every principal made from the entry: read-only
+	// loadedAt is when the read that produced the entry was sent (unix ns):
+	// a user revocation at or after it sends the next request to the store.
+	loadedAt int64
+	// until is when the entry stops answering (unix ns): loadedAt +
+	// cache_ttl, or the session's own expiry if earlier.
+	until int64
+	size  int64
+}
+
+type legacyCacheShard struct {
+	mu      sync.RWMutex
+	entries map[cacheKey]*cachedSession
+	bytes   int64
+}
+
+// nearCache is bounded by an estimate of its memory, split evenly across
+// shards. An insert into a full shard first drops the shard's expired
+// entries, then evicts in map order, which Go randomises.
+type nearCache struct {
+	seed   maphash.Seed
+	limit  int64 // per shard
+	shards [legacyCacheShards]legacyCacheShard
+	// gen counts Forget and ForgetUser calls: an entry read across one is
+	// not cached, so an ending during a store read still wins.
+	gen                   atomic.Uint64
+	hits, misses, evicted atomic.Uint64
+}
+
+func newNearCache(maxBytes int64) *nearCache {
+	c := &nearCache{seed: maphash.MakeSeed(), limit: maxBytes / legacyCacheShards}
+	for i := range c.shards {
+		c.shards[i].entries = make(map[cacheKey]*cachedSession)
+	}
+	return c
+}
+
+func (c *nearCache) shard(id string) *legacyCacheShard {
+	return &c.shards[maphash.String(c.seed, id)%legacyCacheShards]
+}
+
+func legacyEntrySize(k cacheKey, e *cachedSession) int64 {
+	s := e.sess
+	n := legacyEntryOverhead + len(k.source) + len(k.id) + len(s.Source) + len(s.Client) + len(s.ID) +
+		len(s.UserID) + len(s.Email) + len(s.AuthHash) + len(s.Handle) + len(e.userID) + len(e.email)
+	for _, r := range s.Roles {
+		n += 16 + len(r)
+	}
+	for _, r := range e.roles {
+		n += 16 + len(r)
+	}
+	return int64(n)
+}
+
+// get returns the entry of (source, id) while it answers at now.
+func (c *nearCache) get(source, id string, now int64) *cachedSession {
+	sh := c.shard(id)
+	sh.mu.RLock()
+	e := sh.entries[cacheKey{source, id}]
+	sh.mu.RUnlock()
+	if e == nil || now >= e.until {
+		return nil
+	}
+	return e
+}
+
+// put caches e unless a Forget or ForgetUser ran since gen was read, or e
+// is too big. An entry read later is kept instead.
+func (c *nearCache) put(k cacheKey, e *cachedSession, gen uint64) {
+	e.size = legacyEntrySize(k, e)
+	if e.size > c.limit {
+		return
+	}
+	sh := c.shard(k.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if old := sh.entries[k]; old != nil {
+		if old.loadedAt > e.loadedAt {
+			return
+		}
+		sh.bytes -= old.size
+		delete(sh.entries, k)
+	}
+	if sh.bytes+e.size > c.limit {
+		for key, old := range sh.entries {
+			if old.until <= e.loadedAt {
+				sh.bytes -= old.size
+				delete(sh.entries, key)
+			}
+		}
+	}
+	for key, victim := range sh.entries {
+		if sh.bytes+e.size <= c.limit {
+			break
+		}
+		sh.bytes -= victim.size
+		delete(sh.entries, key)
+		c.evicted.Add(1)
+	}
+	sh.entries[k] = e
+	sh.bytes += e.size
+}
+
+// drop forgets (source, id) if it is still e (or any entry, e nil).
+func (c *nearCache) drop(source, id string, e *cachedSession) {
+	k := cacheKey{source, id}
+	sh := c.shard(id)
+	sh.mu.Lock()
+	if old := sh.entries[k]; old != nil && (e == nil || old == e) {
+		sh.bytes -= old.size
+		delete(sh.entries, k)
+	}
+	sh.mu.Unlock()
+}
+
+// forget drops (source, id) and keeps a read in flight from caching it.
+func (c *nearCache) forget(source, id string) {
+	c.gen.Add(1)
+	c.drop(source, id, nil)
+}
+
+// forgetUser drops every entry of the user (either form of its id), and
+// keeps reads in flight from caching theirs.
+func (c *nearCache) forgetUser(userID string) {
+	c.gen.Add(1)
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.entries {
+			if e.userID == userID || e.sess.UserID == userID {
+				sh.bytes -= e.size
+				delete(sh.entries, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// CacheStats is the near cache's state, for tests and metrics.
+type CacheStats struct {
+	Entries               int
+	Bytes                 int64
+	Hits, Misses, Evicted uint64
+}
+
+// CacheStats reports the Set's near cache (zero without one).
+func (s *Set) CacheStats() CacheStats {
+	var st CacheStats
+	c := s.cache
+	if c == nil {
+		return st
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		st.Entries += len(sh.entries)
+		st.Bytes += sh.bytes
+		sh.mu.RUnlock()
+	}
+	st.Hits, st.Misses, st.Evicted = c.hits.Load(), c.misses.Load(), c.evicted.Load()
+	return st
+}
+
+// cachingSource is a Source of a Set with a near cache: its Forget and
+// ForgetUser also drop the cached sessions, so that logins' endings
+// (src.Forget after End) reach the cache without knowing it. Load is the
+// source's own: only the Verifier answers from the cache.
+type cachingSource struct {
+	Source
+	cache *nearCache
+	ttl   time.Duration // > 0
+	clock func() time.Time
+}
+
+func (s *cachingSource) Forget(id string) {
+	s.cache.forget(s.Name(), id)
+	s.Source.Forget(id)
+}
+
+func (s *cachingSource) ForgetUser(userID string) {
+	s.cache.forgetUser(userID)
+	s.Source.ForgetUser(userID)
+}
+
+// cacheOf is the near cache, its TTL and clock for src, or nil.
+func cacheOf(src Source) *cachingSource {
+	cs, _ := src.(*cachingSource)
+	return cs
+}
+
+// Forget drops any cached answer for the session id of the named source
+// on this instance (the near cache and the source's own).
+func (s *Set) Forget(source, id string) {
+	if src := s.byName[source]; src != nil {
+		src.Forget(id)
+	}
+}
