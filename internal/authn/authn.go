@@ -22,7 +22,8 @@ import (
 // keep a session alive. When the session's activity record is due for an
 // update (verifiers throttle those writes), touch is non-nil; the middleware
 // calls it once the request is accepted with the session. Most requests get a
-// nil touch, so the common path neither writes nor allocates for it.
+// nil touch, so the common path neither writes nor allocates for it. The
+// principal may be shared between requests: nobody modifies it.
 type SessionVerifier interface {
 	VerifySession(ctx context.Context, cookieValue string) (p *auth.Principal, touch Touch, err error)
 }
@@ -173,6 +174,8 @@ func configDefault(config ...Config) Config {
 type principalKey struct{}
 
 // Principal returns the authenticated principal of the request, or nil.
+// It is read only: a session near-cache hit shares it with every request of
+// the login, and a cached bearer token shares its Roles.
 func Principal(c *fiber.Ctx) *auth.Principal {
 	p, _ := c.Locals(principalKey{}).(*auth.Principal)
 	return p

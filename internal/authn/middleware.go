@@ -123,7 +123,9 @@ func (cfg *Config) verifySession(c *fiber.Ctx, raw string) verified {
 		return verified{scheme: auth.SchemeSession, err: auth.ErrInvalid}
 	}
 	p, touch, err := cfg.Sessions.VerifySession(c.UserContext(), raw)
-	if err == nil {
+	if err == nil && p.Scheme != auth.SchemeSession {
+		// Written only when needed: a verifier may answer a principal
+		// shared by concurrent requests (the session near cache's).
 		p.Scheme = auth.SchemeSession
 	}
 	return verified{scheme: auth.SchemeSession, p: p, err: err, touch: touch}

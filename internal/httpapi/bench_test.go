@@ -132,7 +132,7 @@ func BenchmarkAuthMeRecording(b *testing.B) {
 
 // meRequestAs logs alice in through client and returns a GET /auth/me that
 // carries only the credential of scheme.
-func (s *devServer) meRequestAs(b *testing.B, client, scheme string) *fasthttp.RequestCtx {
+func (s *devServer) meRequestAs(b testing.TB, client, scheme string) *fasthttp.RequestCtx {
 	b.Helper()
 	a := s.loginJSON(b, "alice@example.com", "alice-dev-password", client)
 	body := a.json(b)

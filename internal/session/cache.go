@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // The near cache keeps the decoded logins this instance has verified, so a
@@ -46,8 +49,9 @@ type Revocations interface {
 const cacheShards = 16
 
 // entryOverhead approximates what an entry costs beyond its strings: the
-// entry, the login, the map slot, the hash's slice header and backing array.
-const entryOverhead = 320
+// entry, the login, the map slot, the hash's slice header and backing array,
+// and the principal of its hits.
+const entryOverhead = 320 + int(unsafe.Sizeof(auth.Principal{}))
 
 type cacheEntry struct {
 	l *login // never modified once cached: copy before changing
@@ -57,7 +61,10 @@ type cacheEntry struct {
 	// seen is the latest cookie use this instance knows of (unix ns): the
 	// store's when read, moved by this instance's touches.
 	seen atomic.Int64
-	size int64
+	// principal is what Check answers on a hit, built from l on the first
+	// one and again when seen moves its deadline: shared, read only.
+	principal atomic.Pointer[auth.Principal]
+	size      int64
 }
 
 type cacheShard struct {
@@ -220,46 +227,43 @@ func (m *Manager) CacheStats() CacheStats {
 }
 
 // verifyCached answers Verify from the near cache when the entry is known
-// alive (see the package comment above); ok false sends the caller to the
-// store, which then decides, so a cached login never gets an answer the
-// store would not give.
-func (m *Manager) verifyCached(sid string, secret *[sha256.Size]byte, now time.Time) (*Session, bool) {
+// alive (see the package comment above), with the entry's last-seen; ok
+// false sends the caller to the store, which then decides, so a cached login
+// never gets an answer the store would not give.
+func (m *Manager) verifyCached(sid string, secret *[sha256.Size]byte, now time.Time) (e *cacheEntry, seen time.Time, ok bool) {
 	c := m.cache
 	nowNS := now.UnixNano()
-	e := c.get(sid, nowNS)
+	e = c.get(sid, nowNS)
 	if e == nil {
-		c.misses.Add(1)
-		return nil, false
+		if ValidSID(sid) { // a malformed cookie is not a miss
+			c.misses.Add(1)
+		}
+		return nil, time.Time{}, false
 	}
 	l := e.l
 	if m.cfg.Revocations.SIDRevoked(sid) {
 		c.drop(sid)
 		c.misses.Add(1)
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	if nb := m.cfg.Revocations.UserNotBefore(l.rec.UserID); !nb.IsZero() && l.rec.CreatedAt.Before(nb) {
 		c.drop(sid)
 		c.misses.Add(1)
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	if !secretMatches(secret, l.secretHash) {
 		c.misses.Add(1)
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	seen := e.seen.Load()
+	seenNS := e.seen.Load()
 	// Near the idle deadline the store decides: another instance may have
 	// moved last-seen since this entry was read.
-	if nowNS >= seen+int64(m.cfg.IdleTimeout-m.cfg.TouchInterval) || !now.Before(l.absoluteEnd(&m.cfg)) {
+	if nowNS >= seenNS+int64(m.cfg.IdleTimeout-m.cfg.TouchInterval) || !now.Before(l.absoluteEnd(&m.cfg)) {
 		c.misses.Add(1)
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	c.hits.Add(1)
-	v := *l
-	v.seen = time.Unix(0, seen).UTC()
-	s := v.view(&m.cfg, now)
-	s.verified = l
-	s.entry = e
-	return s, true
+	return e, time.Unix(0, seenNS).UTC(), true
 }
 
 // touchQueue batches last-seen writes: the instance that serves a request

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"strings"
 	"unsafe"
 )
 
@@ -64,18 +63,25 @@ func SplitCookie(value string) (sid string, ok bool) {
 // parseCookie checks the syntax of a cookie value and returns its sid and
 // the SHA-256 of its secret, which is all a check needs of the secret.
 func parseCookie(value string) (sid string, secretHash [sha256.Size]byte, ok bool) {
-	if len(value) != cookieLen {
+	sid, secretHash, ok = parseCookieSecret(value)
+	if !ok || !ValidSID(sid) {
 		return "", secretHash, false
 	}
-	sid, enc, found := strings.Cut(value, ".")
-	if !found || !ValidSID(sid) {
+	return sid, secretHash, true
+}
+
+// parseCookieSecret is parseCookie but for the sid's spelling, which the
+// caller must check with ValidSID unless it finds the sid in the near cache
+// (only canonical sids get there): a hit then decodes only the secret.
+func parseCookieSecret(value string) (sid string, secretHash [sha256.Size]byte, ok bool) {
+	if len(value) != cookieLen || value[sidLen] != '.' {
 		return "", secretHash, false
 	}
 	var secret [secretBytes]byte
-	if !decodeFixed(secret[:], enc, secretLen) {
+	if !decodeFixed(secret[:], value[sidLen+1:], secretLen) {
 		return "", secretHash, false
 	}
-	return sid, sha256.Sum256(secret[:]), true
+	return value[:sidLen], sha256.Sum256(secret[:]), true
 }
 
 func hashSecret(secret []byte) []byte {

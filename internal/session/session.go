@@ -292,42 +292,150 @@ func (m *Manager) Authenticate(ctx context.Context, cookieValue string) (*Sessio
 // deadlines, so someone holding only the public sid can neither learn nor
 // change anything.
 func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, error) {
-	sid, secret, ok := parseCookie(cookieValue)
-	if !ok {
-		return nil, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
-	}
-	loadedAt := m.cfg.Clock()
-	if m.cache != nil {
-		if s, ok := m.verifyCached(sid, &secret, loadedAt); ok {
-			return s, nil
-		}
-	}
-	l, err := m.load(ctx, sid)
-	if errors.Is(err, errCorrupt) {
-		return nil, fmt.Errorf("session %s: %w: %w", sid, err, auth.ErrInvalid)
-	}
+	r, err := m.verify(ctx, cookieValue)
 	if err != nil {
 		return nil, err
 	}
+	l := r.l
+	if r.hit {
+		// The cached login is shared: the view gets the entry's moving
+		// last-seen on a copy.
+		v := *l
+		v.seen = r.seen
+		l = &v
+	}
+	s := l.view(&m.cfg, r.now)
+	s.verified = r.l
+	s.entry = r.e
+	return s, nil
+}
+
+// verified is one successful verify: the login (shared with the near cache
+// when e is set: never modified), its last-seen as this instance knows it,
+// and the time the deadlines were checked at.
+type verified struct {
+	l    *login
+	e    *cacheEntry
+	seen time.Time
+	now  time.Time
+	hit  bool // answered from the near cache, mirror checks included
+}
+
+// verify is Verify without the caller-facing view, so that Check can answer
+// a near-cache hit without allocating.
+func (m *Manager) verify(ctx context.Context, cookieValue string) (verified, error) {
+	sid, secret, ok := parseCookieSecret(cookieValue)
+	if !ok {
+		return verified{}, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
+	}
+	loadedAt := m.cfg.Clock()
+	if m.cache != nil {
+		if e, seen, ok := m.verifyCached(sid, &secret, loadedAt); ok {
+			return verified{l: e.l, e: e, seen: seen, now: loadedAt, hit: true}, nil
+		}
+	}
+	// Not in the near cache, so not known canonical (parseCookieSecret).
+	if !ValidSID(sid) {
+		return verified{}, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
+	}
+	l, err := m.load(ctx, sid)
+	if errors.Is(err, errCorrupt) {
+		return verified{}, fmt.Errorf("session %s: %w: %w", sid, err, auth.ErrInvalid)
+	}
+	if err != nil {
+		return verified{}, err
+	}
 	if l == nil || !l.hasCookie() {
-		return nil, fmt.Errorf("session %s: no such cookie session: %w", sid, auth.ErrInvalid)
+		return verified{}, fmt.Errorf("session %s: no such cookie session: %w", sid, auth.ErrInvalid)
 	}
 	if !secretMatches(&secret, l.secretHash) {
-		return nil, fmt.Errorf("session %s: secret mismatch: %w", sid, auth.ErrInvalid)
+		return verified{}, fmt.Errorf("session %s: secret mismatch: %w", sid, auth.ErrInvalid)
 	}
 	now := m.cfg.Clock()
 	if !l.cookieLive(&m.cfg, now) {
 		// Nothing is deleted: liveness is decided from the times, and the
 		// store expiry collects the record after expiredGrace.
-		return nil, fmt.Errorf("session %s: %w", sid, auth.ErrExpired)
+		return verified{}, fmt.Errorf("session %s: %w", sid, auth.ErrExpired)
 	}
-	s := l.view(&m.cfg, now)
-	s.verified = l
+	r := verified{l: l, seen: l.seen, now: now}
 	if m.cache != nil && !m.revokedInMirror(l) {
 		// From here on l is shared with later hits: Touch leaves it alone.
-		s.entry = m.cache.put(l, loadedAt.UnixNano())
+		r.e = m.cache.put(l, loadedAt.UnixNano())
 	}
-	return s, nil
+	return r, nil
+}
+
+// Checked is a verified cookie session as one request needs it, by value,
+// so that a near-cache hit costs no allocation (Verify builds a Session and
+// a copy of the roles on every request).
+type Checked struct {
+	// Principal is the caller, with Scheme session and ExpiresAt the earlier
+	// of the idle and absolute deadlines. On a near-cache hit it is the
+	// entry's own, shared by every request of the login (and rebuilt when
+	// a touch moves its deadline): read only, like its Roles.
+	Principal *auth.Principal
+	CreatedAt time.Time
+	// MirrorChecked: the answer came from the near cache, which checked
+	// the sid and the user's not-before in the manager's revocation mirror
+	// (see UsesMirror) on this call.
+	MirrorChecked bool
+	// TouchDue is TouchDue of this use, at the time of the check.
+	TouchDue bool
+
+	l *login
+	e *cacheEntry
+}
+
+// Check is Verify for the request path: the same checks, the same errors,
+// the answer as a Checked. Touch it with TouchChecked once the request is
+// accepted.
+func (m *Manager) Check(ctx context.Context, cookieValue string) (Checked, error) {
+	r, err := m.verify(ctx, cookieValue)
+	if err != nil {
+		return Checked{}, err
+	}
+	l := r.l
+	exp := r.seen.Add(m.cfg.IdleTimeout)
+	if abs := l.absoluteEnd(&m.cfg); abs.Before(exp) {
+		exp = abs
+	}
+	c := Checked{CreatedAt: l.rec.CreatedAt, MirrorChecked: r.hit, l: l, e: r.e}
+	last := r.seen
+	if r.e != nil {
+		last = time.Unix(0, r.e.seen.Load())
+	}
+	c.TouchDue = r.now.Sub(last) >= m.cfg.TouchInterval
+	if r.hit {
+		c.Principal = r.e.principal.Load()
+		if c.Principal == nil || !c.Principal.ExpiresAt.Equal(exp) {
+			// First hit, or a touch moved the idle deadline: concurrent
+			// requests may each build one, all equal.
+			c.Principal = l.principal(exp)
+			r.e.principal.Store(c.Principal)
+		}
+	} else {
+		c.Principal = l.principal(exp)
+	}
+	return c, nil
+}
+
+func (l *login) principal(exp time.Time) *auth.Principal {
+	return &auth.Principal{
+		UserID: l.rec.UserID, Email: l.rec.Email, ClientID: l.rec.ClientID, Roles: l.rec.Roles,
+		Scheme: auth.SchemeSession, SID: l.sid, ExpiresAt: exp,
+	}
+}
+
+// TouchChecked is Touch for a Checked.
+func (m *Manager) TouchChecked(ctx context.Context, c *Checked) {
+	m.Touch(ctx, &Session{verified: c.l, entry: c.e})
+}
+
+// UsesMirror reports whether r is the revocation mirror the near cache
+// checks, so that a caller holding a Checked with MirrorChecked need not
+// check the same mirror again.
+func (m *Manager) UsesMirror(r Revocations) bool {
+	return m.cfg.Revocations != nil && r != nil && m.cfg.Revocations == r
 }
 
 // revokedInMirror reports whether the mirror has ended l already (its sid,
