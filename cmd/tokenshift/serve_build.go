@@ -187,7 +187,7 @@ func (a *app) newSessions(ctx context.Context) error {
 		cacheBytes = -1 // session.near_cache_bytes 0: off
 	}
 	var err error
-	a.sessions, err = session.New(a.store, session.Config{
+	a.sessions, err = session.New(a.store, session.Options{
 		IdleTimeout: cfg.Session.IdleTimeout, AbsoluteTimeout: cfg.Session.AbsoluteTimeout, TouchInterval: touch,
 		FamilyTTL: cfg.JWT.RefreshTTL, MaxPerUser: cfg.Session.MaxPerUser, OnLimit: policy,
 		Revocations: a.revoked, CacheBytes: cacheBytes, CacheTTL: cfg.Session.NearCacheTTL,

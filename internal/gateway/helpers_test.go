@@ -85,7 +85,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Config{})
+	sessions, err := session.New(st, session.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

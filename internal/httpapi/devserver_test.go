@@ -91,7 +91,7 @@ func newDevServerOn(tb testing.TB, st store.Store, opts ...devOption) *devServer
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Config{Revocations: rev})
+	sessions, err := session.New(st, session.Options{Revocations: rev})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestExpiredSessionCountedExpiredEveryTime(t *testing.T) {
 	rec := &outcomeRecorder{}
 	ts := newTestServer(t, func(o *testOptions) {
 		var err error
-		m, err = session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
+		m, err = session.New(o.Store, session.Options{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

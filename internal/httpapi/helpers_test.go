@@ -133,7 +133,7 @@ func newTestServer(t testing.TB, opt func(*testOptions)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := session.New(st, session.Config{IdleTimeout: time.Hour, AbsoluteTimeout: 12 * time.Hour, FamilyTTL: 24 * time.Hour})
+	sess, err := session.New(st, session.Options{IdleTimeout: time.Hour, AbsoluteTimeout: 12 * time.Hour, FamilyTTL: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func newBenchServer(tb testing.TB, st store.Store) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Config{Revocations: rev})
+	sessions, err := session.New(st, session.Options{Revocations: rev})
 	if err != nil {
 		tb.Fatal(err)
 	}

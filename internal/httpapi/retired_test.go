@@ -54,7 +54,7 @@ func (pc *phaseControl) rollback(tb testing.TB) {
 // 30m, touch interval 1m).
 func withSessionClock(tb testing.TB, clk *fakeclock.Clock) devOption {
 	return func(o *testOptions, _ *token.Options) {
-		m, err := session.New(o.Store, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
+		m, err := session.New(o.Store, session.Options{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute, Clock: clk.Now})
 		if err != nil {
 			tb.Fatal(err)
 		}

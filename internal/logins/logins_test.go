@@ -73,7 +73,7 @@ func newEnvOn(t *testing.T, st *store.Memory, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Config{})
+	sessions, err := session.New(st, session.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func (u revokingUsers) Verify(ctx context.Context, login, password string) (*use
 func TestLoginEvictionRevokesTokens(t *testing.T) {
 	st := store.NewMemory(time.Now)
 	t.Cleanup(func() { _ = st.Close() })
-	sessions, err := session.New(st, session.Config{MaxPerUser: 1, OnLimit: session.LimitEvictOldest})
+	sessions, err := session.New(st, session.Options{MaxPerUser: 1, OnLimit: session.LimitEvictOldest})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestCreateDatesTheLoginByAuthAt(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					e := newEnv(t, be.open, Config{})
+					e := newEnv(t, be.open, Options{})
 					now := e.clk.Now()
 					ns := NewSession{Cookie: true, Tokens: true}
 					if tc.authAt != 0 {

@@ -20,7 +20,7 @@ type instance struct {
 	rev *token.Revocations
 }
 
-func newCachedInstance(t *testing.T, st store.Store, clk *fakeclock.Clock, cfg Config) instance {
+func newCachedInstance(t *testing.T, st store.Store, clk *fakeclock.Clock, cfg Options) instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -53,7 +53,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNearCacheHitsAndTTL(t *testing.T) {
 	clk := newClock()
 	st := store.NewMemory(clk.Now)
-	in := newCachedInstance(t, st, clk, Config{CacheTTL: 10 * time.Second})
+	in := newCachedInstance(t, st, clk, Options{CacheTTL: 10 * time.Second})
 	ctx := context.Background()
 	s, cookie, err := in.m.Create(ctx, NewSession{UserID: "u1", Cookie: true})
 	if err != nil {
@@ -90,7 +90,7 @@ func TestNearCacheEveryEndingRevokesTheSID(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		cfg  Config
+		cfg  Options
 		end  func(t *testing.T, m *Manager, s *Session, cookie string)
 	}{
 		{name: "Delete (logout, operator, refresh reuse)", end: func(t *testing.T, m *Manager, s *Session, _ string) {
@@ -103,7 +103,7 @@ func TestNearCacheEveryEndingRevokesTheSID(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{name: "eviction by MaxPerUser", cfg: Config{MaxPerUser: 1}, end: func(t *testing.T, m *Manager, s *Session, _ string) {
+		{name: "eviction by MaxPerUser", cfg: Options{MaxPerUser: 1}, end: func(t *testing.T, m *Manager, s *Session, _ string) {
 			if _, _, err := m.Create(ctx, NewSession{UserID: s.UserID, Cookie: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestNearCacheUserRevocation(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := store.NewMemory(clk.Now)
-	a := newCachedInstance(t, st, clk, Config{})
+	a := newCachedInstance(t, st, clk, Options{})
 	_, cookie, err := a.m.Create(ctx, NewSession{UserID: "u1", Cookie: true})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestNearCacheTouchesAreBatched(t *testing.T) {
 	clk := newClock()
 	mem := store.NewMemory(clk.Now)
 	cs := &countingStore{Store: mem}
-	cfg := Config{IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute, CacheTTL: time.Hour}
+	cfg := Options{IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute, CacheTTL: time.Hour}
 	a := newCachedInstance(t, cs, clk, cfg)
 	b := newCachedInstance(t, cs, clk, cfg)
 	b.m.touches.running.Store(true) // as while Run is running
@@ -227,7 +227,7 @@ func TestNearCacheBoundedByMemory(t *testing.T) {
 	clk := newClock()
 	st := store.NewMemory(clk.Now)
 	const budget = 64 << 10
-	in := newCachedInstance(t, st, clk, Config{CacheBytes: budget})
+	in := newCachedInstance(t, st, clk, Options{CacheBytes: budget})
 	for i := range 1000 {
 		_, cookie, err := in.m.Create(ctx, NewSession{UserID: fmt.Sprintf("u%d", i), Cookie: true, UserAgent: "Mozilla/5.0 (X11; Linux x86_64)"})
 		if err != nil {

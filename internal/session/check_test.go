@@ -18,7 +18,7 @@ func TestCheckSharedPrincipal(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := store.NewMemory(clk.Now)
-	cfg := Config{IdleTimeout: 10 * time.Minute, AbsoluteTimeout: time.Hour, TouchInterval: time.Minute, CacheTTL: time.Hour}
+	cfg := Options{IdleTimeout: 10 * time.Minute, AbsoluteTimeout: time.Hour, TouchInterval: time.Minute, CacheTTL: time.Hour}
 	in := newCachedInstance(t, st, clk, cfg)
 	_, cookie, err := in.m.Create(ctx, NewSession{UserID: "u1", Email: "u1@example.com", ClientID: "web", Roles: []string{"user"}, Cookie: true})
 	if err != nil {
@@ -88,7 +88,7 @@ func TestCheckMirrorCheckedOnlyWhenClean(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			st := store.NewMemory(clk.Now)
-			in := newCachedInstance(t, st, clk, Config{})
+			in := newCachedInstance(t, st, clk, Options{})
 			s, cookie, err := in.m.Create(ctx, NewSession{UserID: "u1", Cookie: true})
 			if err != nil {
 				t.Fatal(err)

@@ -17,8 +17,8 @@ const (
 	LimitRefuse LimitPolicy = "refuse"
 )
 
-// Config of a Manager. Zero fields take the ConfigDefault values.
-type Config struct {
+// Options of a Manager. Zero fields take the DefaultOptions values.
+type Options struct {
 	// IdleTimeout ends a cookie session after this long unused. Default 30m.
 	// Because last-seen is written at most every TouchInterval, a session may
 	// end up to TouchInterval earlier than IdleTimeout after its last use.
@@ -59,8 +59,8 @@ type Config struct {
 	Rand io.Reader
 }
 
-// ConfigDefault holds the defaults New applies to zero fields.
-var ConfigDefault = Config{
+// DefaultOptions holds the defaults New applies to zero fields.
+var DefaultOptions = Options{
 	IdleTimeout:     30 * time.Minute,
 	AbsoluteTimeout: 12 * time.Hour,
 	FamilyTTL:       168 * time.Hour,
@@ -74,18 +74,18 @@ var ConfigDefault = Config{
 }
 
 // withDefaults fills zero fields and rejects settings that cannot work.
-func (c Config) withDefaults() (Config, error) {
+func (c Options) withDefaults() (Options, error) {
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"IdleTimeout", &c.IdleTimeout, ConfigDefault.IdleTimeout},
-		{"AbsoluteTimeout", &c.AbsoluteTimeout, ConfigDefault.AbsoluteTimeout},
-		{"FamilyTTL", &c.FamilyTTL, ConfigDefault.FamilyTTL},
-		{"TouchInterval", &c.TouchInterval, ConfigDefault.TouchInterval},
-		{"CacheTTL", &c.CacheTTL, ConfigDefault.CacheTTL},
-		{"TouchFlushInterval", &c.TouchFlushInterval, ConfigDefault.TouchFlushInterval},
+		{"IdleTimeout", &c.IdleTimeout, DefaultOptions.IdleTimeout},
+		{"AbsoluteTimeout", &c.AbsoluteTimeout, DefaultOptions.AbsoluteTimeout},
+		{"FamilyTTL", &c.FamilyTTL, DefaultOptions.FamilyTTL},
+		{"TouchInterval", &c.TouchInterval, DefaultOptions.TouchInterval},
+		{"CacheTTL", &c.CacheTTL, DefaultOptions.CacheTTL},
+		{"TouchFlushInterval", &c.TouchFlushInterval, DefaultOptions.TouchFlushInterval},
 	} {
 		if *d.v < 0 {
 			return c, fmt.Errorf("session: %s must not be negative (got %v)", d.name, *d.v)
@@ -98,14 +98,14 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("session: TouchInterval (%v) must be shorter than IdleTimeout (%v), or sessions would expire while in use", c.TouchInterval, c.IdleTimeout)
 	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = ConfigDefault.CacheBytes
+		c.CacheBytes = DefaultOptions.CacheBytes
 	}
 	if c.MaxPerUser < 0 {
 		return c, fmt.Errorf("session: MaxPerUser must not be negative (got %d)", c.MaxPerUser)
 	}
 	switch c.OnLimit {
 	case "":
-		c.OnLimit = ConfigDefault.OnLimit
+		c.OnLimit = DefaultOptions.OnLimit
 	case LimitEvictOldest, LimitRefuse:
 	default:
 		return c, fmt.Errorf("session: OnLimit must be %q or %q (got %q)", LimitEvictOldest, LimitRefuse, c.OnLimit)

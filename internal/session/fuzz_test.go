@@ -16,7 +16,7 @@ func FuzzAuthenticate(f *testing.F) {
 	clk := newClock()
 	st := store.NewMemory(clk.Now)
 	f.Cleanup(func() { _ = st.Close() })
-	m, err := New(st, Config{Clock: clk.Now})
+	m, err := New(st, Options{Clock: clk.Now})
 	if err != nil {
 		f.Fatal(err)
 	}

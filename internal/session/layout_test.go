@@ -20,7 +20,7 @@ import (
 func TestOldLayoutLoginsKeepWorking(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			e := newEnv(t, be.open, Config{})
+			e := newEnv(t, be.open, Options{})
 			now := e.clk.Now()
 			sid := base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef"))
 			secret := []byte("0123456789abcdef0123456789abcdef")
@@ -59,7 +59,7 @@ func TestOldLayoutLoginsKeepWorking(t *testing.T) {
 			}
 			got, err := e.m.Get(ctx, sid)
 			mustOK(t, err)
-			if !got.LastSeenAt.Equal(e.clk.Now()) || !got.IdleExpiresAt.Equal(e.clk.Now().Add(ConfigDefault.IdleTimeout)) {
+			if !got.LastSeenAt.Equal(e.clk.Now()) || !got.IdleExpiresAt.Equal(e.clk.Now().Add(DefaultOptions.IdleTimeout)) {
 				t.Fatalf("after Touch: %+v", got)
 			}
 			list, err := e.m.ListByUser(ctx, "u-old")
@@ -77,7 +77,7 @@ func TestOldLayoutLoginsKeepWorking(t *testing.T) {
 // TestRecordStaysPacked: every field of a login is at most store.ChunkLen
 // bytes, whatever the length of what it holds, and reads back whole.
 func TestRecordStaysPacked(t *testing.T) {
-	e := newEnv(t, backends[0].open, Config{})
+	e := newEnv(t, backends[0].open, Options{})
 	for _, tc := range []struct {
 		name      string
 		ns        NewSession

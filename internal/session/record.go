@@ -40,7 +40,7 @@ import (
 // read as they are; writes always use the new names, so such a login may
 // carry both seen and s, and the later one counts.
 //
-// Deadlines are derived from these times and the current Config rather than
+// Deadlines are derived from these times and the current Options rather than
 // stored, and liveness is always decided from them, never from the store TTL,
 // which only collects garbage.
 const (
@@ -188,13 +188,13 @@ func decodeTime(b []byte) (time.Time, error) {
 func (l *login) hasCookie() bool { return l.secretHash != nil }
 func (l *login) hasTokens() bool { return !l.famTouched.IsZero() }
 
-func (l *login) idleEnd(c *Config) time.Time { return l.seen.Add(c.IdleTimeout) }
-func (l *login) absoluteEnd(c *Config) time.Time {
+func (l *login) idleEnd(c *Options) time.Time { return l.seen.Add(c.IdleTimeout) }
+func (l *login) absoluteEnd(c *Options) time.Time {
 	return l.rec.CreatedAt.Add(c.AbsoluteTimeout)
 }
 
 // cookieEnd is when the cookie part dies (zero without one).
-func (l *login) cookieEnd(c *Config) time.Time {
+func (l *login) cookieEnd(c *Options) time.Time {
 	if !l.hasCookie() {
 		return time.Time{}
 	}
@@ -206,22 +206,22 @@ func (l *login) cookieEnd(c *Config) time.Time {
 }
 
 // familyEnd is when the login dies for its tokens (zero without tokens).
-func (l *login) familyEnd(c *Config) time.Time {
+func (l *login) familyEnd(c *Options) time.Time {
 	if !l.hasTokens() {
 		return time.Time{}
 	}
 	return l.famTouched.Add(c.FamilyTTL)
 }
 
-func (l *login) cookieLive(c *Config, now time.Time) bool {
+func (l *login) cookieLive(c *Options, now time.Time) bool {
 	return l.hasCookie() && now.Before(l.cookieEnd(c))
 }
 
-func (l *login) familyLive(c *Config, now time.Time) bool {
+func (l *login) familyLive(c *Options, now time.Time) bool {
 	return l.hasTokens() && now.Before(l.familyEnd(c))
 }
 
-func (l *login) live(c *Config, now time.Time) bool {
+func (l *login) live(c *Options, now time.Time) bool {
 	return l.cookieLive(c, now) || l.familyLive(c, now)
 }
 
@@ -232,7 +232,7 @@ const expiredGrace = 24 * time.Hour
 
 // ttl is the store expiry that keeps the login while either part lives, plus
 // expiredGrace.
-func (l *login) ttl(c *Config, now time.Time) time.Duration {
+func (l *login) ttl(c *Options, now time.Time) time.Duration {
 	end := l.cookieEnd(c)
 	if f := l.familyEnd(c); f.After(end) {
 		end = f
@@ -242,7 +242,7 @@ func (l *login) ttl(c *Config, now time.Time) time.Duration {
 
 // view is the caller-facing picture at now. A dead cookie part is reported
 // as absent even before anyone has dropped it from the store.
-func (l *login) view(c *Config, now time.Time) *Session {
+func (l *login) view(c *Options, now time.Time) *Session {
 	s := &Session{
 		SID:        l.sid,
 		UserID:     l.rec.UserID,

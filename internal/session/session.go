@@ -75,13 +75,13 @@ type NewSession struct {
 // Manager creates, checks and ends logins in a store.Store.
 type Manager struct {
 	st      store.Store
-	cfg     Config
+	cfg     Options
 	cache   *nearCache // nil: every Verify reads the store
 	touches touchQueue
 }
 
 // New validates cfg and fills its defaults.
-func New(st store.Store, cfg Config) (*Manager, error) {
+func New(st store.Store, cfg Options) (*Manager, error) {
 	if st == nil {
 		return nil, errors.New("session: nil store")
 	}

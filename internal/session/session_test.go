@@ -87,7 +87,7 @@ var backends = []struct {
 	}},
 }
 
-func newEnv(t *testing.T, open backendFactory, cfg Config) *env {
+func newEnv(t *testing.T, open backendFactory, cfg Options) *env {
 	t.Helper()
 	clk := newClock()
 	cs := &countingStore{Store: open(t, clk)}
@@ -138,7 +138,7 @@ func sids(ss []*Session) []string {
 // Both cases below run on every back end.
 var keyCases = []struct {
 	name string
-	cfg  Config
+	cfg  Options
 	run  func(t *testing.T, e *env)
 }{
 	{name: "create and authenticate a cookie session", run: func(t *testing.T, e *env) {
@@ -473,7 +473,7 @@ var keyCases = []struct {
 			t.Fatalf("index = %d entries; want only the new login", len(members))
 		}
 	}},
-	{name: "limit evicts the oldest login", cfg: Config{MaxPerUser: 2}, run: func(t *testing.T, e *env) {
+	{name: "limit evicts the oldest login", cfg: Options{MaxPerUser: 2}, run: func(t *testing.T, e *env) {
 		first, firstCookie := e.create(t, NewSession{Cookie: true})
 		e.clk.Advance(time.Second)
 		second, _ := e.create(t, NewSession{Cookie: true})
@@ -491,7 +491,7 @@ var keyCases = []struct {
 		}
 		e.create(t, NewSession{UserID: "u-bob", Cookie: true}) // other users are not counted
 	}},
-	{name: "limit refuses when asked to", cfg: Config{MaxPerUser: 2, OnLimit: LimitRefuse}, run: func(t *testing.T, e *env) {
+	{name: "limit refuses when asked to", cfg: Options{MaxPerUser: 2, OnLimit: LimitRefuse}, run: func(t *testing.T, e *env) {
 		first, _ := e.create(t, NewSession{Cookie: true})
 		e.create(t, NewSession{Tokens: true})
 		_, _, err := e.m.Create(ctx, NewSession{UserID: "u-alice", Cookie: true})
@@ -532,7 +532,7 @@ func TestStoreDownIsUnavailable(t *testing.T) {
 	r, err := store.NewRedis(store.RedisOptions{URL: srv.URL(), DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
 	mustOK(t, err)
 	defer r.Close()
-	m, err := New(r, Config{})
+	m, err := New(r, Options{})
 	mustOK(t, err)
 	s, cookie, err := m.Create(ctx, NewSession{UserID: "u", Cookie: true, Tokens: true})
 	mustOK(t, err)
@@ -559,7 +559,7 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy e
 func TestCreateRefusesBadInput(t *testing.T) {
 	st := store.NewMemory(nil)
 	defer st.Close()
-	m, err := New(st, Config{Rand: failingReader{}})
+	m, err := New(st, Options{Rand: failingReader{}})
 	mustOK(t, err)
 	tests := []struct {
 		name string
@@ -584,14 +584,14 @@ func TestNewValidatesConfig(t *testing.T) {
 	defer st.Close()
 	tests := []struct {
 		name    string
-		cfg     Config
+		cfg     Options
 		wantErr string
 	}{
-		{name: "zero config takes defaults", cfg: Config{}},
-		{name: "negative idle", cfg: Config{IdleTimeout: -time.Second}, wantErr: "IdleTimeout"},
-		{name: "touch not below idle", cfg: Config{IdleTimeout: time.Minute, TouchInterval: time.Minute}, wantErr: "TouchInterval"},
-		{name: "negative limit", cfg: Config{MaxPerUser: -1}, wantErr: "MaxPerUser"},
-		{name: "unknown policy", cfg: Config{OnLimit: "drop_newest"}, wantErr: "OnLimit"},
+		{name: "zero config takes defaults", cfg: Options{}},
+		{name: "negative idle", cfg: Options{IdleTimeout: -time.Second}, wantErr: "IdleTimeout"},
+		{name: "touch not below idle", cfg: Options{IdleTimeout: time.Minute, TouchInterval: time.Minute}, wantErr: "TouchInterval"},
+		{name: "negative limit", cfg: Options{MaxPerUser: -1}, wantErr: "MaxPerUser"},
+		{name: "unknown policy", cfg: Options{OnLimit: "drop_newest"}, wantErr: "OnLimit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -609,7 +609,7 @@ func TestNewValidatesConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(nil, Config{}); err == nil {
+	if _, err := New(nil, Options{}); err == nil {
 		t.Fatal("New(nil store) succeeded")
 	}
 }
