@@ -82,7 +82,7 @@ func bare() *fiber.App {
 // it back (one Redis GET and a gob decode per request; no write, as Fiber
 // saves only when the handler calls Save).
 func fiberSession(redisURL string) *fiber.App {
-	store := session.New(session.Options{Storage: redis.New(redis.Config{URL: redisURL}), Expiration: 12 * time.Hour})
+	store := session.New(session.Config{Storage: redis.New(redis.Config{URL: redisURL}), Expiration: 12 * time.Hour})
 	app := newApp()
 	app.Post("/login", func(c *fiber.Ctx) error {
 		sess, err := store.Get(c)
