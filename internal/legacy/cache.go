@@ -2,9 +2,10 @@ package legacy
 
 import (
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokenshift/tokenshift/internal/nearcache"
 )
 
 // The legacy near cache keeps, per instance, the legacy sessions this
@@ -35,8 +36,9 @@ import (
 // together): about 40,000 sessions of the usual size.
 const DefaultCacheBytes = 16 << 20
 
-// legacyCacheShards spreads the lock: every legacy request takes one.
-const legacyCacheShards = 16
+// legacyCacheShards is the shared near cache's shard count (the byte bound
+// is split across them).
+const legacyCacheShards = nearcache.Shards
 
 // legacyEntryOverhead approximates what an entry costs beyond its strings:
 // the entry, its Session, the map slot and key, the roles' slice header.
@@ -57,38 +59,25 @@ type cachedSession struct {
 	// until is when the entry stops answering (unix ns): loadedAt +
 	// cache_ttl, or the session's own expiry if earlier.
 	until int64
-	size  int64
 }
 
-type legacyCacheShard struct {
-	mu      sync.RWMutex
-	entries map[cacheKey]*cachedSession
-	bytes   int64
-}
-
-// nearCache is bounded by an estimate of its memory, split evenly across
-// shards. An insert into a full shard first drops the shard's expired
-// entries, then evicts in map order, which Go randomises.
+// nearCache is the legacy sessions' policy over the shared memory
+// (internal/nearcache): sharded by session id, bounded by bytes; an insert
+// into a full shard first drops the shard's expired entries, then evicts at
+// random.
 type nearCache struct {
-	seed   maphash.Seed
-	limit  int64 // per shard
-	shards [legacyCacheShards]legacyCacheShard
+	*nearcache.Cache[cacheKey, *cachedSession]
 	// gen counts Forget and ForgetUser calls: an entry read across one is
 	// not cached, so an ending during a store read still wins.
-	gen                   atomic.Uint64
-	hits, misses, evicted atomic.Uint64
+	gen atomic.Uint64
 }
 
 func newNearCache(maxBytes int64) *nearCache {
-	c := &nearCache{seed: maphash.MakeSeed(), limit: maxBytes / legacyCacheShards}
-	for i := range c.shards {
-		c.shards[i].entries = make(map[cacheKey]*cachedSession)
-	}
-	return c
-}
-
-func (c *nearCache) shard(id string) *legacyCacheShard {
-	return &c.shards[maphash.String(c.seed, id)%legacyCacheShards]
+	return &nearCache{Cache: nearcache.New[cacheKey, *cachedSession](nearcache.Options[cacheKey]{
+		MaxBytes:            maxBytes,
+		Hash:                func(s maphash.Seed, k cacheKey) uint64 { return maphash.String(s, k.id) },
+		DropExpiredWhenFull: true,
+	})}
 }
 
 func legacyEntrySize(k cacheKey, e *cachedSession) int64 {
@@ -106,66 +95,23 @@ func legacyEntrySize(k cacheKey, e *cachedSession) int64 {
 
 // get returns the entry of (source, id) while it answers at now.
 func (c *nearCache) get(source, id string, now int64) *cachedSession {
-	sh := c.shard(id)
-	sh.mu.RLock()
-	e := sh.entries[cacheKey{source, id}]
-	sh.mu.RUnlock()
-	if e == nil || now >= e.until {
-		return nil
-	}
+	e, _ := c.Get(cacheKey{source, id}, now)
 	return e
 }
 
 // put caches e unless a Forget or ForgetUser ran since gen was read, or e
 // is too big. An entry read later is kept instead.
 func (c *nearCache) put(k cacheKey, e *cachedSession, gen uint64) {
-	e.size = legacyEntrySize(k, e)
-	if e.size > c.limit {
-		return
-	}
-	sh := c.shard(k.id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if c.gen.Load() != gen {
-		return
-	}
-	if old := sh.entries[k]; old != nil {
-		if old.loadedAt > e.loadedAt {
-			return
-		}
-		sh.bytes -= old.size
-		delete(sh.entries, k)
-	}
-	if sh.bytes+e.size > c.limit {
-		for key, old := range sh.entries {
-			if old.until <= e.loadedAt {
-				sh.bytes -= old.size
-				delete(sh.entries, key)
-			}
-		}
-	}
-	for key, victim := range sh.entries {
-		if sh.bytes+e.size <= c.limit {
-			break
-		}
-		sh.bytes -= victim.size
-		delete(sh.entries, key)
-		c.evicted.Add(1)
-	}
-	sh.entries[k] = e
-	sh.bytes += e.size
+	// gen is compared under the shard's lock: a forget either finds the
+	// entry there, or moved gen before this insert could land.
+	c.Put(k, e, legacyEntrySize(k, e), e.loadedAt, e.until, func(*cachedSession, bool) bool {
+		return c.gen.Load() == gen
+	})
 }
 
 // drop forgets (source, id) if it is still e (or any entry, e nil).
 func (c *nearCache) drop(source, id string, e *cachedSession) {
-	k := cacheKey{source, id}
-	sh := c.shard(id)
-	sh.mu.Lock()
-	if old := sh.entries[k]; old != nil && (e == nil || old == e) {
-		sh.bytes -= old.size
-		delete(sh.entries, k)
-	}
-	sh.mu.Unlock()
+	c.DropIf(cacheKey{source, id}, func(old *cachedSession) bool { return e == nil || old == e })
 }
 
 // forget drops (source, id) and keeps a read in flight from caching it.
@@ -178,17 +124,9 @@ func (c *nearCache) forget(source, id string) {
 // keeps reads in flight from caching theirs.
 func (c *nearCache) forgetUser(userID string) {
 	c.gen.Add(1)
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		for k, e := range sh.entries {
-			if e.userID == userID || e.sess.UserID == userID {
-				sh.bytes -= e.size
-				delete(sh.entries, k)
-			}
-		}
-		sh.mu.Unlock()
-	}
+	c.DropWhere(func(_ cacheKey, e *cachedSession) bool {
+		return e.userID == userID || e.sess.UserID == userID
+	})
 }
 
 // CacheStats is the near cache's state, for tests and metrics.
@@ -205,14 +143,8 @@ func (s *Set) CacheStats() CacheStats {
 	if c == nil {
 		return st
 	}
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.RLock()
-		st.Entries += len(sh.entries)
-		st.Bytes += sh.bytes
-		sh.mu.RUnlock()
-	}
-	st.Hits, st.Misses, st.Evicted = c.hits.Load(), c.misses.Load(), c.evicted.Load()
+	cs := c.Stats()
+	st.Entries, st.Bytes, st.Hits, st.Misses, st.Evicted = cs.Entries, cs.Bytes, cs.Hits, cs.Misses, cs.Evicted
 	return st
 }
 

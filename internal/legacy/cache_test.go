@@ -337,17 +337,13 @@ func TestNearCacheBoundedByBytes(t *testing.T) {
 		e := &cachedSession{sess: &Session{Source: "shop", ID: id, UserID: "1", Handle: "legacy:0123456789abcdef0123456789abcdef"}, userID: "1", loadedAt: now, until: now + int64(time.Second)}
 		c.put(cacheKey{"shop", id}, e, c.gen.Load())
 	}
-	var bytes int64
-	var entries int
-	for i := range c.shards {
-		if c.shards[i].bytes > c.limit {
-			t.Fatalf("shard %d holds %d bytes, limit %d", i, c.shards[i].bytes, c.limit)
-		}
-		bytes += c.shards[i].bytes
-		entries += len(c.shards[i].entries)
+	st := c.Stats()
+	if st.MaxShardBytes > c.ShardLimit() {
+		t.Fatalf("a shard holds %d bytes, limit %d", st.MaxShardBytes, c.ShardLimit())
 	}
-	if c.evicted.Load() == 0 || entries == 0 || entries >= 2000 || bytes > legacyCacheShards*4*1024 {
-		t.Fatalf("entries %d, bytes %d, evicted %d", entries, bytes, c.evicted.Load())
+	bytes, entries := st.Bytes, st.Entries
+	if st.Evicted == 0 || entries == 0 || entries >= 2000 || bytes > legacyCacheShards*4*1024 {
+		t.Fatalf("entries %d, bytes %d, evicted %d", entries, bytes, st.Evicted)
 	}
 }
 

@@ -104,7 +104,7 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 			return p, err
 		}
 	} else {
-		cs.cache.misses.Add(1)
+		cs.cache.Miss()
 	}
 	gen := cs.cache.gen.Load()
 	p, e, err := v.verifyStore(ctx, src, cred)
@@ -133,18 +133,18 @@ func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal
 	if v.notBefore != nil {
 		if nb := v.notBefore(e.userID); !nb.IsZero() && nb.UnixNano() > e.loadedAt-int64(revocationLag) {
 			c.drop(sess.Source, sess.ID, e)
-			c.misses.Add(1)
+			c.Miss()
 			return nil, false, nil
 		}
 	}
 	if v.check != nil {
 		if err := v.check(sess); err != nil {
 			c.drop(sess.Source, sess.ID, e)
-			c.misses.Add(1)
+			c.Miss()
 			return nil, true, err
 		}
 	}
-	c.hits.Add(1)
+	c.Hit()
 	// SeenLegacy is not called: it writes at most once a minute per
 	// session, and the store read at least every cache_ttl calls it.
 	return &auth.Principal{

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/nearcache"
 )
 
 // The near cache keeps the decoded logins this instance has verified, so a
@@ -45,9 +46,6 @@ type Revocations interface {
 	RevokeSID(ctx context.Context, sid string, until time.Time) error
 }
 
-// cacheShards spreads the lock: every request of every session takes one.
-const cacheShards = 16
-
 // entryOverhead approximates what an entry costs beyond its strings: the
 // entry, the login, the map slot, the hash's slice header and backing array,
 // and the principal of its hits.
@@ -55,47 +53,27 @@ const entryOverhead = 320 + int(unsafe.Sizeof(auth.Principal{}))
 
 type cacheEntry struct {
 	l *login // never modified once cached: copy before changing
-	// loadedAt is when the read that produced l was sent (unix ns): the
-	// entry is trusted until loadedAt + CacheTTL.
-	loadedAt int64
 	// seen is the latest cookie use this instance knows of (unix ns): the
 	// store's when read, moved by this instance's touches.
 	seen atomic.Int64
 	// principal is what Check answers on a hit, built from l on the first
 	// one and again when seen moves its deadline: shared, read only.
 	principal atomic.Pointer[auth.Principal]
-	size      int64
 }
 
-type cacheShard struct {
-	mu      sync.RWMutex
-	entries map[string]*cacheEntry
-	bytes   int64
-}
-
-// nearCache is bounded by an estimate of its memory, split evenly across
-// shards; an insert into a full shard evicts entries in map order, which Go
-// randomises, so no access pattern can pin the victims.
+// nearCache is the sessions' policy over the shared memory
+// (internal/nearcache): entries keyed by sid, each trusted until its read
+// time + CacheTTL, bounded by bytes with random eviction.
 type nearCache struct {
-	seed    maphash.Seed
-	limit   int64 // per shard
-	ttl     time.Duration
-	shards  [cacheShards]cacheShard
-	evicted atomic.Uint64
-	hits    atomic.Uint64
-	misses  atomic.Uint64
+	*nearcache.Cache[string, *cacheEntry]
+	ttl time.Duration
 }
 
 func newNearCache(maxBytes int64, ttl time.Duration) *nearCache {
-	c := &nearCache{seed: maphash.MakeSeed(), limit: maxBytes / cacheShards, ttl: ttl}
-	for i := range c.shards {
-		c.shards[i].entries = make(map[string]*cacheEntry)
+	return &nearCache{
+		Cache: nearcache.New[string, *cacheEntry](nearcache.Options[string]{MaxBytes: maxBytes, Hash: maphash.String}),
+		ttl:   ttl,
 	}
-	return c
-}
-
-func (c *nearCache) shard(sid string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, sid)%cacheShards]
 }
 
 func entrySize(sid string, l *login) int64 {
@@ -109,13 +87,7 @@ func entrySize(sid string, l *login) int64 {
 
 // get returns the entry of sid if it is still within its TTL at now.
 func (c *nearCache) get(sid string, now int64) *cacheEntry {
-	sh := c.shard(sid)
-	sh.mu.RLock()
-	e := sh.entries[sid]
-	sh.mu.RUnlock()
-	if e == nil || now-e.loadedAt >= int64(c.ttl) {
-		return nil
-	}
+	e, _ := c.Get(sid, now)
 	return e
 }
 
@@ -123,37 +95,19 @@ func (c *nearCache) get(sid string, now int64) *cacheEntry {
 // that now stands for it (nil if l is too big to cache). An entry loaded
 // later is kept instead: it cannot be older than what this read saw.
 func (c *nearCache) put(l *login, loadedAt int64) *cacheEntry {
-	e := &cacheEntry{l: l, loadedAt: loadedAt, size: entrySize(l.sid, l)}
+	e := &cacheEntry{l: l}
 	e.seen.Store(l.seen.UnixNano())
-	if e.size > c.limit {
-		return nil
-	}
-	sh := c.shard(l.sid)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old := sh.entries[l.sid]; old != nil {
-		if old.loadedAt > loadedAt {
-			return old
-		}
+	stands, _ := c.Put(l.sid, e, entrySize(l.sid, l), loadedAt, loadedAt+int64(c.ttl), func(old *cacheEntry, replacing bool) bool {
 		// A touch this instance made after the new read was sent must not
 		// be forgotten.
-		if s := old.seen.Load(); s > e.seen.Load() {
-			e.seen.Store(s)
+		if replacing {
+			if s := old.seen.Load(); s > e.seen.Load() {
+				e.seen.Store(s)
+			}
 		}
-		sh.bytes -= old.size
-		delete(sh.entries, l.sid)
-	}
-	for sid, victim := range sh.entries {
-		if sh.bytes+e.size <= c.limit {
-			break
-		}
-		sh.bytes -= victim.size
-		delete(sh.entries, sid)
-		c.evicted.Add(1)
-	}
-	sh.entries[l.sid] = e
-	sh.bytes += e.size
-	return e
+		return true
+	})
+	return stands
 }
 
 // touch moves the entry's seen to at, never back.
@@ -167,31 +121,11 @@ func (e *cacheEntry) touch(at int64) {
 }
 
 // drop forgets sid (the login ended here, or a hit found it revoked).
-func (c *nearCache) drop(sid string) {
-	sh := c.shard(sid)
-	sh.mu.Lock()
-	if old := sh.entries[sid]; old != nil {
-		sh.bytes -= old.size
-		delete(sh.entries, sid)
-	}
-	sh.mu.Unlock()
-}
+func (c *nearCache) drop(sid string) { c.Drop(sid) }
 
 // sweep removes the entries past their TTL at now, so that expired logins
 // do not keep their memory (and their user's data) until evicted.
-func (c *nearCache) sweep(now int64) {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		for sid, e := range sh.entries {
-			if now-e.loadedAt >= int64(c.ttl) {
-				sh.bytes -= e.size
-				delete(sh.entries, sid)
-			}
-		}
-		sh.mu.Unlock()
-	}
-}
+func (c *nearCache) sweep(now int64) { c.Sweep(now) }
 
 // CacheStats is the near cache's state, for tests and metrics.
 type CacheStats struct {
@@ -210,14 +144,8 @@ func (m *Manager) CacheStats() CacheStats {
 	var st CacheStats
 	if c := m.cache; c != nil {
 		st.CacheConfigured = true
-		for i := range c.shards {
-			sh := &c.shards[i]
-			sh.mu.RLock()
-			st.Entries += len(sh.entries)
-			st.Bytes += sh.bytes
-			sh.mu.RUnlock()
-		}
-		st.Hits, st.Misses, st.Evicted = c.hits.Load(), c.misses.Load(), c.evicted.Load()
+		cs := c.Stats()
+		st.Entries, st.Bytes, st.Hits, st.Misses, st.Evicted = cs.Entries, cs.Bytes, cs.Hits, cs.Misses, cs.Evicted
 	}
 	m.touches.mu.Lock()
 	st.PendingTouches = len(m.touches.pending)
@@ -236,33 +164,33 @@ func (m *Manager) verifyCached(sid string, secret *[sha256.Size]byte, now time.T
 	e = c.get(sid, nowNS)
 	if e == nil {
 		if ValidSID(sid) { // a malformed cookie is not a miss
-			c.misses.Add(1)
+			c.Miss()
 		}
 		return nil, time.Time{}, false
 	}
 	l := e.l
 	if m.cfg.Revocations.SIDRevoked(sid) {
 		c.drop(sid)
-		c.misses.Add(1)
+		c.Miss()
 		return nil, time.Time{}, false
 	}
 	if nb := m.cfg.Revocations.UserNotBefore(l.rec.UserID); !nb.IsZero() && l.rec.CreatedAt.Before(nb) {
 		c.drop(sid)
-		c.misses.Add(1)
+		c.Miss()
 		return nil, time.Time{}, false
 	}
 	if !secretMatches(secret, l.secretHash) {
-		c.misses.Add(1)
+		c.Miss()
 		return nil, time.Time{}, false
 	}
 	seenNS := e.seen.Load()
 	// Near the idle deadline the store decides: another instance may have
 	// moved last-seen since this entry was read.
 	if nowNS >= seenNS+int64(m.cfg.IdleTimeout-m.cfg.TouchInterval) || !now.Before(l.absoluteEnd(&m.cfg)) {
-		c.misses.Add(1)
+		c.Miss()
 		return nil, time.Time{}, false
 	}
-	c.hits.Add(1)
+	c.Hit()
 	return e, time.Unix(0, seenNS).UTC(), true
 }
 
