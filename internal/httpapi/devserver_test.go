@@ -50,6 +50,13 @@ func withPhase(p featureflags.Phase) devOption {
 	}
 }
 
+// withUsers replaces the dev users with st (the login benchmarks' users).
+func withUsers(st user.Store) devOption {
+	return func(o *testOptions, _ *token.Options) {
+		o.Users = user.NewVerifier(st, &user.VerifierOptions{Logger: slog.New(slog.DiscardHandler)})
+	}
+}
+
 // withoutTokenCache disables the verified-token cache, so every bearer request
 // runs the signature check.
 func withoutTokenCache() devOption {

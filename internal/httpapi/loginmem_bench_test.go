@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,14 +13,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
-	"github.com/tokenshift/tokenshift/internal/logins"
-	"github.com/tokenshift/tokenshift/internal/session"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
-	"github.com/tokenshift/tokenshift/internal/token"
-	"github.com/tokenshift/tokenshift/internal/usage"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
@@ -64,55 +58,10 @@ var benchHash = sync.OnceValue(func() string {
 	return string(h)
 })
 
-// newBenchServer is newDevServer on st with benchUsers.
+// newBenchServer is newDevServerOn st with benchUsers.
 func newBenchServer(tb testing.TB, st store.Store) *Server {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(cancel)
-	ring, err := token.NewEphemeralKeyRing(token.AlgEdDSA)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rev := token.NewRevocations(st, time.Now, nil)
-	if err := rev.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	ids := make([]string, len(testClients))
-	for i, c := range testClients {
-		ids[i] = c.ID
-	}
-	rec, err := usage.New(usage.Options{Clients: ids, Clock: time.Now})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sessions, err := session.New(st, session.Options{Revocations: rev})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	flags, err := featureflags.NewFlags(featureflags.State{Phase: featureflags.PhaseDual, RolloutSeed: "test"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tokens, err := token.NewService(token.DefaultOptions, ring, st, rev)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	o := testOptions{
-		Logger: slog.New(slog.DiscardHandler),
-		Store:  st, Sessions: sessions, Revoked: rev, Tokens: tokens,
-		Users: user.NewVerifier(benchUsers{hash: benchHash()}, &user.VerifierOptions{Logger: slog.New(slog.DiscardHandler)}),
-		Flags: flags, Usage: rec, Issued: rec, Clients: testClients, DefaultClient: "web",
-		RateLimit: logins.RateLimit{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute},
-		Options: Options{
-			Cookies:   CookieOptions{SessionName: "ts_session", AccessName: "ts_access", RefreshName: "ts_refresh"},
-			BodyLimit: 64 << 10, CORSOrigins: []string{"http://localhost:8080"},
-		},
-	}
-	s, err := o.build(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
+	return newDevServerOn(tb, st, withUsers(benchUsers{hash: benchHash()})).Server
 }
 
 // benchLogin logs user i in through the real handler and returns the answer.
