@@ -219,6 +219,9 @@ type meResponse struct {
 	Scheme    string     `json:"scheme"`
 	SID       string     `json:"sid"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Source names the legacy.sources entry whose session proved the
+	// request; own credentials have none.
+	Source string `json:"source,omitempty"`
 }
 
 func (s *Server) me(c *fiber.Ctx) error {

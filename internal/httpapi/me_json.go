@@ -29,7 +29,7 @@ func writeMe(c *fiber.Ctx, p *auth.Principal) error {
 }
 
 func meResponseOf(p *auth.Principal) meResponse {
-	r := meResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Scheme: p.Scheme.String(), SID: p.SID}
+	r := meResponse{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, Roles: nonNil(p.Roles), Scheme: p.Scheme.String(), SID: p.SID, Source: p.Source}
 	if !p.ExpiresAt.IsZero() {
 		r.ExpiresAt = &p.ExpiresAt
 	}
@@ -73,6 +73,9 @@ func appendMe(b []byte, p *auth.Principal) ([]byte, bool) {
 		b = append(b, `,"expires_at":"`...)
 		b = t.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')
+	}
+	if p.Source != "" {
+		str(`,"source":`, p.Source)
 	}
 	b = append(b, '}')
 	return b, ok

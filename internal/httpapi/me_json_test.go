@@ -18,6 +18,7 @@ func TestMeJSONMatchesEncodingJSON(t *testing.T) {
 		wantFast bool
 	}{
 		{name: "bearer", p: auth.Principal{UserID: "u-alice", Email: "alice@example.com", ClientID: "web", Roles: []string{"user"}, Scheme: auth.SchemeBearer, SID: "s1", ExpiresAt: exp}, wantFast: true},
+		{name: "legacy session names its source", p: auth.Principal{UserID: "u-alice", ClientID: "web", Scheme: auth.SchemeSession, SID: "legacy:ab12", ExpiresAt: exp, Source: "shop"}, wantFast: true},
 		{name: "no roles, no expiry", p: auth.Principal{UserID: "u", Scheme: auth.SchemeSession}, wantFast: true},
 		{name: "several roles", p: auth.Principal{UserID: "u", Roles: []string{"user", "admin", ""}, Scheme: auth.SchemeJWTCookie}, wantFast: true},
 		{name: "zone offset", p: auth.Principal{UserID: "u", ExpiresAt: exp.In(time.FixedZone("x", -(3*3600 + 30*60)))}, wantFast: true},

@@ -53,7 +53,7 @@ func (s *Server) routes() {
 	)
 	g := a.Group("/auth", onSegment("/auth", noStore))
 	g.Post("/login", s.login)
-	g.Get("/me", signedIn, s.meSourced)
+	g.Get("/me", signedIn, s.me)
 	g.Get("/csrf", csrf, s.csrfToken)
 	g.Post("/logout", ownLoginsOptional, s.logout)
 	g.Post("/refresh", s.refresh)
