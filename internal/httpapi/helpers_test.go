@@ -237,6 +237,13 @@ func (ts *testServer) do(t testing.TB, r treq) *tresp {
 
 func (ts *testServer) serve(t testing.TB, hr *http.Request, peer string) *tresp {
 	t.Helper()
+	return ts.serveWith(t, hr, peer, nil)
+}
+
+// serveWith is serve with p (when not nil) already in the request's
+// principal slot, as authn's legacy adapter leaves it.
+func (ts *testServer) serveWith(t testing.TB, hr *http.Request, peer string, p *auth.Principal) *tresp {
+	t.Helper()
 	var raw bytes.Buffer
 	if err := hr.Write(&raw); err != nil {
 		t.Fatal(err)
@@ -250,6 +257,11 @@ func (ts *testServer) serve(t testing.TB, hr *http.Request, peer string) *tresp 
 	}
 	var fctx fasthttp.RequestCtx
 	fctx.Init(&fr, &net.TCPAddr{IP: net.ParseIP(peer), Port: 40000}, nil)
+	if p != nil {
+		c := ts.App.AcquireCtx(&fctx)
+		authn.SetPrincipal(c, p) // Fiber keeps Locals on the fasthttp context
+		ts.App.ReleaseCtx(c)
+	}
 	ts.App.Handler()(&fctx)
 	var out bytes.Buffer
 	if _, err := fctx.Response.WriteTo(&out); err != nil {

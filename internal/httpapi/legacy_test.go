@@ -1,21 +1,16 @@
 package httpapi
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
-	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/legacy"
 	"github.com/tokenshift/tokenshift/internal/logins"
 	"github.com/tokenshift/tokenshift/internal/store"
@@ -82,32 +77,7 @@ func TestCSRFTokenOfALegacySession(t *testing.T) {
 // is present).
 func (ts *testServer) serveAs(t *testing.T, hr *http.Request, p *auth.Principal) *tresp {
 	t.Helper()
-	var raw bytes.Buffer
-	if err := hr.Write(&raw); err != nil {
-		t.Fatal(err)
-	}
-	var fr fasthttp.Request
-	if err := fr.Read(bufio.NewReader(&raw)); err != nil {
-		t.Fatal(err)
-	}
-	var fctx fasthttp.RequestCtx
-	fctx.Init(&fr, &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 40000}, nil)
-	c := ts.App.AcquireCtx(&fctx)
-	authn.SetPrincipal(c, p) // Fiber keeps Locals on the fasthttp context
-	ts.App.ReleaseCtx(c)
-	ts.App.Handler()(&fctx)
-	var out bytes.Buffer
-	if _, err := fctx.Response.WriteTo(&out); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(&out), hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(res.Body)
-	return &tresp{status: res.StatusCode, header: res.Header, body: b.Bytes(), cookies: res.Cookies()}
+	return ts.serveWith(t, hr, "", p)
 }
 
 // GET /auth/csrf hands a legacy session the token bound to it, and POST
