@@ -62,7 +62,7 @@ func TestLoginAnswers(t *testing.T) {
 		if ck == nil || !ck.HttpOnly || ck.SameSite != 2 /* Lax */ || ck.Path != "/" {
 			t.Fatalf("session cookie = %+v", ck)
 		}
-		if m["token_type"] != "Bearer" || m["access_token"] == nil || m["refresh_token"] == nil || m["expires_in"] != float64(900) {
+		if m["token_type"] != "Bearer" || m["access_token"] == nil || m["refresh_token"] == nil || !expiresIn(m["expires_in"], 900) {
 			t.Fatalf("body = %s", a.body)
 		}
 		if m["csrf_token"] == nil || m["csrf_token"] == "" {
@@ -323,4 +323,13 @@ func TestStatusMapCoversEveryCode(t *testing.T) {
 			t.Errorf("%s has no status", c)
 		}
 	}
+}
+
+// expiresIn reports whether an answer's expires_in is ttl seconds, less the
+// few a slow login spent: tokens are dated by the read of the account state,
+// before the password hash (logins.Service.Login), so a login that took more
+// than a second on a loaded machine answers 899.
+func expiresIn(v any, ttl float64) bool {
+	f, ok := v.(float64)
+	return ok && f <= ttl && f >= ttl-5
 }
