@@ -15,7 +15,9 @@ import (
 )
 
 // unavailable ends t when a tool is missing: a skip on a developer's
-// machine, a failure under CI=true (.ci/run installs every tool).
+// machine, a failure under CI=true (.ci/run installs every tool). It is
+// internal/testutil/citest's rule, kept here because this is a module of its
+// own and cannot import the product's internal packages.
 func unavailable(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
