@@ -183,6 +183,21 @@ func (s *Sentinel) waitKnown(t testing.TB, within time.Duration) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// A replica reports its link up once it has loaded the first sync, but
+	// after a diskless sync the master streams writes to it only once it
+	// has sent its first REPLCONF ACK, which replicas do once a second:
+	// until then nothing is acknowledged (WAIT answers 0). Ready is a write
+	// every replica acknowledged.
+	m := s.Data[0].Client(t)
+	for {
+		m.Set(ctx, "redistest:ready", "1", time.Minute)
+		if n, _ := m.Wait(ctx, len(s.Data)-1, 100*time.Millisecond).Result(); n >= int64(len(s.Data)-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replicas of %s did not acknowledge a write within %s", s.Data[0].Addr(), within)
+		}
+	}
 	for i := range s.Sentinels {
 		c := s.sentinel(t, i)
 		for {
