@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -53,6 +52,13 @@ const entryOverhead = 320 + int(unsafe.Sizeof(auth.Principal{}))
 
 type cacheEntry struct {
 	l *login // never modified once cached: copy before changing
+	// secret is the cookie secret, as the cookie spells it (canonical), that
+	// matched l's stored hash when the entry was filled: a hit compares the
+	// presented one with it in constant time (sameSecret), so a cookie with
+	// the entry's sid and any other secret goes to the store path, which
+	// refuses it. It is a credential in clear, in this process's memory
+	// only (the store keeps the hash), and goes with the entry.
+	secret string
 	// seen is the latest cookie use this instance knows of (unix ns): the
 	// store's when read, moved by this instance's touches.
 	seen atomic.Int64
@@ -91,13 +97,15 @@ func (c *nearCache) get(sid string, now int64) *cacheEntry {
 	return e
 }
 
-// put caches l, read by a request sent at loadedAt, and returns the entry
-// that now stands for it (nil if l is too big to cache). An entry loaded
-// later is kept instead: it cannot be older than what this read saw.
-func (c *nearCache) put(l *login, loadedAt int64) *cacheEntry {
-	e := &cacheEntry{l: l}
+// put caches l, read by a request sent at loadedAt whose cookie secret
+// matched l's stored hash, and returns the entry that now stands for it (nil
+// if l is too big to cache). An entry loaded later is kept instead: it
+// cannot be older than what this read saw, and its secret matched the same
+// stored hash.
+func (c *nearCache) put(l *login, secret string, loadedAt int64) *cacheEntry {
+	e := &cacheEntry{l: l, secret: secret}
 	e.seen.Store(l.seen.UnixNano())
-	stands, _ := c.Put(l.sid, e, entrySize(l.sid, l), loadedAt, loadedAt+int64(c.ttl), func(old *cacheEntry, replacing bool) bool {
+	stands, _ := c.Put(l.sid, e, entrySize(l.sid, l)+int64(len(secret)), loadedAt, loadedAt+int64(c.ttl), func(old *cacheEntry, replacing bool) bool {
 		// A touch this instance made after the new read was sent must not
 		// be forgotten.
 		if replacing {
@@ -155,10 +163,12 @@ func (m *Manager) CacheStats() CacheStats {
 }
 
 // verifyCached answers Verify from the near cache when the entry is known
-// alive (see the package comment above), with the entry's last-seen; ok
-// false sends the caller to the store, which then decides, so a cached login
-// never gets an answer the store would not give.
-func (m *Manager) verifyCached(sid string, secret *[sha256.Size]byte, now time.Time) (e *cacheEntry, seen time.Time, ok bool) {
+// alive (see the package comment above) and the presented secret is the one
+// the entry was filled with, with the entry's last-seen; ok false sends the
+// caller to the store, which then decides, so a cached login never gets an
+// answer the store would not give. It neither decodes nor hashes the
+// secret: sameSecret compares it with the verified one.
+func (m *Manager) verifyCached(sid, secret string, now time.Time) (e *cacheEntry, seen time.Time, ok bool) {
 	c := m.cache
 	nowNS := now.UnixNano()
 	e = c.get(sid, nowNS)
@@ -179,7 +189,9 @@ func (m *Manager) verifyCached(sid string, secret *[sha256.Size]byte, now time.T
 		c.Miss()
 		return nil, time.Time{}, false
 	}
-	if !secretMatches(secret, l.secretHash) {
+	// A mismatch keeps the entry: the sid is public, and dropping it would
+	// let anyone who has seen it send its login to the store every time.
+	if !sameSecret(secret, e.secret) {
 		c.Miss()
 		return nil, time.Time{}, false
 	}

@@ -42,7 +42,7 @@ func decodeFixed(dst []byte, s string, encLen int) bool {
 	if len(s) != encLen {
 		return false
 	}
-	n, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+	n, err := b64.Decode(dst, stringBytes(s))
 	return err == nil && n == len(dst)
 }
 
@@ -63,26 +63,49 @@ func SplitCookie(value string) (sid string, ok bool) {
 // parseCookie checks the syntax of a cookie value and returns its sid and
 // the SHA-256 of its secret, which is all a check needs of the secret.
 func parseCookie(value string) (sid string, secretHash [sha256.Size]byte, ok bool) {
-	sid, secretHash, ok = parseCookieSecret(value)
+	sid, secret, ok := cookieParts(value)
 	if !ok || !ValidSID(sid) {
+		return "", secretHash, false
+	}
+	if secretHash, ok = hashPresented(secret); !ok {
 		return "", secretHash, false
 	}
 	return sid, secretHash, true
 }
 
-// parseCookieSecret is parseCookie but for the sid's spelling, which the
-// caller must check with ValidSID unless it finds the sid in the near cache
-// (only canonical sids get there): a hit then decodes only the secret.
-func parseCookieSecret(value string) (sid string, secretHash [sha256.Size]byte, ok bool) {
+// cookieParts splits a cookie value at its fixed layout and checks nothing
+// else: a near-cache hit needs no more (cacheEntry.secret is canonical, and
+// only canonical sids are cached), anything else goes through parseCookie's
+// checks (ValidSID, hashPresented).
+func cookieParts(value string) (sid, secret string, ok bool) {
 	if len(value) != cookieLen || value[sidLen] != '.' {
-		return "", secretHash, false
+		return "", "", false
 	}
-	var secret [secretBytes]byte
-	if !decodeFixed(secret[:], value[sidLen+1:], secretLen) {
-		return "", secretHash, false
-	}
-	return value[:sidLen], sha256.Sum256(secret[:]), true
+	return value[:sidLen], value[sidLen+1:], true
 }
+
+// hashPresented decodes a presented secret, only in its canonical spelling,
+// and returns its SHA-256.
+func hashPresented(secret string) (h [sha256.Size]byte, ok bool) {
+	var b [secretBytes]byte
+	if !decodeFixed(b[:], secret, secretLen) {
+		return h, false
+	}
+	return sha256.Sum256(b[:]), true
+}
+
+// sameSecret compares a presented secret with one verified before, in
+// constant time. Only a secret of the right length can match, so an entry
+// without one never does.
+func sameSecret(presented, verified string) bool {
+	if len(verified) != secretLen || len(presented) != secretLen {
+		return false
+	}
+	return subtle.ConstantTimeCompare(stringBytes(presented), stringBytes(verified)) == 1
+}
+
+// stringBytes views s's bytes without a copy, for functions that only read.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func hashSecret(secret []byte) []byte {
 	h := sha256.Sum256(secret)

@@ -324,20 +324,25 @@ type verified struct {
 // verify is Verify without the caller-facing view, so that Check can answer
 // a near-cache hit without allocating.
 func (m *Manager) verify(ctx context.Context, cookieValue string) (verified, error) {
-	sid, secret, ok := parseCookieSecret(cookieValue)
+	sid, secretEnc, ok := cookieParts(cookieValue)
 	if !ok {
 		return verified{}, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
 	}
 	loadedAt := m.cfg.Clock()
 	if m.cache != nil {
-		if e, seen, ok := m.verifyCached(sid, &secret, loadedAt); ok {
+		if e, seen, ok := m.verifyCached(sid, secretEnc, loadedAt); ok {
 			return verified{l: e.l, e: e, seen: seen, now: loadedAt, hit: true}, nil
 		}
 	}
-	// Not in the near cache, so not known canonical (parseCookieSecret).
-	if !ValidSID(sid) {
+	// Not answered by the near cache: nothing about the cookie is known.
+	secret, ok := hashPresented(secretEnc)
+	if !ok || !ValidSID(sid) {
 		return verified{}, fmt.Errorf("session: malformed cookie: %w", auth.ErrInvalid)
 	}
+	// The cookie's bytes are the request's (Fiber's c.Cookies is a view of
+	// a buffer the server reuses): the login, and through it the near
+	// cache's key and shared principal, get a copy of the sid.
+	sid = strings.Clone(sid)
 	l, err := m.load(ctx, sid)
 	if errors.Is(err, errCorrupt) {
 		return verified{}, fmt.Errorf("session %s: %w: %w", sid, err, auth.ErrInvalid)
@@ -360,7 +365,10 @@ func (m *Manager) verify(ctx context.Context, cookieValue string) (verified, err
 	r := verified{l: l, seen: l.seen, now: now}
 	if m.cache != nil && !m.revokedInMirror(l) {
 		// From here on l is shared with later hits: Touch leaves it alone.
-		r.e = m.cache.put(l, loadedAt.UnixNano())
+		// The entry keeps the secret just proven against the stored hash
+		// (a copy, for the same reason as the sid), which is what a hit
+		// compares instead of decoding and hashing the cookie again.
+		r.e = m.cache.put(l, strings.Clone(secretEnc), loadedAt.UnixNano())
 	}
 	return r, nil
 }
