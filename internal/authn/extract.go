@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
@@ -38,14 +39,34 @@ func Extract(c *fiber.Ctx, sessionCookie, accessCookie string) Credentials {
 }
 
 // extract is Extract without the b64token check of the bearer token (the
-// middleware makes it only when the token fails verification).
+// middleware makes it only when the token fails verification). One pass over
+// the cookies finds both credential cookies and their duplicates (it was
+// DuplicateCookie's pass and then a lookup of each). The values are views of
+// the request like c.Cookies' (Fiber's default, not Immutable): valid for
+// the request only, so a verifier copies what it keeps.
 func extract(c *fiber.Ctx, sessionCookie, accessCookie string) Credentials {
 	var cr Credentials
-	if cr.Duplicate = DuplicateCookie(c, sessionCookie, accessCookie); cr.Duplicate != "" {
-		return cr
+	var nSession, nAccess int
+	c.Request().Header.VisitAllCookie(func(key, value []byte) {
+		// Both names are compared, as DuplicateCookie does: a configuration
+		// naming one cookie twice reads it as both.
+		if string(key) == sessionCookie {
+			if nSession++; nSession == 1 {
+				cr.Session = utils.UnsafeString(value)
+			}
+		}
+		if string(key) == accessCookie {
+			if nAccess++; nAccess == 1 {
+				cr.JWTCookie = utils.UnsafeString(value)
+			}
+		}
+	})
+	switch {
+	case nSession > 1:
+		return Credentials{Duplicate: sessionCookie}
+	case nAccess > 1:
+		return Credentials{Duplicate: accessCookie}
 	}
-	cr.Session = c.Cookies(sessionCookie)
-	cr.JWTCookie = c.Cookies(accessCookie)
 	cr.Bearer, cr.BearerMalformed = splitBearer(c.Get(fiber.HeaderAuthorization))
 	return cr
 }
