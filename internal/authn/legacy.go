@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -19,7 +20,8 @@ type LegacyVerifier interface {
 	// duplicates like tokenshift's own).
 	CookieNames() []string
 	// ParseLegacy finds the request's legacy cookie and checks its signature
-	// or id format without I/O. ok is false when the request carries none.
+	// or id format without I/O. cookie returns copies: what it parses may
+	// be kept past the request. ok is false when the request carries none.
 	// A forged cookie is ok with an error wrapping auth.ErrInvalid: it is
 	// refused without reaching the legacy store.
 	ParseLegacy(cookie func(name string) string) (cred LegacyCredential, ok bool, err error)
@@ -50,8 +52,13 @@ type legacyCookie struct {
 	err     error
 }
 
+// parseLegacy hands the verifier copies of the cookies: c.Cookies is a view
+// of a buffer the server reuses for the next request, and a legacy id that
+// is the cookie itself (PHP's) or a slice of it ends up as the key and the
+// principal's LegacyID of the verifier's near cache, shared by later
+// requests. One small copy per legacy request, only of the cookies asked.
 func (cfg *Config) parseLegacy(c *fiber.Ctx) legacyCookie {
-	cred, ok, err := cfg.Legacy.ParseLegacy(func(n string) string { return c.Cookies(n) })
+	cred, ok, err := cfg.Legacy.ParseLegacy(func(n string) string { return strings.Clone(c.Cookies(n)) })
 	return legacyCookie{present: ok, cred: cred, err: err}
 }
 
