@@ -48,7 +48,7 @@ type Revocations interface {
 // entryOverhead approximates what an entry costs beyond its strings: the
 // entry, the login, the map slot, the hash's slice header and backing array,
 // and the principal of its hits.
-const entryOverhead = 320 + int(unsafe.Sizeof(auth.Principal{}))
+const entryOverhead = 320 + int(unsafe.Sizeof(auth.Principal{})+unsafe.Sizeof(hitAnswer{}))
 
 type cacheEntry struct {
 	l *login // never modified once cached: copy before changing
@@ -62,9 +62,18 @@ type cacheEntry struct {
 	// seen is the latest cookie use this instance knows of (unix ns): the
 	// store's when read, moved by this instance's touches.
 	seen atomic.Int64
-	// principal is what Check answers on a hit, built from l on the first
-	// one and again when seen moves its deadline: shared, read only.
-	principal atomic.Pointer[auth.Principal]
+	// answer is what Check answers on a hit, built from l on the first one
+	// and again when seen has moved (and with it the deadline): shared,
+	// read only.
+	answer atomic.Pointer[hitAnswer]
+}
+
+// hitAnswer is the principal of a cached login whose last-seen is seen
+// (unix ns): its ExpiresAt follows from l and seen alone, so a hit with the
+// same seen answers it without any time arithmetic.
+type hitAnswer struct {
+	seen int64
+	p    *auth.Principal
 }
 
 // nearCache is the sessions' policy over the shared memory
@@ -164,11 +173,11 @@ func (m *Manager) CacheStats() CacheStats {
 
 // verifyCached answers Verify from the near cache when the entry is known
 // alive (see the package comment above) and the presented secret is the one
-// the entry was filled with, with the entry's last-seen; ok false sends the
+// the entry was filled with, with the entry's last-seen (unix ns); ok false sends the
 // caller to the store, which then decides, so a cached login never gets an
 // answer the store would not give. It neither decodes nor hashes the
 // secret: sameSecret compares it with the verified one.
-func (m *Manager) verifyCached(sid, secret string, now time.Time) (e *cacheEntry, seen time.Time, ok bool) {
+func (m *Manager) verifyCached(sid, secret string, now time.Time) (e *cacheEntry, seenNS int64, ok bool) {
 	c := m.cache
 	nowNS := now.UnixNano()
 	e = c.get(sid, nowNS)
@@ -176,34 +185,34 @@ func (m *Manager) verifyCached(sid, secret string, now time.Time) (e *cacheEntry
 		if ValidSID(sid) { // a malformed cookie is not a miss
 			c.Miss()
 		}
-		return nil, time.Time{}, false
+		return nil, 0, false
 	}
 	l := e.l
 	if m.cfg.Revocations.SIDRevoked(sid) {
 		c.drop(sid)
 		c.Miss()
-		return nil, time.Time{}, false
+		return nil, 0, false
 	}
 	if nb := m.cfg.Revocations.UserNotBefore(l.rec.UserID); !nb.IsZero() && l.rec.CreatedAt.Before(nb) {
 		c.drop(sid)
 		c.Miss()
-		return nil, time.Time{}, false
+		return nil, 0, false
 	}
 	// A mismatch keeps the entry: the sid is public, and dropping it would
 	// let anyone who has seen it send its login to the store every time.
 	if !sameSecret(secret, e.secret) {
 		c.Miss()
-		return nil, time.Time{}, false
+		return nil, 0, false
 	}
-	seenNS := e.seen.Load()
+	seenNS = e.seen.Load()
 	// Near the idle deadline the store decides: another instance may have
 	// moved last-seen since this entry was read.
 	if nowNS >= seenNS+int64(m.cfg.IdleTimeout-m.cfg.TouchInterval) || !now.Before(l.absoluteEnd(&m.cfg)) {
 		c.Miss()
-		return nil, time.Time{}, false
+		return nil, 0, false
 	}
 	c.Hit()
-	return e, time.Unix(0, seenNS).UTC(), true
+	return e, seenNS, true
 }
 
 // touchQueue batches last-seen writes: the instance that serves a request

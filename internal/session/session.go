@@ -301,7 +301,7 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 		// The cached login is shared: the view gets the entry's moving
 		// last-seen on a copy.
 		v := *l
-		v.seen = r.seen
+		v.seen = time.Unix(0, r.seenNS).UTC()
 		l = &v
 	}
 	s := l.view(&m.cfg, r.now)
@@ -311,14 +311,16 @@ func (m *Manager) Verify(ctx context.Context, cookieValue string) (*Session, err
 }
 
 // verified is one successful verify: the login (shared with the near cache
-// when e is set: never modified), its last-seen as this instance knows it,
-// and the time the deadlines were checked at.
+// when e is set: never modified), its last-seen as this instance knows it
+// (seen from the store, seenNS on a hit), and the time the deadlines were
+// checked at.
 type verified struct {
-	l    *login
-	e    *cacheEntry
-	seen time.Time
-	now  time.Time
-	hit  bool // answered from the near cache, mirror checks included
+	l      *login
+	e      *cacheEntry
+	seen   time.Time
+	seenNS int64
+	now    time.Time
+	hit    bool // answered from the near cache, mirror checks included
 }
 
 // verify is Verify without the caller-facing view, so that Check can answer
@@ -330,8 +332,8 @@ func (m *Manager) verify(ctx context.Context, cookieValue string) (verified, err
 	}
 	loadedAt := m.cfg.Clock()
 	if m.cache != nil {
-		if e, seen, ok := m.verifyCached(sid, secretEnc, loadedAt); ok {
-			return verified{l: e.l, e: e, seen: seen, now: loadedAt, hit: true}, nil
+		if e, seenNS, ok := m.verifyCached(sid, secretEnc, loadedAt); ok {
+			return verified{l: e.l, e: e, seenNS: seenNS, now: loadedAt, hit: true}, nil
 		}
 	}
 	// Not answered by the near cache: nothing about the cookie is known.
@@ -403,28 +405,37 @@ func (m *Manager) Check(ctx context.Context, cookieValue string) (Checked, error
 		return Checked{}, err
 	}
 	l := r.l
-	exp := r.seen.Add(m.cfg.IdleTimeout)
+	c := Checked{CreatedAt: l.rec.CreatedAt, MirrorChecked: r.hit, l: l, e: r.e}
+	if r.hit {
+		// In unix ns, as TouchDue does: no time.Time to build on a hit.
+		c.TouchDue = r.now.UnixNano()-r.e.seen.Load() >= int64(m.cfg.TouchInterval)
+		a := r.e.answer.Load()
+		if a == nil || a.seen != r.seenNS {
+			// First hit, or a touch moved last-seen and the idle deadline:
+			// concurrent requests may each build one, all equal.
+			a = &hitAnswer{seen: r.seenNS, p: l.principal(m.cookieDeadline(l, time.Unix(0, r.seenNS).UTC()))}
+			r.e.answer.Store(a)
+		}
+		c.Principal = a.p
+		return c, nil
+	}
+	if r.e != nil {
+		c.TouchDue = r.now.UnixNano()-r.e.seen.Load() >= int64(m.cfg.TouchInterval)
+	} else {
+		c.TouchDue = r.now.Sub(r.seen) >= m.cfg.TouchInterval
+	}
+	c.Principal = l.principal(m.cookieDeadline(l, r.seen))
+	return c, nil
+}
+
+// cookieDeadline is when l's cookie dies if its last use is seen: the
+// earlier of the idle and absolute deadlines.
+func (m *Manager) cookieDeadline(l *login, seen time.Time) time.Time {
+	exp := seen.Add(m.cfg.IdleTimeout)
 	if abs := l.absoluteEnd(&m.cfg); abs.Before(exp) {
 		exp = abs
 	}
-	c := Checked{CreatedAt: l.rec.CreatedAt, MirrorChecked: r.hit, l: l, e: r.e}
-	last := r.seen
-	if r.e != nil {
-		last = time.Unix(0, r.e.seen.Load())
-	}
-	c.TouchDue = r.now.Sub(last) >= m.cfg.TouchInterval
-	if r.hit {
-		c.Principal = r.e.principal.Load()
-		if c.Principal == nil || !c.Principal.ExpiresAt.Equal(exp) {
-			// First hit, or a touch moved the idle deadline: concurrent
-			// requests may each build one, all equal.
-			c.Principal = l.principal(exp)
-			r.e.principal.Store(c.Principal)
-		}
-	} else {
-		c.Principal = l.principal(exp)
-	}
-	return c, nil
+	return exp
 }
 
 func (l *login) principal(exp time.Time) *auth.Principal {
