@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/token"
 )
 
 // requestBuffer returns cookie as Fiber hands it to the middleware: a string
@@ -118,5 +120,35 @@ func TestNearCacheHitComparesTheWholeSecret(t *testing.T) {
 	}
 	if c, err := in.m.Check(ctx, cookie); err != nil || !c.MirrorChecked {
 		t.Fatalf("the right cookie after wrong ones: %v, hit %v", err, c.MirrorChecked)
+	}
+}
+
+// BenchmarkCheckHit is the session's part of an authenticated request on a
+// near-cache hit: Check of a cookie verified before.
+//
+//	go test -run '^$' -bench CheckHit -benchmem ./internal/session/
+func BenchmarkCheckHit(b *testing.B) {
+	ctx := context.Background()
+	st := store.NewMemory(time.Now)
+	rev := token.NewRevocations(st, time.Now, nil)
+	if err := rev.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(st, Options{Revocations: rev})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, cookie, err := m.Create(ctx, NewSession{UserID: "u1", Email: "u1@example.com", ClientID: "web", Roles: []string{"user"}, Cookie: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Check(ctx, cookie); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if c, err := m.Check(ctx, cookie); err != nil || !c.MirrorChecked {
+			b.Fatalf("%v, hit %v", err, c.MirrorChecked)
+		}
 	}
 }
