@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // One login is one hash under LoginKey(sid), shared by the session package
@@ -17,7 +18,21 @@ import (
 // name, name1, name2...: Redis keeps a hash whose values are all that short
 // as one packed allocation (hash-max-listpack-value, 64 by default) and
 // turns it into a real hash table, several times bigger, otherwise.
-func LoginKey(sid string) string { return "ts:sess:" + sid }
+//
+// The key's name is chosen by the sid alone, so finding a login never takes
+// a second round trip: sids of ShortSIDLen characters (the session package
+// makes them since issue 13) live under ts:l:<sid>, 26 characters, which
+// Redis keeps in a 32-byte allocation; every other sid (22 characters before,
+// or a token family's own) under ts:sess:<sid>, 30 characters, a 48-byte one.
+func LoginKey(sid string) string {
+	if len(sid) == ShortSIDLen {
+		return "ts:l:" + sid
+	}
+	return "ts:sess:" + sid
+}
+
+// ShortSIDLen is the length of the sids whose login is under ts:l:.
+const ShortSIDLen = 21
 
 // Fields of a login hash that more than one package reads or writes.
 const (
@@ -28,7 +43,22 @@ const (
 	// FieldRefreshUsed holds the fingerprints of its consumed refresh
 	// tokens (TakeField).
 	FieldRefreshUsed = "u"
+	// FieldRecord is the session package's record of the login (pieces r,
+	// r1...). It begins with a version byte (2 or more) and the login's
+	// creation, unix nanoseconds, 8 bytes big-endian: LoginCreated reads it,
+	// so that the token package refers to it instead of storing it again.
+	FieldRecord = "r"
 )
+
+// LoginCreated is the creation of the login in h, read from its record; ok
+// false when h has no record of a version that starts with it.
+func LoginCreated(h map[string][]byte) (created time.Time, ok bool) {
+	r := h[FieldRecord]
+	if len(r) < 1+8 || r[0] < 2 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(r[1:9]))).UTC(), true
+}
 
 // ChunkLen is the longest value a packed Redis hash holds by default.
 const ChunkLen = 64
