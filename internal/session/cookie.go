@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"unsafe"
-
-	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 // A cookie value is "<sid>.<secret>". The sid is the login's public handle
@@ -18,18 +16,17 @@ import (
 //
 // A sid is 21 base64url characters, 126 random bits; sids made before issue
 // 13 (22 characters, the strict encoding of 16 bytes) are still accepted.
-// The length is what tells them apart, so the store key of a login follows
-// from its sid (store.LoginKey): a 21-character sid keeps the key name within
-// a smaller Redis allocation, and one character less in every user-index
-// entry does the same for the index (docs/benchmarks.md, "Redis memory per
-// login"). The sid is a handle, not a credential: the secret is.
+// One character less in every entry of the per-user index keeps a user's
+// index with one login in a 32-byte listpack instead of a 48-byte one
+// (docs/benchmarks.md, "Redis memory per login"). The sid is a handle, not
+// a credential: the secret is.
 const (
 	sidBytes    = 16 // random bytes drawn for a sid; 126 of their bits are kept
 	secretBytes = 32 // 256 bits, as DESIGN.md section 5 asks of session ids
 
-	sidLen    = store.ShortSIDLen // base64url characters of a sid
-	sidLenV1  = 22                // base64url without padding of sidBytes: sids before issue 13
-	secretLen = 43                // base64url without padding of secretBytes
+	sidLen    = 21 // base64url characters of a sid
+	sidLenV1  = 22 // base64url without padding of sidBytes: sids before issue 13
+	secretLen = 43 // base64url without padding of secretBytes
 	cookieLen = sidLen + 1 + secretLen
 )
 

@@ -12,10 +12,9 @@ import (
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
-// One login is one store hash under store.LoginKey(sid) (ts:l:<sid> for the
-// 21-character sids made since issue 13, ts:sess:<sid> before), shared with
-// package token, which keeps the login's current refresh token in it
-// (store/login.go). Its fields are written independently so that concurrent
+// One login is one store hash under store.LoginKey(sid) (ts:sess:<sid>),
+// shared with package token, which keeps the login's current refresh token
+// in it (store/login.go). Its fields are written independently so that concurrent
 // writers never overwrite each other and a writer racing a logout cannot
 // bring the login back:
 //

@@ -19,20 +19,10 @@ import (
 // as one packed allocation (hash-max-listpack-value, 64 by default) and
 // turns it into a real hash table, several times bigger, otherwise.
 //
-// The key's name is chosen by the sid alone, so finding a login never takes
-// a second round trip: sids of ShortSIDLen characters (the session package
-// makes them since issue 13) live under ts:l:<sid>, 26 characters, which
-// Redis keeps in a 32-byte allocation; every other sid (22 characters before,
-// or a token family's own) under ts:sess:<sid>, 30 characters, a 48-byte one.
-func LoginKey(sid string) string {
-	if len(sid) == ShortSIDLen {
-		return "ts:l:" + sid
-	}
-	return "ts:sess:" + sid
-}
-
-// ShortSIDLen is the length of the sids whose login is under ts:l:.
-const ShortSIDLen = 21
+// The key's name is short enough for Redis's smallest string header: a key
+// of fewer than 32 characters costs a 32-byte allocation, and ts:sess:<sid>
+// is 29 or 30 (a shorter prefix would save nothing).
+func LoginKey(sid string) string { return "ts:sess:" + sid }
 
 // Fields of a login hash that more than one package reads or writes.
 const (

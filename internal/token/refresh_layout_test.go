@@ -105,7 +105,7 @@ func TestRefreshStateRefersToTheLogin(t *testing.T) {
 	ctx := context.Background()
 	created := e.clock.Now()
 	sub := alice
-	sub.SID, sub.AuthTime, sub.LoginCreated = "abcdefghijklmnopqrstu", created, created
+	sub.SID, sub.AuthTime, sub.LoginCreated = "abcdefghijklmnopqrstu", created, created // a 21-character sid
 	loginRecord(t, e, sub.SID, created)
 	p := e.issue(t, sub)
 	h, _ := e.st.HGetAll(ctx, store.LoginKey(sub.SID))
