@@ -14,9 +14,9 @@ import (
 
 // One login is one store hash under store.LoginKey(sid) (ts:sess:<sid>),
 // shared with package token, which keeps the login's current refresh token
-// in it (store/login.go). Its fields are written independently so that concurrent
-// writers never overwrite each other and a writer racing a logout cannot
-// bring the login back:
+// in it (store/login.go). Its fields are written independently so that
+// concurrent writers never overwrite each other and a writer racing a logout
+// cannot bring the login back:
 //
 //	a, a1...  who: user, email, client, roles (store.EncodeIdentity); the
 //	      token package reads it to refresh, so it is stored once
