@@ -151,6 +151,34 @@ func TestCorruptRecordsAreRefused(t *testing.T) {
 	if _, err := decodeLogin("s", h); err == nil {
 		t.Fatal("a record without identity decoded")
 	}
+	// Every kind of IP and a User-Agent: a cut anywhere is corrupt too.
+	for _, ip := range []string{"192.0.2.1", "2001:db8::1", "fe80::1%eth0"} {
+		l := &login{rec: record{UserID: "u-1", CreatedAt: time.Unix(1, 0), IP: ip, UserAgent: "curl/8.5.0"}, secretHash: make([]byte, storedHashLen)}
+		enc := encodeRecord(l)
+		h := map[string][]byte{store.FieldIdentity: store.EncodeIdentity(l.identity())}
+		for i := 9; i < len(enc); i++ {
+			h[fieldRecord] = enc[:i]
+			if _, err := decodeLogin("s", h); err == nil {
+				t.Fatalf("record of IP %s cut at %d of %d bytes decoded", ip, i, len(enc))
+			}
+		}
+		h[fieldRecord] = append(slices.Clone(enc), 'x')
+		if _, err := decodeLogin("s", h); err == nil {
+			t.Fatalf("record of IP %s with a byte more decoded", ip)
+		}
+		h[fieldRecord] = enc
+		if got, err := decodeLogin("s", h); err != nil || got.rec.IP != ip || got.rec.UserAgent != "curl/8.5.0" {
+			t.Fatalf("decodeLogin = %+v, %v", got, err)
+		}
+	}
+	// Unknown flag bits are corrupt, not ignored.
+	enc := slices.Clone(whole[fieldRecord])
+	enc[9] |= 0x80
+	h = maps.Clone(whole)
+	h[fieldRecord] = enc
+	if _, err := decodeLogin("s", h); err == nil {
+		t.Fatal("a record with unknown flags decoded")
+	}
 }
 
 // TestUserAgentPacking: every User-Agent reads back exactly; browser ones
