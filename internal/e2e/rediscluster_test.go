@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
@@ -36,7 +37,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	for i := 0; i < 30 && session.cookies == nil; i++ {
 		c := a.login(t, aliceEmail, alicePass, "web").cookie("ts_session")
 		sid, _, _ := strings.Cut(c.Value, ".")
-		if rc.MasterOf("ts:sess:"+sid) == usageMaster {
+		if rc.MasterOf(store.LoginKey(sid)) == usageMaster {
 			session = cred{name: "web session", cookies: []*http.Cookie{c}, scheme: "session", client: "web"}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/session"
+	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/testutil/fakeclock"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
@@ -241,13 +242,13 @@ func TestRefreshRefusedWhenTheLoginIsGone(t *testing.T) {
 	m := s.loginJSON(t, aliceEmail, alicePassword, "mobile").json(t)
 	rt, access, sid := m["refresh_token"].(string), m["access_token"].(string), m["sid"].(string)
 	// Every field but the refresh token's state and the identity it needs.
-	h, err := s.store.HGetAll(context.Background(), "ts:sess:"+sid)
+	h, err := s.store.HGetAll(context.Background(), store.LoginKey(sid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for f := range h {
 		if f != "t" && !strings.HasPrefix(f, "a") {
-			if err := s.store.HDel(context.Background(), "ts:sess:"+sid, f); err != nil {
+			if err := s.store.HDel(context.Background(), store.LoginKey(sid), f); err != nil {
 				t.Fatal(err)
 			}
 		}

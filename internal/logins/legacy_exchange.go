@@ -44,7 +44,7 @@ func (s *Service) exchangeLegacy(ctx context.Context, r ExchangeRequest, dec fea
 			return Exchanged{}, s.abandon(ctx, sess.SID, codeError(err))
 		}
 	}
-	pair, err := s.issue(ctx, token.Subject{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, SID: sess.SID, Roles: p.Roles, AuthTime: authAt})
+	pair, err := s.issue(ctx, token.Subject{UserID: p.UserID, Email: p.Email, ClientID: p.ClientID, SID: sess.SID, Roles: p.Roles, AuthTime: authAt, LoginCreated: sess.CreatedAt})
 	if err != nil {
 		return Exchanged{}, s.abandon(ctx, sess.SID, err)
 	}

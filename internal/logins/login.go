@@ -150,7 +150,7 @@ func (s *Service) makeLogin(ctx context.Context, r LoginRequest, u *user.User, a
 		s.o.Usage.Issued("session")
 	}
 	if dec.IssueTokens {
-		pair, err := s.issue(ctx, token.Subject{UserID: u.ID, Email: u.Email, ClientID: r.Client.ID, SID: sess.SID, Roles: u.Roles, AuthTime: authAt})
+		pair, err := s.issue(ctx, token.Subject{UserID: u.ID, Email: u.Email, ClientID: r.Client.ID, SID: sess.SID, Roles: u.Roles, AuthTime: authAt, LoginCreated: sess.CreatedAt})
 		if err != nil {
 			return Login{}, err
 		}

@@ -13,14 +13,40 @@ import (
 // (it appears in token claims and admin listings); only the secret, of which
 // the store keeps a SHA-256, proves possession. A leaked sid or store dump
 // therefore never yields a usable cookie.
+//
+// A sid is 21 base64url characters, 126 random bits; sids made before issue
+// 13 (22 characters, the strict encoding of 16 bytes) are still accepted.
+// One character less in every entry of the per-user index keeps a user's
+// index with one login in a 32-byte listpack instead of a 48-byte one
+// (docs/benchmarks.md, "Redis memory per login"). The sid is a handle, not
+// a credential: the secret is.
 const (
-	sidBytes    = 16 // 128 bits: unguessable as a handle, not a credential
+	sidBytes    = 16 // random bytes drawn for a sid; 126 of their bits are kept
 	secretBytes = 32 // 256 bits, as DESIGN.md section 5 asks of session ids
 
-	sidLen    = 22 // base64url without padding of sidBytes
+	sidLen    = 21 // base64url characters of a sid
+	sidLenV1  = 22 // base64url without padding of sidBytes: sids before issue 13
 	secretLen = 43 // base64url without padding of secretBytes
 	cookieLen = sidLen + 1 + secretLen
 )
+
+// newSID is a fresh sid: the first sidLen characters of the encoding of
+// sidBytes random bytes (the last character of it holds only 2 bits).
+func newSID(r io.Reader) (string, error) {
+	enc, _, err := randomToken(r, sidBytes)
+	if err != nil {
+		return "", err
+	}
+	return enc[:sidLen], nil
+}
+
+// isB64URL: the base64url alphabet, no padding.
+var isB64URL = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
 
 // b64 is strict so that each id has exactly one spelling.
 var b64 = base64.RawURLEncoding.Strict()
@@ -46,10 +72,22 @@ func decodeFixed(dst []byte, s string, encLen int) bool {
 	return err == nil && n == len(dst)
 }
 
-// ValidSID reports whether sid is syntactically a session id (no I/O).
+// ValidSID reports whether sid is syntactically a session id (no I/O): 21
+// base64url characters, or a sid of before (the strict encoding of 16 bytes).
 func ValidSID(sid string) bool {
-	var b [sidBytes]byte
-	return decodeFixed(b[:], sid, sidLen)
+	if len(sid) == sidLenV1 {
+		var b [sidBytes]byte
+		return decodeFixed(b[:], sid, sidLenV1)
+	}
+	if len(sid) != sidLen {
+		return false
+	}
+	for i := range len(sid) {
+		if !isB64URL[sid[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // SplitCookie checks the syntax of a cookie value and returns its sid, for
@@ -73,15 +111,17 @@ func parseCookie(value string) (sid string, secretHash [sha256.Size]byte, ok boo
 	return sid, secretHash, true
 }
 
-// cookieParts splits a cookie value at its fixed layout and checks nothing
-// else: a near-cache hit needs no more (cacheEntry.secret is canonical, and
-// only canonical sids are cached), anything else goes through parseCookie's
-// checks (ValidSID, hashPresented).
+// cookieParts splits a cookie value at its fixed layout (a sid of either
+// length, a dot, the secret) and checks nothing else: a near-cache hit needs
+// no more (cacheEntry.secret is canonical, and only canonical sids are
+// cached), anything else goes through parseCookie's checks (ValidSID,
+// hashPresented).
 func cookieParts(value string) (sid, secret string, ok bool) {
-	if len(value) != cookieLen || value[sidLen] != '.' {
+	n := len(value) - 1 - secretLen // the sid's length
+	if n != sidLen && n != sidLenV1 || value[n] != '.' {
 		return "", "", false
 	}
-	return value[:sidLen], value[sidLen+1:], true
+	return value[:n], value[n+1:], true
 }
 
 // hashPresented decodes a presented secret, only in its canonical spelling,

@@ -3,6 +3,7 @@ package session
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -150,6 +151,34 @@ func TestCorruptRecordsAreRefused(t *testing.T) {
 	if _, err := decodeLogin("s", h); err == nil {
 		t.Fatal("a record without identity decoded")
 	}
+	// Every kind of IP and a User-Agent: a cut anywhere is corrupt too.
+	for _, ip := range []string{"192.0.2.1", "2001:db8::1", "fe80::1%eth0"} {
+		l := &login{rec: record{UserID: "u-1", CreatedAt: time.Unix(1, 0), IP: ip, UserAgent: "curl/8.5.0"}, secretHash: make([]byte, storedHashLen)}
+		enc := encodeRecord(l)
+		h := map[string][]byte{store.FieldIdentity: store.EncodeIdentity(l.identity())}
+		for i := 9; i < len(enc); i++ {
+			h[fieldRecord] = enc[:i]
+			if _, err := decodeLogin("s", h); err == nil {
+				t.Fatalf("record of IP %s cut at %d of %d bytes decoded", ip, i, len(enc))
+			}
+		}
+		h[fieldRecord] = append(slices.Clone(enc), 'x')
+		if _, err := decodeLogin("s", h); err == nil {
+			t.Fatalf("record of IP %s with a byte more decoded", ip)
+		}
+		h[fieldRecord] = enc
+		if got, err := decodeLogin("s", h); err != nil || got.rec.IP != ip || got.rec.UserAgent != "curl/8.5.0" {
+			t.Fatalf("decodeLogin = %+v, %v", got, err)
+		}
+	}
+	// Unknown flag bits are corrupt, not ignored.
+	enc := slices.Clone(whole[fieldRecord])
+	enc[9] |= 0x80
+	h = maps.Clone(whole)
+	h[fieldRecord] = enc
+	if _, err := decodeLogin("s", h); err == nil {
+		t.Fatal("a record with unknown flags decoded")
+	}
 }
 
 // TestUserAgentPacking: every User-Agent reads back exactly; browser ones
@@ -193,4 +222,125 @@ func FuzzUserAgentPacking(f *testing.F) {
 			t.Fatalf("round trip of %q = %q, %v", ua, got, ok)
 		}
 	})
+}
+
+// encodeRecordV2 is r as written before version 3 (creation, then the
+// cookie hash, the IP as text and the packed User-Agent, each behind a
+// uvarint length), with f written at creation.
+func encodeRecordV2(created time.Time, secretHash []byte, ip, ua string) []byte {
+	b := []byte{recordVersion2}
+	b = binary.BigEndian.AppendUint64(b, uint64(created.UnixNano()))
+	b = store.AppendBytes(b, secretHash)
+	b = store.AppendString(b, ip)
+	return store.AppendBytes(b, packUserAgent(ua))
+}
+
+// TestVersion2LoginsKeepWorking: a login of the layout before version 3 (r
+// version 2 with the IP as text, f written at creation, a 22-character sid)
+// is verified, touched, listed, extended by token activity
+// and deleted.
+func TestVersion2LoginsKeepWorking(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			e := newEnv(t, be.open, Options{})
+			now := e.clk.Now()
+			sid := base64.RawURLEncoding.EncodeToString([]byte("fedcba9876543210"))
+			secret := []byte("0123456789abcdef0123456789abcdef")
+			cookie := sid + "." + base64.RawURLEncoding.EncodeToString(secret)
+			key := sessionKey(sid)
+			fields := append(store.IdentityFields(store.Identity{UserID: "u-v2", Email: "v2@example.com", ClientID: "web", Roles: []string{"user"}}),
+				store.Field{Name: fieldRecord, Value: encodeRecordV2(now, storedHash(secret), "2001:db8::7", "Old/2.0")},
+				store.Field{Name: fieldFamily, Value: encodeTime(now)})
+			mustOK(t, e.st.Store.HSetFields(ctx, key, time.Hour, fields...))
+			mustOK(t, e.st.Store.SAdd(ctx, userKey("u-v2"), time.Hour, sid))
+
+			s, err := e.m.Verify(ctx, cookie)
+			mustOK(t, err)
+			if s.UserID != "u-v2" || s.IP != "2001:db8::7" || s.UserAgent != "Old/2.0" || !s.HasCookie || !s.HasTokens || !s.CreatedAt.Equal(now) {
+				t.Fatalf("Verify = %+v", s)
+			}
+			e.clk.Advance(2 * time.Minute)
+			e.m.Touch(ctx, s)
+			mustOK(t, e.m.TouchFamily(ctx, sid))
+			got, err := e.m.Get(ctx, sid)
+			mustOK(t, err)
+			if !got.LastSeenAt.Equal(e.clk.Now()) || !got.HasTokens {
+				t.Fatalf("after Touch and TouchFamily: %+v", got)
+			}
+			list, err := e.m.ListByUser(ctx, "u-v2")
+			mustOK(t, err)
+			if len(list) != 1 || list[0].SID != sid || list[0].IP != "2001:db8::7" {
+				t.Fatalf("ListByUser = %+v", list)
+			}
+			mustOK(t, e.m.Delete(ctx, sid))
+			_, err = e.m.Verify(ctx, cookie)
+			wantErr(t, err, auth.ErrInvalid)
+		})
+	}
+}
+
+// TestNewLoginsAreCompact: a new login has a 21-character sid, no f until
+// its first token activity after creation, and the IP in raw bytes; and it
+// reads back whole.
+func TestNewLoginsAreCompact(t *testing.T) {
+	e := newEnv(t, backends[0].open, Options{})
+	s, cookie := e.create(t, NewSession{UserID: "u-1", ClientID: "web", IP: "192.0.2.1", Cookie: true, Tokens: true})
+	if len(s.SID) != sidLen || !ValidSID(s.SID) || len(cookie) != cookieLen {
+		t.Fatalf("sid %q, cookie of %d characters", s.SID, len(cookie))
+	}
+	h, err := e.st.HGetAll(ctx, sessionKey(s.SID))
+	mustOK(t, err)
+	if _, ok := h[fieldFamily]; ok {
+		t.Fatalf("a new login with tokens wrote %q: %q", fieldFamily, h)
+	}
+	// version, creation, flags, cookie hash, 4 bytes of IPv4, empty User-Agent
+	if n := len(h[fieldRecord]); n != 1+8+1+storedHashLen+4+1 {
+		t.Fatalf("record of %d bytes: %q", n, h[fieldRecord])
+	}
+	if got, ok := store.LoginCreated(h); !ok || !got.Equal(s.CreatedAt) {
+		t.Fatalf("store.LoginCreated = %v, %v; want %v", got, ok, s.CreatedAt)
+	}
+	got, err := e.m.Verify(ctx, cookie)
+	mustOK(t, err)
+	if got.IP != "192.0.2.1" || !got.HasTokens || !got.LastSeenAt.Equal(s.CreatedAt) {
+		t.Fatalf("Verify = %+v", got)
+	}
+	e.clk.Advance(time.Minute)
+	mustOK(t, e.m.TouchFamily(ctx, s.SID))
+	if got, err = e.m.Get(ctx, s.SID); err != nil || !got.LastSeenAt.Equal(e.clk.Now()) {
+		t.Fatalf("after TouchFamily: %+v, %v", got, err)
+	}
+}
+
+// TestIPPacking: every IP reads back exactly as the login was given it; what
+// a raw form would not give back is kept as text.
+func TestIPPacking(t *testing.T) {
+	for _, tc := range []struct {
+		ip   string
+		kind byte
+	}{
+		{"", ipNone},
+		{"192.0.2.1", ipV4},
+		{"2001:db8::1", ipV6},
+		{"::ffff:192.0.2.1", ipV6},
+		{"fe80::1%eth0", ipText},
+		{"2001:DB8::1", ipText},
+		{"2001:db8:0::1", ipText},
+		{"unknown", ipText},
+	} {
+		t.Run(tc.ip, func(t *testing.T) {
+			l := &login{rec: record{UserID: "u-1", CreatedAt: time.Unix(1, 0), IP: tc.ip}}
+			if kind, _ := packIP(tc.ip); kind != tc.kind {
+				t.Fatalf("kind %d; want %d", kind, tc.kind)
+			}
+			h := map[string][]byte{}
+			for _, f := range loginFields(l) {
+				h[f.Name] = f.Value
+			}
+			got, err := decodeLogin("s", h)
+			if err != nil || got.rec.IP != tc.ip {
+				t.Fatalf("decodeLogin: IP %q, %v", got.rec.IP, err)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -19,32 +20,38 @@ import (
 //
 //	a, a1...  who: user, email, client, roles (store.EncodeIdentity); the
 //	      token package reads it to refresh, so it is stored once
-//	r, r1...  what else never changes (creation, SHA-256 of the cookie
-//	      secret when there is a cookie part, IP, User-Agent), encodeRecord;
-//	      a, r and f are written in one step at creation, and a hash without
-//	      r is not a login (a refresh racing a logout can leave a fragment)
+//	r, r1...  what else never changes (creation, whether the login had
+//	      tokens from its start, SHA-256 of the cookie secret when there is
+//	      a cookie part, IP, User-Agent), encodeRecord; a and r are written
+//	      in one step at creation, and a hash without r is not a login (a
+//	      refresh racing a logout can leave a fragment). The token package
+//	      reads the creation from r (store.LoginCreated) as its family start
 //	s     last cookie activity, unix nanoseconds (throttled by TouchInterval)
-//	f     last token activity (issue or refresh), unix nanoseconds; present
-//	      only when tokens were issued for this sid
+//	f     last token activity (refresh, exchange) after the creation, unix
+//	      nanoseconds; a login with tokens from its start has none until
+//	      then, its creation is its last token activity
 //
 // Why so terse: Redis keeps a hash whose every value is at most 64 bytes
 // (hash-max-listpack-value) as one packed allocation, and switches it to a
 // real hash table costing about 500 bytes per login otherwise; a JSON record
 // with a browser User-Agent always crossed that line. Short field names,
 // integers as decimal (packed as integers) and binary strings cut into
-// store.ChunkLen pieces keep a login packed whatever it holds
+// store.ChunkLen pieces keep a login packed whatever it holds, and every
+// byte less can move the listpack a jemalloc size class down
 // (docs/architecture.md, "Store layout"; BenchmarkLoginMemory in
 // internal/httpapi measures it).
 //
-// Logins written before this layout (fields rec = JSON, ck, seen, fam) are
-// read as they are; writes always use the new names, so such a login may
-// carry both seen and s, and the later one counts.
+// Logins written before are read as they are: version 2 of r (creation, then
+// cookie hash, IP as text and User-Agent as length-prefixed strings; f
+// written at creation), and before that the fields rec = JSON, ck, seen,
+// fam. Writes always use the new names, so such a login may carry both seen
+// and s, and the later one counts.
 //
 // Deadlines are derived from these times and the current Options rather than
 // stored, and liveness is always decided from them, never from the store TTL,
 // which only collects garbage.
 const (
-	fieldRecord = "r"
+	fieldRecord = store.FieldRecord
 	fieldSeen   = "s"
 	fieldFamily = "f"
 
@@ -55,8 +62,30 @@ const (
 	fieldFamilyV1   = "fam"
 )
 
-// recordVersion is the first byte of an encoded record.
-const recordVersion = 2
+// Versions of r, its first byte: recordVersion is written, recordVersion2
+// only read.
+const (
+	recordVersion  = 3
+	recordVersion2 = 2
+)
+
+// Flags of a version 3 record, the byte after the creation.
+const (
+	recCookie   = 1 << 0 // storedHashLen bytes of cookie hash follow
+	recTokens   = 1 << 1 // the login had tokens from its creation
+	recIPShift  = 2      // 2 bits: ipNone, ipV4, ipV6, ipText
+	recIPMask   = 3 << recIPShift
+	recKnownSet = recCookie | recTokens | recIPMask
+)
+
+// How a version 3 record holds the IP.
+const (
+	ipNone = iota
+	ipV4   // 4 raw bytes
+	ipV6   // 16 raw bytes
+	ipText // what does not read back the same from raw bytes (a zone, a
+	// non-canonical spelling, not an IP), as a uvarint length and its bytes
+)
 
 func sessionKey(sid string) string { return store.LoginKey(sid) }
 func userKey(userID string) string { return "ts:usess:" + userID }
@@ -82,15 +111,46 @@ type login struct {
 var errCorrupt = errors.New("session: corrupt record")
 
 // encodeRecord is what never changes of l but its identity: version,
-// creation (unix ns, 8 bytes big-endian), then the cookie hash, IP and
-// User-Agent (packUserAgent), each as a uvarint length and its bytes.
+// creation (unix ns, 8 bytes big-endian, where store.LoginCreated finds it),
+// a flags byte, the cookie hash when there is one, the IP (4 or 16 raw
+// bytes, or text), then the User-Agent (packUserAgent) as a uvarint length
+// and its bytes.
 func encodeRecord(l *login) []byte {
-	b := make([]byte, 0, 1+8+3*binary.MaxVarintLen16+len(l.secretHash)+len(l.rec.IP)+len(l.rec.UserAgent))
+	ua := packUserAgent(l.rec.UserAgent)
+	b := make([]byte, 0, 1+8+1+len(l.secretHash)+binary.MaxVarintLen16+len(l.rec.IP)+len(ua))
 	b = append(b, recordVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(l.rec.CreatedAt.UnixNano()))
-	b = store.AppendBytes(b, l.secretHash)
-	b = store.AppendString(b, l.rec.IP)
-	return store.AppendBytes(b, packUserAgent(l.rec.UserAgent))
+	flags := byte(0)
+	if l.hasCookie() {
+		flags |= recCookie
+	}
+	if l.hasTokens() && l.famTouched.Equal(l.rec.CreatedAt) {
+		flags |= recTokens
+	}
+	ipKind, ip := packIP(l.rec.IP)
+	flags |= ipKind << recIPShift
+	b = append(b, flags)
+	b = append(b, l.secretHash...)
+	b = append(b, ip...)
+	return store.AppendBytes(b, ua)
+}
+
+// packIP is the kind and stored bytes of ip.
+func packIP(ip string) (kind byte, b []byte) {
+	if ip == "" {
+		return ipNone, nil
+	}
+	if a, err := netip.ParseAddr(ip); err == nil && a.String() == ip {
+		if a.Is4() {
+			v := a.As4()
+			return ipV4, v[:]
+		}
+		if a.Zone() == "" {
+			v := a.As16()
+			return ipV6, v[:]
+		}
+	}
+	return ipText, store.AppendString(nil, ip)
 }
 
 func (l *login) identity() store.Identity {
@@ -100,7 +160,7 @@ func (l *login) identity() store.Identity {
 // loginFields are the fields Create writes.
 func loginFields(l *login) []store.Field {
 	fields := append(store.IdentityFields(l.identity()), store.Chunks(fieldRecord, encodeRecord(l))...)
-	if l.hasTokens() {
+	if l.hasTokens() && !l.famTouched.Equal(l.rec.CreatedAt) {
 		fields = append(fields, store.Field{Name: fieldFamily, Value: encodeTime(l.famTouched)})
 	}
 	return fields
@@ -114,15 +174,66 @@ func decodeRecord(l *login, h map[string][]byte) error {
 	}
 	l.rec.UserID, l.rec.Email, l.rec.ClientID, l.rec.Roles = id.UserID, id.Email, id.ClientID, id.Roles
 	enc := store.Joined(h, fieldRecord)
-	if len(enc) < 9 || enc[0] != recordVersion {
+	if len(enc) < 9 {
 		return errCorrupt
 	}
 	l.rec.CreatedAt = time.Unix(0, int64(binary.BigEndian.Uint64(enc[1:9]))).UTC()
-	r := store.Reader{B: enc[9:]}
-	if ck := r.Bytes(); len(ck) > 0 {
-		l.secretHash = slices.Clone(ck)
+	switch enc[0] {
+	case recordVersion:
+		return decodeRecord3(l, enc[9:])
+	case recordVersion2:
+		r := store.Reader{B: enc[9:]}
+		if ck := r.Bytes(); len(ck) > 0 {
+			l.secretHash = slices.Clone(ck)
+		}
+		l.rec.IP = r.String()
+		ua, ok := unpackUserAgent(r.Bytes())
+		if !ok || !r.Done() {
+			return errCorrupt
+		}
+		l.rec.UserAgent = ua
+		return nil
 	}
-	l.rec.IP = r.String()
+	return errCorrupt
+}
+
+// decodeRecord3 reads a version 3 record after its creation.
+func decodeRecord3(l *login, b []byte) error {
+	if len(b) < 1 || b[0]&^recKnownSet != 0 {
+		return errCorrupt
+	}
+	flags := b[0]
+	b = b[1:]
+	if flags&recCookie != 0 {
+		if len(b) < storedHashLen {
+			return errCorrupt
+		}
+		l.secretHash = slices.Clone(b[:storedHashLen])
+		b = b[storedHashLen:]
+	}
+	if flags&recTokens != 0 {
+		l.famTouched = l.rec.CreatedAt
+	}
+	switch (flags & recIPMask) >> recIPShift {
+	case ipV4:
+		if len(b) < 4 {
+			return errCorrupt
+		}
+		l.rec.IP = netip.AddrFrom4([4]byte(b[:4])).String()
+		b = b[4:]
+	case ipV6:
+		if len(b) < 16 {
+			return errCorrupt
+		}
+		l.rec.IP = netip.AddrFrom16([16]byte(b[:16])).String()
+		b = b[16:]
+	}
+	r := store.Reader{B: b}
+	if (flags&recIPMask)>>recIPShift == ipText {
+		if l.rec.IP = r.String(); l.rec.IP == "" {
+			return errCorrupt
+		}
+	}
 	ua, ok := unpackUserAgent(r.Bytes())
 	if !ok || !r.Done() {
 		return errCorrupt

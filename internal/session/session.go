@@ -123,7 +123,7 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 		evicted = append(evicted, out...)
 	}
 
-	sid, _, err := randomToken(m.cfg.Rand, sidBytes)
+	sid, err := newSID(m.cfg.Rand)
 	if err != nil {
 		return nil, "", err
 	}
@@ -150,7 +150,7 @@ func (m *Manager) Create(ctx context.Context, ns NewSession) (s *Session, cookie
 		secretEnc, l.secretHash = enc, storedHash(secret)
 	}
 	if ns.Tokens {
-		l.famTouched = now
+		l.famTouched = created // so the record need not store it (record.go)
 	}
 	if err := m.write(ctx, l, now); err != nil {
 		return nil, "", err

@@ -628,7 +628,8 @@ func TestSplitCookie(t *testing.T) {
 		{name: "padding", value: sid + "." + secret[:secretLen-1] + "="},
 		{name: "standard base64 alphabet", value: "+" + sid[1:] + "." + secret},
 		{name: "non-canonical trailing bits", value: sid + "." + strings.Repeat("b", secretLen)},
-		{name: "non-canonical sid", value: strings.Repeat("a", sidLen) + "." + secret},
+		{name: "non-canonical sid of before", value: strings.Repeat("a", sidLenV1) + "." + secret},
+		{name: "sid of a length neither", value: strings.Repeat("a", sidLen-1) + "." + secret},
 		{name: "too long", value: sid + "." + secret + "b"},
 	}
 	for _, tt := range tests {

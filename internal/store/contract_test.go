@@ -378,30 +378,30 @@ var contractCases = []contractCase{
 		id1, id2 := []byte("first-id-0123456"), []byte("second-id-012345")
 		must(t, b.st.HSetFields(ctx, "login", time.Minute, Field{Name: "a", Value: []byte("who")}, Field{Name: "a1", Value: []byte("+more")},
 			Field{Name: "x", Value: []byte("other")}, Field{Name: "t", Value: append(slices.Clone(id1), "-state"...)}))
-		h, taken, used, err := b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2)
-		if err != nil || !taken || used || len(h) != 3 || string(h["t"]) != string(id1)+"-state" || string(h["a"]) != "who" || string(h["a1"]) != "+more" {
+		h, taken, used, err := b.st.TakeField(ctx, "login", "t", "u", id1, 2)
+		if err != nil || !taken || used || len(h) != 4 || string(h["x"]) != "other" || string(h["t"]) != string(id1)+"-state" || string(h["a"]) != "who" || string(h["a1"]) != "+more" {
 			t.Fatalf("first take = %q, %v, %v, %v", h, taken, used, err)
 		}
-		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2); err != nil || taken || !used {
+		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", id1, 2); err != nil || taken || !used {
 			t.Fatalf("second take: taken %v used %v err %v; want used", taken, used, err)
 		}
-		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", "a", []byte("never-issued-id!"), 2); err != nil || taken || used {
+		if _, taken, used, err = b.st.TakeField(ctx, "login", "t", "u", []byte("never-issued-id!"), 2); err != nil || taken || used {
 			t.Fatalf("unknown id: taken %v used %v err %v; want neither", taken, used, err)
 		}
 		// The used field keeps the newest keep fingerprints.
 		for _, id := range [][]byte{id2, []byte("third-id-0123456")} {
 			must(t, b.st.HSet(ctx, "login", time.Minute, "t", id))
-			if _, taken, _, err := b.st.TakeField(ctx, "login", "t", "u", "a", id, 2); err != nil || !taken {
+			if _, taken, _, err := b.st.TakeField(ctx, "login", "t", "u", id, 2); err != nil || !taken {
 				t.Fatalf("take %q: %v, %v", id, taken, err)
 			}
 		}
-		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", "a", id2, 2); !used {
+		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", id2, 2); !used {
 			t.Fatal("the second newest fingerprint was dropped")
 		}
-		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", "a", id1, 2); used {
+		if _, _, used, _ := b.st.TakeField(ctx, "login", "t", "u", id1, 2); used {
 			t.Fatal("more than keep fingerprints were kept")
 		}
-		h, taken, used, err = b.st.TakeField(ctx, "absent", "t", "u", "a", id1, 2)
+		h, taken, used, err = b.st.TakeField(ctx, "absent", "t", "u", id1, 2)
 		if err != nil || taken || used || len(h) != 0 {
 			t.Fatalf("absent key = %q, %v, %v, %v", h, taken, used, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // One login is one hash under LoginKey(sid), shared by the session package
@@ -17,6 +18,10 @@ import (
 // name, name1, name2...: Redis keeps a hash whose values are all that short
 // as one packed allocation (hash-max-listpack-value, 64 by default) and
 // turns it into a real hash table, several times bigger, otherwise.
+//
+// The key's name is short enough for Redis's smallest string header: a key
+// of fewer than 32 characters costs a 32-byte allocation, and ts:sess:<sid>
+// is 29 or 30 (a shorter prefix would save nothing).
 func LoginKey(sid string) string { return "ts:sess:" + sid }
 
 // Fields of a login hash that more than one package reads or writes.
@@ -28,7 +33,22 @@ const (
 	// FieldRefreshUsed holds the fingerprints of its consumed refresh
 	// tokens (TakeField).
 	FieldRefreshUsed = "u"
+	// FieldRecord is the session package's record of the login (pieces r,
+	// r1...). It begins with a version byte (2 or more) and the login's
+	// creation, unix nanoseconds, 8 bytes big-endian: LoginCreated reads it,
+	// so that the token package refers to it instead of storing it again.
+	FieldRecord = "r"
 )
+
+// LoginCreated is the creation of the login in h, read from its record; ok
+// false when h has no record of a version that starts with it.
+func LoginCreated(h map[string][]byte) (created time.Time, ok bool) {
+	r := h[FieldRecord]
+	if len(r) < 1+8 || r[0] < 2 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(r[1:9]))).UTC(), true
+}
 
 // ChunkLen is the longest value a packed Redis hash holds by default.
 const ChunkLen = 64

@@ -276,7 +276,7 @@ func (m *Memory) Consume(ctx context.Context, key, usedKey string) ([]byte, []by
 }
 
 // TakeField holds the store's lock across the read and both writes.
-func (m *Memory) TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+func (m *Memory) TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
 	if len(id) < FingerprintLen {
 		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
 	}
@@ -291,16 +291,9 @@ func (m *Memory) TakeField(ctx context.Context, key, field, usedField, with stri
 	if e.kind != kindHash {
 		return nil, false, false, ErrWrongType
 	}
-	h := make(map[string][]byte, 4)
-	if v, ok := e.hash[field]; ok {
-		h[field] = clone(v)
-	}
-	for i := 0; ; i++ {
-		v, ok := e.hash[chunkName(with, i)]
-		if !ok {
-			break
-		}
-		h[chunkName(with, i)] = clone(v)
+	h := make(map[string][]byte, len(e.hash))
+	for f, v := range e.hash {
+		h[f] = clone(v)
 	}
 	fp := id[:FingerprintLen]
 	used := e.hash[usedField]

@@ -324,20 +324,12 @@ func (r *Redis) Consume(ctx context.Context, key, usedKey string) ([]byte, []byt
 	return nil, []byte(s), nil
 }
 
-// takeFieldScript: ARGV = field, usedField, id, keep, with. The reply is the
-// outcome (1 taken, 2 used, 0 neither), then field's value (or false) and
-// the pieces of with (with, with1, ...), as a flat list of names and values.
+// takeFieldScript: ARGV = field, usedField, id, keep. The reply is the
+// outcome (1 taken, 2 used, 0 neither), then the whole hash as it was, as a
+// flat list of names and values.
 var takeFieldScript = redis.NewScript(`
-local out = {}
+local out = redis.call('HGETALL', KEYS[1])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then out[#out+1] = ARGV[1]; out[#out+1] = cur end
-local name = ARGV[5]
-for i = 1, 64 do
-  local v = redis.call('HGET', KEYS[1], name)
-  if not v then break end
-  out[#out+1] = name; out[#out+1] = v
-  name = ARGV[5] .. i
-end
 local id = ARGV[3]
 local fp = string.sub(id, 1, 8)
 local used = redis.call('HGET', KEYS[1], ARGV[2]) or ''
@@ -352,11 +344,11 @@ end
 return {0, out}
 `)
 
-func (r *Redis) TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
+func (r *Redis) TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (map[string][]byte, bool, bool, error) {
 	if len(id) < FingerprintLen {
 		return nil, false, false, fmt.Errorf("store: take field: id of %d bytes is shorter than a fingerprint", len(id))
 	}
-	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep, with).Slice()
+	res, err := takeFieldScript.Run(ctx, r.client, []string{key}, field, usedField, id, keep).Slice()
 	if err != nil {
 		return nil, false, false, wrapErr("take field", err)
 	}

@@ -54,13 +54,12 @@ type Store interface {
 	// id's first FingerprintLen bytes are put in front of usedField, which
 	// keeps the newest keep fingerprints, and taken is true. Otherwise
 	// nothing changes, and used reports whether id's fingerprint is in
-	// usedField. h holds, as they were before the step, field and the
-	// pieces of with (with, with1, ... as Chunks names them), when present.
-	// Of racing callers with one id exactly one
+	// usedField. h is the whole hash as it was before the step (a login
+	// hash is a few small fields). Of racing callers with one id exactly one
 	// takes it and every other one sees it used: refresh rotation on a
 	// login's own hash (package token), one key, so Redis Cluster has no
 	// slot to agree on. id must be at least FingerprintLen bytes.
-	TakeField(ctx context.Context, key, field, usedField, with string, id []byte, keep int) (h map[string][]byte, taken, used bool, err error)
+	TakeField(ctx context.Context, key, field, usedField string, id []byte, keep int) (h map[string][]byte, taken, used bool, err error)
 	// Incr increments a counter, setting exp when the key is created, and
 	// returns the new value and the remaining TTL.
 	Incr(ctx context.Context, key string, exp time.Duration) (int64, time.Duration, error)

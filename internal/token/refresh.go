@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -50,8 +51,13 @@ const (
 	// longest value a packed Redis hash keeps). An older one is refused as
 	// unknown, without revoking the family.
 	refreshKeep = store.ChunkLen / store.FingerprintLen
-	// refreshStateVersion follows the token's hash in store.FieldRefresh.
-	refreshStateVersion = 1
+	// The version of a refresh state follows the token's hash in
+	// store.FieldRefresh (encodeRefreshState).
+	refreshStateV1       = 1 // exp, iat, fam: 8 bytes each; only read
+	refreshStateLoginFam = 2 // the family started with the login (its record's creation)
+	refreshStateOwnFam   = 3 // the family start follows, 8 bytes
+	refreshStateV1Len    = refreshStoredHashLen + 1 + 3*8
+	refreshStateMaxLen   = refreshStoredHashLen + 1 + 8 + 2*binary.MaxVarintLen64
 	// refreshStoredHashLen is how much of a token's SHA-256 its login keeps:
 	// 128 bits of a hash of 256 random bits leave nothing to guess.
 	refreshStoredHashLen = 16
@@ -70,8 +76,6 @@ func usedKey(hash string) string { return refreshUsedPrefix + "{" + refreshKeyPr
 
 func legacyUsedKey(hash string) string { return refreshUsedPrefix + hash }
 
-const refreshStateLen = refreshStoredHashLen + 1 + 3*8
-
 // storedID is what the login keeps of the token: the start of its hash.
 func (p *presentedRefresh) storedID() []byte { return p.sum[:refreshStoredHashLen] }
 
@@ -87,6 +91,11 @@ var (
 	errRefreshUnknown   = fmt.Errorf("token: %w: unknown or expired refresh token", auth.ErrInvalid)
 	errRefreshCorrupt   = fmt.Errorf("token: %w: unreadable refresh record", auth.ErrInvalid)
 	errRefreshExpired   = fmt.Errorf("token: %w: refresh token expired", auth.ErrExpired)
+	// errRefreshLoginGone: the state refers to its login's record, which is
+	// gone (a refresh racing a logout leaves such a fragment). The family is
+	// revoked (goneLogin), as package logins does for any family whose
+	// login is gone, since nothing can list or revoke it any more.
+	errRefreshLoginGone = fmt.Errorf("token: %w: the login of this refresh token has ended", auth.ErrInvalid)
 )
 
 // refreshRecord is what a refresh token stands for: decoded from the login
@@ -107,35 +116,77 @@ type refreshRecord struct {
 	// Fam + RefreshAbsoluteTTL. Records written before families had an
 	// absolute lifetime lack it: see familyStart.
 	Fam int64 `json:"fam,omitempty"`
+	// famIsLogin: Fam is the creation of the login's record, which the
+	// state refers to instead of repeating it.
+	famIsLogin bool
 }
 
 // encodeRefreshState is the value of store.FieldRefresh: the token's
-// storedID first (what store.TakeField matches), a version byte, then exp,
-// iat and the family start, unix ns, 8 bytes big-endian each: 41 bytes.
+// storedID first (what store.TakeField matches), a version byte, for
+// refreshStateOwnFam the family start (unix ns, 8 bytes big-endian), then
+// iat as nanoseconds after the family start (zigzag varint: exact, for
+// RevokeUser's not-before) and exp as whole seconds after iat (uvarint;
+// storeRefresh makes it whole). A login's first state is 21 bytes.
 func encodeRefreshState(id []byte, rec *refreshRecord) []byte {
-	b := make([]byte, 0, refreshStateLen)
+	b := make([]byte, 0, refreshStateMaxLen)
 	b = append(b, id...)
-	b = append(b, refreshStateVersion)
-	for _, v := range []int64{rec.Exp, rec.Iat, rec.Fam} {
-		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	if rec.famIsLogin {
+		b = append(b, refreshStateLoginFam)
+	} else {
+		b = append(b, refreshStateOwnFam)
+		b = binary.BigEndian.AppendUint64(b, uint64(rec.Fam))
 	}
-	return b
+	b = binary.AppendVarint(b, rec.Iat-rec.Fam)
+	return binary.AppendUvarint(b, uint64((rec.Exp-rec.Iat)/int64(time.Second)))
 }
 
 // decodeRefreshState reads the login hash h of sid as the record of the
-// token whose hash the state begins with.
+// token whose hash the state begins with; it reads every version.
 func decodeRefreshState(sid string, h map[string][]byte) (*refreshRecord, error) {
 	b := h[store.FieldRefresh]
 	id, ok, err := store.ParseIdentity(h)
-	if err != nil || !ok || len(b) != refreshStateLen || b[refreshStoredHashLen] != refreshStateVersion {
+	if err != nil || !ok || len(b) <= refreshStoredHashLen {
 		return nil, errRefreshCorrupt
 	}
+	rec := &refreshRecord{SID: sid, User: id.UserID, Email: id.Email, Client: id.ClientID, Roles: id.Roles}
 	v := b[refreshStoredHashLen+1:]
-	return &refreshRecord{
-		SID: sid, User: id.UserID, Email: id.Email, Client: id.ClientID, Roles: id.Roles,
-		Exp: int64(binary.BigEndian.Uint64(v[0:8])), Iat: int64(binary.BigEndian.Uint64(v[8:16])), Fam: int64(binary.BigEndian.Uint64(v[16:24])),
-	}, nil
+	switch b[refreshStoredHashLen] {
+	case refreshStateV1:
+		if len(b) != refreshStateV1Len {
+			return nil, errRefreshCorrupt
+		}
+		rec.Exp, rec.Iat, rec.Fam = int64(binary.BigEndian.Uint64(v[0:8])), int64(binary.BigEndian.Uint64(v[8:16])), int64(binary.BigEndian.Uint64(v[16:24]))
+		return rec, nil
+	case refreshStateLoginFam:
+		created, ok := store.LoginCreated(h)
+		if !ok {
+			return nil, errRefreshLoginGone
+		}
+		rec.Fam, rec.famIsLogin = created.UnixNano(), true
+	case refreshStateOwnFam:
+		if len(v) < 8 {
+			return nil, errRefreshCorrupt
+		}
+		rec.Fam, v = int64(binary.BigEndian.Uint64(v[:8])), v[8:]
+	default:
+		return nil, errRefreshCorrupt
+	}
+	iat, n := binary.Varint(v)
+	if n <= 0 {
+		return nil, errRefreshCorrupt
+	}
+	ttl, k := binary.Uvarint(v[n:])
+	if k <= 0 || n+k != len(v) || ttl > uint64(maxStoredTTL/time.Second) {
+		return nil, errRefreshCorrupt
+	}
+	rec.Iat = rec.Fam + iat
+	rec.Exp = rec.Iat + int64(ttl)*int64(time.Second)
+	return rec, nil
 }
+
+// maxStoredTTL bounds the lifetime a refresh state may claim (a year is the
+// longest refresh_absolute_ttl): more is corrupt, not a token.
+const maxStoredTTL = 8784 * time.Hour
 
 // familyStart is Fam, or for a record written before Fam existed its own
 // iat: such a family is treated as starting at its latest refresh before
@@ -211,12 +262,17 @@ func newRefreshToken(rand io.Reader, sid string) (string, error) {
 // famStart, with the identity it is for, in the login's hash; the login
 // keeps at least until the token expires. Its expiry is never past the
 // family's deadline.
-func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time, withIdentity bool) (string, time.Time, error) {
-	exp := now.Add(s.cfg.RefreshTTL)
-	if deadline := famStart.Add(s.cfg.RefreshAbsoluteTTL); deadline.Before(exp) {
-		exp = deadline
+//
+// famIsLogin says that famStart is the creation of the login's record
+// (store.LoginCreated), so the state refers to it instead of storing it. The
+// expiry is in whole seconds after now, as the state keeps it.
+func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart time.Time, famIsLogin, withIdentity bool) (string, time.Time, error) {
+	ttl := s.cfg.RefreshTTL
+	if left := famStart.Add(s.cfg.RefreshAbsoluteTTL).Sub(now); left < ttl {
+		ttl = left
 	}
-	ttl := exp.Sub(now)
+	ttl = ttl.Truncate(time.Second)
+	exp := now.Add(ttl)
 	if ttl <= 0 {
 		return "", time.Time{}, fmt.Errorf("token: %w", ErrFamilyExpired)
 	}
@@ -228,7 +284,7 @@ func (s *Service) storeRefresh(ctx context.Context, sub Subject, now, famStart t
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	rec := refreshRecord{Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano()}
+	rec := refreshRecord{Exp: exp.UnixNano(), Iat: now.UnixNano(), Fam: famStart.UnixNano(), famIsLogin: famIsLogin}
 	var fields []store.Field
 	if withIdentity {
 		fields = store.IdentityFields(store.Identity{UserID: sub.UserID, Email: sub.Email, ClientID: sub.ClientID, Roles: sub.Roles})
@@ -262,7 +318,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	// among the login's used ones, so a loser always finds it. It is there
 	// before anything can fail, so that even a refused token is recognised
 	// as reused if it comes back.
-	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, store.FieldIdentity, p.storedID(), refreshKeep)
+	h, taken, used, err := s.st.TakeField(ctx, store.LoginKey(p.sid), store.FieldRefresh, store.FieldRefreshUsed, p.storedID(), refreshKeep)
 	if err != nil {
 		return Pair{}, Subject{}, fmt.Errorf("token: refresh: %w", err)
 	}
@@ -276,9 +332,21 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, Subject, error
 	}
 	rec, err := decodeRefreshState(p.sid, h)
 	if err != nil {
-		return Pair{}, Subject{}, err
+		return Pair{}, Subject{}, s.goneLogin(ctx, p.sid, err)
 	}
 	return s.rotate(ctx, rec, epoch, false)
+}
+
+// goneLogin revokes the family of sid when err is errRefreshLoginGone, and
+// returns err.
+func (s *Service) goneLogin(ctx context.Context, sid string, err error) error {
+	if !errors.Is(err, errRefreshLoginGone) {
+		return err
+	}
+	if rerr := s.RevokeFamily(ctx, sid); rerr != nil {
+		return fmt.Errorf("%w (revoking the family failed: %w)", err, rerr)
+	}
+	return err
 }
 
 // refreshLegacy consumes a refresh token of the old kind, stored under
@@ -312,7 +380,7 @@ func (s *Service) rotate(ctx context.Context, rec *refreshRecord, epoch uint64, 
 		return Pair{}, Subject{}, err
 	}
 	sub := rec.subject()
-	pair, err := s.issue(ctx, sub, now, rec.familyStart(), epoch, withIdentity)
+	pair, err := s.issue(ctx, sub, now, rec.familyStart(), rec.famIsLogin, epoch, withIdentity)
 	if err != nil {
 		return Pair{}, Subject{}, err
 	}
@@ -414,7 +482,8 @@ func (s *Service) lookup(ctx context.Context, p presentedRefresh) (*refreshRecor
 		if !bytes.HasPrefix(h[store.FieldRefresh], p.storedID()) {
 			return nil, errRefreshUnknown
 		}
-		return decodeRefreshState(p.sid, h)
+		rec, err := decodeRefreshState(p.sid, h)
+		return rec, s.goneLogin(ctx, p.sid, err)
 	}
 	data, err := s.st.GetCtx(ctx, refreshKey(p.hash))
 	if err != nil {

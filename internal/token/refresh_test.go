@@ -28,7 +28,7 @@ func TestRefreshRotation(t *testing.T) {
 		t.Fatalf("refresh token %q is not rt_<sid>.base64url(32 bytes)", p1.RefreshToken)
 	}
 	pr, _ := parseRefresh(p1.RefreshToken)
-	login := "ts:sess:" + c1.SID
+	login := store.LoginKey(c1.SID)
 	h, _ := e.st.HGetAll(ctx, login)
 	if st := h[store.FieldRefresh]; !bytes.HasPrefix(st, pr.storedID()) || len(st) > store.ChunkLen {
 		t.Fatalf("login hash %q; want the token's SHA-256 (and no more than %d bytes) in %q", h, store.ChunkLen, store.FieldRefresh)

@@ -133,6 +133,12 @@ type Subject struct {
 	// after it ends the pair even when the pair is minted after the
 	// revocation. It only moves the date earlier.
 	AuthTime time.Time
+	// LoginCreated is the creation of the login record the pair belongs to
+	// (session.Session.CreatedAt), zero when there is none. When the family
+	// starts then (a login's AuthTime is its record's creation), its refresh
+	// state refers to the record's creation (store.LoginCreated) instead of
+	// storing the same instant again.
+	LoginCreated time.Time
 }
 
 // Pair is what a login or a refresh hands to an app.
@@ -232,14 +238,15 @@ func (s *Service) Issue(ctx context.Context, sub Subject) (Pair, error) {
 	if !sub.AuthTime.IsZero() && sub.AuthTime.Before(now) {
 		now = sub.AuthTime
 	}
-	return s.issue(ctx, sub, now, now, s.rev.SIDEpoch(), true)
+	famIsLogin := !sub.LoginCreated.IsZero() && now.Equal(sub.LoginCreated)
+	return s.issue(ctx, sub, now, now, famIsLogin, s.rev.SIDEpoch(), true)
 }
 
 // issue mints a pair of the family that started at famStart, refused if sid
 // was revoked by epoch (see Revocations.SIDRevokedBy). withIdentity stores
 // sub's identity in the login's hash with the refresh token; a rotation of a
 // token that was read from that hash leaves it as it is.
-func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Time, epoch uint64, withIdentity bool) (Pair, error) {
+func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Time, famIsLogin bool, epoch uint64, withIdentity bool) (Pair, error) {
 	if err := s.checkSubjectBy(sub, epoch); err != nil {
 		return Pair{}, err
 	}
@@ -247,7 +254,7 @@ func (s *Service) issue(ctx context.Context, sub Subject, now, famStart time.Tim
 	if err != nil {
 		return Pair{}, err
 	}
-	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now, famStart, withIdentity)
+	refresh, refreshExp, err := s.storeRefresh(ctx, sub, now, famStart, famIsLogin, withIdentity)
 	if err != nil {
 		return Pair{}, err
 	}
