@@ -23,17 +23,23 @@ type LegacyVerifier interface {
 	// A forged cookie is ok with an error wrapping auth.ErrInvalid: it is
 	// refused without reaching the legacy store.
 	ParseLegacy(cookie func(name string) string) (cred LegacyCredential, ok bool, err error)
-	// VerifyLegacy reads the session (one store read) and its user. Errors
-	// wrap auth.ErrInvalid, auth.ErrNotFound, auth.ErrRevoked or
-	// auth.ErrUnavailable.
+	// VerifyLegacy reads the session (one store read, none on a near-cache
+	// hit) and its user. Errors wrap auth.ErrInvalid, auth.ErrNotFound,
+	// auth.ErrRevoked or auth.ErrUnavailable. The principal may be shared
+	// between requests (the near cache's): nobody modifies it.
 	VerifyLegacy(ctx context.Context, cred LegacyCredential) (*auth.Principal, error)
 }
 
-// LegacyCredential is a parsed legacy cookie. ID is a bearer secret: never
-// log it.
+// LegacyCredential is a parsed legacy cookie. ID and Raw are bearer
+// secrets: never log them.
 type LegacyCredential struct {
 	Source string
 	ID     string
+	// Raw is the cookie value ID was verified from, as the request sent it
+	// (the verifier's near cache compares it instead of verifying the
+	// signature again); empty when unknown. It may alias the request's
+	// buffer: a verifier that keeps it copies it.
+	Raw string
 }
 
 // SourceRecorder is optionally implemented by the Recorder: legacy requests
@@ -64,7 +70,8 @@ func (cfg *Config) addLegacy(c *fiber.Ctx, lc legacyCookie, results []verified, 
 	r := verified{scheme: auth.SchemeSession, source: lc.cred.Source, err: lc.err}
 	if r.err == nil {
 		r.p, r.err = cfg.Legacy.VerifyLegacy(c.UserContext(), lc.cred)
-		if r.err == nil {
+		if r.err == nil && (r.p.Scheme != auth.SchemeSession || r.p.Source != lc.cred.Source) {
+			// Written only when needed: the principal may be shared.
 			r.p.Scheme = auth.SchemeSession
 			r.p.Source = lc.cred.Source
 		}

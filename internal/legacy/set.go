@@ -68,7 +68,7 @@ func Open(opts []Options) (*Set, error) {
 			if s.cache == nil {
 				s.cache = newNearCache(DefaultCacheBytes)
 			}
-			src = &cachingSource{Source: src, cache: s.cache, ttl: n.CacheTTL, clock: n.Clock}
+			src = newCachingSource(src, s.cache, n.CacheTTL, n.Clock)
 		}
 		s.sources = append(s.sources, src)
 		s.byName[src.Name()] = src
@@ -94,6 +94,32 @@ func (s *Set) Parse(cookie func(string) string) (Source, string, error) {
 		return src, id, err
 	}
 	return nil, "", ErrNoCookie
+}
+
+// parse is Parse for the Verifier, which also gets the cookie value the id
+// was verified from (raw; "" for callout). When that value is the one a
+// near-cache entry was filled from, no signature is computed
+// (cachingSource.parseCached), and id and raw are the entry's own strings.
+func (s *Set) parse(cookie func(string) string) (src Source, id, raw string, err error) {
+	for _, src := range s.sources {
+		if cs, ok := src.(*cachingSource); ok && cs.keyer != nil {
+			raw := cookie(cs.cookie)
+			if raw == "" {
+				continue
+			}
+			if e := cs.parseCached(raw); e != nil {
+				return src, e.sess.ID, e.raw, nil
+			}
+			id, err := src.Parse(cookie)
+			return src, id, raw, err
+		}
+		id, err := src.Parse(cookie)
+		if errors.Is(err, ErrNoCookie) {
+			continue
+		}
+		return src, id, "", err
+	}
+	return nil, "", "", ErrNoCookie
 }
 
 // Ping pings every source; the map holds the failures by source name

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -33,7 +34,8 @@ type Verifier struct {
 	cookies    []string
 	// check and seen are the login registry's hooks (logins.Service's
 	// CheckLegacy and SeenLegacy), set once at start by SetHooks: check
-	// refuses a session tokenshift ended (callout handles, not-before);
+	// refuses a session whose handle tokenshift ended (the user's
+	// not-before is the Verifier's own check, done once);
 	// seen records the session in the user's index so that a revocation
 	// can delete it from its store.
 	check func(*Session) error
@@ -76,11 +78,11 @@ func (v *Verifier) CookieNames() []string { return v.cookies }
 
 // ParseLegacy implements authn.LegacyVerifier: no I/O.
 func (v *Verifier) ParseLegacy(cookie func(string) string) (authn.LegacyCredential, bool, error) {
-	src, id, err := v.set.Parse(cookie)
+	src, id, raw, err := v.set.parse(cookie)
 	if errors.Is(err, ErrNoCookie) {
 		return authn.LegacyCredential{}, false, nil
 	}
-	cred := authn.LegacyCredential{Source: src.Name(), ID: id}
+	cred := authn.LegacyCredential{Source: src.Name(), ID: id, Raw: raw}
 	return cred, true, err
 }
 
@@ -107,14 +109,38 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		cs.cache.Miss()
 	}
 	gen := cs.cache.gen.Load()
+	// The id may alias the request's buffer (a cookie value as is): the
+	// entry and its key keep copies.
+	cred.ID = strings.Clone(cred.ID)
 	p, e, err := v.verifyStore(ctx, src, cred)
 	if err != nil {
 		return nil, err
 	}
+	e.raw = verifiedRaw(cs, cred)
 	e.loadedAt = now
 	e.until = min(now+int64(cs.ttl), e.sess.ExpiresAt.UnixNano())
 	cs.cache.put(cacheKey{cred.Source, cred.ID}, e, gen)
 	return p, nil
+}
+
+// verifiedRaw is what an entry filled for cred keeps of its cookie value:
+// a copy of cred.Raw if it verifies, in full, as cred.ID (the caller of
+// VerifyLegacy may pass any Raw; a value kept here is accepted later by
+// comparison alone), else "". Once per store read, not per request.
+func verifiedRaw(cs *cachingSource, cred authn.LegacyCredential) string {
+	if cs.keyer == nil || cred.Raw == "" {
+		return ""
+	}
+	id, err := cs.Source.Parse(func(name string) string {
+		if name == cs.cookie {
+			return cred.Raw
+		}
+		return ""
+	})
+	if err != nil || id != cred.ID {
+		return ""
+	}
+	return strings.Clone(cred.Raw)
 }
 
 // revocationLag is how long before a read a user revocation may be dated
@@ -126,15 +152,24 @@ const revocationLag = time.Second
 // verifyCached answers from the entry if nothing ended the session since it
 // was read; ok false sends the caller to the store, which then decides.
 // The checks are the mirror's, as on a store read: the user's not-before
-// (an entry read before it, or too close after it, is dropped) and the
-// CheckLegacy hook (a handle tokenshift ended: refused at once).
+// (one lookup: an entry read before it, or too close after it, is dropped;
+// a session saved before it is refused, as the store read refuses it) and
+// the CheckLegacy hook (a handle tokenshift ended: refused at once).
 func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal, bool, error) {
 	sess := e.sess
 	if v.notBefore != nil {
-		if nb := v.notBefore(e.userID); !nb.IsZero() && nb.UnixNano() > e.loadedAt-int64(revocationLag) {
-			c.drop(sess.Source, sess.ID, e)
-			c.Miss()
-			return nil, false, nil
+		if nb := v.notBefore(e.userID); !nb.IsZero() {
+			if nb.UnixNano() > e.loadedAt-int64(revocationLag) {
+				c.drop(sess.Source, sess.ID, e)
+				c.Miss()
+				return nil, false, nil
+			}
+			if !sess.IssuedAt.IsZero() && sess.IssuedAt.Before(nb) {
+				// A revocation that reached this instance late.
+				c.drop(sess.Source, sess.ID, e)
+				c.Miss()
+				return nil, true, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
+			}
 		}
 	}
 	if v.check != nil {
@@ -147,16 +182,7 @@ func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal
 	c.Hit()
 	// SeenLegacy is not called: it writes at most once a minute per
 	// session, and the store read at least every cache_ttl calls it.
-	return &auth.Principal{
-		UserID:    e.userID,
-		Email:     e.email,
-		ClientID:  sess.Client,
-		Roles:     e.roles,
-		SID:       sess.Handle,
-		ExpiresAt: sess.ExpiresAt,
-		Source:    sess.Source,
-		LegacyID:  sess.ID,
-	}, true, nil
+	return e.p, true, nil
 }
 
 // verifyStore is a legacy session's verification without the cache: one
@@ -186,7 +212,9 @@ func (v *Verifier) verifyStore(ctx context.Context, src Source, cred authn.Legac
 	if v.notBefore != nil {
 		// IssuedAt is the last save, so IssuedAt before the instant proves
 		// the session was created before it (a zero IssuedAt proves nothing;
-		// revocation ends the seen ids in their store instead).
+		// revocation ends the seen ids in their store instead). This is the
+		// one not-before check of a legacy session (the CheckLegacy hook
+		// checks the handle only).
 		if nb := v.notBefore(u.ID); !nb.IsZero() && !sess.IssuedAt.IsZero() && sess.IssuedAt.Before(nb) {
 			return nil, nil, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
 		}
@@ -212,6 +240,9 @@ func (v *Verifier) verifyStore(ctx context.Context, src Source, cred authn.Legac
 		// the next request, and the not-before still ends what it can date.
 		_ = v.seen(ctx, p)
 	}
-	e := &cachedSession{sess: sess, userID: u.ID, email: u.Email, roles: slices.Clone(u.Roles)}
+	shared := *p
+	shared.Roles = slices.Clone(u.Roles)
+	shared.Scheme = auth.SchemeSession
+	e := &cachedSession{sess: sess, userID: u.ID, p: &shared}
 	return p, e, nil
 }
