@@ -23,16 +23,20 @@ import (
 //     milliseconds, and a hit runs the CheckLegacy hook, which refuses a
 //     revoked handle;
 //   - a user revocation (log out everywhere, password change, suspension)
-//     is the mirror's per-user not-before: a hit whose entry was read
-//     before it is dropped and the store decides, as without the cache;
+//     is the mirror's per-user not-before, looked up once per hit: a hit
+//     whose entry was read before it is dropped and the store decides, as
+//     without the cache, and a session last saved before it is refused;
 //   - a hit is used only before the session's own expiry (the key's TTL as
 //     read, cookie.expires, expire_date; callout: its answer's cache_ttl);
 //   - the legacy app's own endings (its logout deleting the key, a password
 //     changed in the legacy app) are not announced: they are seen at the
 //     next read, at most cache_ttl (<= 1s) later. That is the price.
 //
-// Forged cookies never reach it: Parse runs first, and only a session that
-// passed every check of a store read is cached.
+// Forged cookies never reach it: the cookie is verified first, and only a
+// session that passed every check of a store read is cached. A cookie
+// value equal, in constant time, to the one an entry was filled from (and
+// verified in full then) is not verified again (parseCached): any other
+// value takes the full check, without I/O.
 
 // DefaultCacheBytes bounds the near cache of one Set (every source
 // together): about 40,000 sessions of the usual size.
