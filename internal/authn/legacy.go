@@ -21,14 +21,27 @@ type LegacyVerifier interface {
 	// ParseLegacy finds the request's legacy cookie and checks its signature
 	// or id format without I/O. ok is false when the request carries none.
 	// A forged cookie is ok with an error wrapping auth.ErrInvalid: it is
-	// refused without reaching the legacy store.
-	ParseLegacy(cookie func(name string) string) (cred LegacyCredential, ok bool, err error)
+	// refused without reaching the legacy store. The middleware passes the
+	// *fiber.Ctx itself (no closure to allocate per request).
+	ParseLegacy(cookies Cookies) (cred LegacyCredential, ok bool, err error)
 	// VerifyLegacy reads the session (one store read, none on a near-cache
 	// hit) and its user. Errors wrap auth.ErrInvalid, auth.ErrNotFound,
 	// auth.ErrRevoked or auth.ErrUnavailable. The principal may be shared
 	// between requests (the near cache's): nobody modifies it.
 	VerifyLegacy(ctx context.Context, cred LegacyCredential) (*auth.Principal, error)
 }
+
+// Cookies reads a request's cookies by name ("" when absent): *fiber.Ctx,
+// or a function (CookieFunc).
+type Cookies interface {
+	Cookies(name string, defaultValue ...string) string
+}
+
+// CookieFunc adapts a function to Cookies (tests, tools).
+type CookieFunc func(name string) string
+
+// Cookies implements Cookies; defaultValue is ignored.
+func (f CookieFunc) Cookies(name string, _ ...string) string { return f(name) }
 
 // LegacyCredential is a parsed legacy cookie. ID and Raw are bearer
 // secrets: never log them.
@@ -57,7 +70,7 @@ type legacyCookie struct {
 }
 
 func (cfg *Config) parseLegacy(c *fiber.Ctx) legacyCookie {
-	cred, ok, err := cfg.Legacy.ParseLegacy(func(n string) string { return c.Cookies(n) })
+	cred, ok, err := cfg.Legacy.ParseLegacy(c)
 	return legacyCookie{present: ok, cred: cred, err: err}
 }
 

@@ -21,8 +21,8 @@ type fakeLegacy struct {
 
 func (f *fakeLegacy) CookieNames() []string { return []string{"connect.sid"} }
 
-func (f *fakeLegacy) ParseLegacy(cookie func(string) string) (LegacyCredential, bool, error) {
-	v := cookie("connect.sid")
+func (f *fakeLegacy) ParseLegacy(cookies Cookies) (LegacyCredential, bool, error) {
+	v := cookies.Cookies("connect.sid")
 	if v == "" {
 		return LegacyCredential{}, false, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
 )
 
 // Set is the configured legacy.sources, in configuration order: what the
@@ -100,26 +102,32 @@ func (s *Set) Parse(cookie func(string) string) (Source, string, error) {
 // was verified from (raw; "" for callout). When that value is the one a
 // near-cache entry was filled from, no signature is computed
 // (cachingSource.parseCached), and id and raw are the entry's own strings.
-func (s *Set) parse(cookie func(string) string) (src Source, id, raw string, err error) {
+func (s *Set) parse(cookies authn.Cookies) (src Source, id, raw string, err error) {
 	for _, src := range s.sources {
 		if cs, ok := src.(*cachingSource); ok && cs.keyer != nil {
-			raw := cookie(cs.cookie)
+			raw := cookies.Cookies(cs.cookie)
 			if raw == "" {
 				continue
 			}
 			if e := cs.parseCached(raw); e != nil {
 				return src, e.sess.ID, e.raw, nil
 			}
-			id, err := src.Parse(cookie)
+			id, err := src.Parse(cookieFunc(cookies))
 			return src, id, raw, err
 		}
-		id, err := src.Parse(cookie)
+		id, err := src.Parse(cookieFunc(cookies))
 		if errors.Is(err, ErrNoCookie) {
 			continue
 		}
 		return src, id, "", err
 	}
 	return nil, "", "", ErrNoCookie
+}
+
+// cookieFunc is cookies as a Source's Parse takes them. Made only where a
+// Parse runs (a closure allocates): a near-cache hit allocates nothing.
+func cookieFunc(cookies authn.Cookies) func(string) string {
+	return func(n string) string { return cookies.Cookies(n) }
 }
 
 // Ping pings every source; the map holds the failures by source name

@@ -77,8 +77,8 @@ func Handle(source, id string) string { return "legacy:" + IDHash(source, id) }
 func (v *Verifier) CookieNames() []string { return v.cookies }
 
 // ParseLegacy implements authn.LegacyVerifier: no I/O.
-func (v *Verifier) ParseLegacy(cookie func(string) string) (authn.LegacyCredential, bool, error) {
-	src, id, raw, err := v.set.parse(cookie)
+func (v *Verifier) ParseLegacy(cookies authn.Cookies) (authn.LegacyCredential, bool, error) {
+	src, id, raw, err := v.set.parse(cookies)
 	if errors.Is(err, ErrNoCookie) {
 		return authn.LegacyCredential{}, false, nil
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenshift/tokenshift/featureflags"
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/legacy"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
@@ -95,7 +96,7 @@ func (e *env) accept(t *testing.T, set *legacy.Set, cookies map[string]string) (
 	t.Helper()
 	v := legacy.NewVerifier(set, nil, withBob{e.verifier}, e.rev.UserNotBefore)
 	v.SetHooks(e.CheckLegacy, e.SeenLegacy)
-	cred, ok, err := v.ParseLegacy(func(n string) string { return cookies[n] })
+	cred, ok, err := v.ParseLegacy(authn.CookieFunc(func(n string) string { return cookies[n] }))
 	if !ok {
 		return nil, legacy.ErrNoCookie
 	}
