@@ -53,6 +53,10 @@ type LegacyCredential struct {
 	// signature again); empty when unknown. It may alias the request's
 	// buffer: a verifier that keeps it copies it.
 	Raw string
+	// Hint is the verifier's own note from ParseLegacy to VerifyLegacy
+	// (the legacy verifier: the near-cache entry the cookie matched, so
+	// that a hit looks nothing up twice); nil when none. Opaque here.
+	Hint any
 }
 
 // SourceRecorder is optionally implemented by the Recorder: legacy requests

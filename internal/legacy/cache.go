@@ -55,8 +55,8 @@ const legacyPrincipalOverhead = 192
 
 type cacheKey struct{ source, id string }
 
-// cachedSession is one verified legacy session. Nothing in it is modified
-// once cached: a hit copies what it hands out.
+// cachedSession is one verified legacy session. Nothing in it but gone is
+// modified once cached; a hit hands out its shared principal.
 type cachedSession struct {
 	sess   *Session // Handle set; read-only
 	userID string   // tokenshift's user id (may differ in form from sess.UserID)
@@ -70,6 +70,12 @@ type cachedSession struct {
 	// a cookie already verified, so its signature is not computed again
 	// (cachingSource.parseCached).
 	raw string
+	// src is the source the entry is of (set at the fill).
+	src *cachingSource
+	// gone is set when drop, forget or forgetUser removes the entry, so
+	// that a request holding it from its parse (VerifyLegacy's hint) does
+	// not answer from it once an ending dropped it.
+	gone atomic.Bool
 	// loadedAt is when the read that produced the entry was sent (unix ns):
 	// a user revocation at or after it sends the next request to the store.
 	loadedAt int64
@@ -131,7 +137,13 @@ func (c *nearCache) put(k cacheKey, e *cachedSession, gen uint64) {
 
 // drop forgets (source, id) if it is still e (or any entry, e nil).
 func (c *nearCache) drop(source, id string, e *cachedSession) {
-	c.DropIf(cacheKey{source, id}, func(old *cachedSession) bool { return e == nil || old == e })
+	c.DropIf(cacheKey{source, id}, func(old *cachedSession) bool {
+		if e == nil || old == e {
+			old.gone.Store(true)
+			return true
+		}
+		return false
+	})
 }
 
 // forget drops (source, id) and keeps a read in flight from caching it.
@@ -145,7 +157,11 @@ func (c *nearCache) forget(source, id string) {
 func (c *nearCache) forgetUser(userID string) {
 	c.gen.Add(1)
 	c.DropWhere(func(_ cacheKey, e *cachedSession) bool {
-		return e.userID == userID || e.sess.UserID == userID
+		if e.userID == userID || e.sess.UserID == userID {
+			e.gone.Store(true)
+			return true
+		}
+		return false
 	})
 }
 

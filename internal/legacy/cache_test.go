@@ -488,3 +488,51 @@ func TestNearCacheCopiesTheRequestsCookie(t *testing.T) {
 		t.Fatalf("%d commands, want a hit", n)
 	}
 }
+
+// The entry ParseLegacy matched rides along to VerifyLegacy (no second
+// lookup), but only while it is cached and only for its own credential: an
+// ending that dropped it between the two (Forget, ForgetUser) sends the
+// request to the store, and a credential naming another id is looked up.
+func TestNearCacheHintOfParse(t *testing.T) {
+	tests := []struct {
+		name      string
+		between   func(r *cacheRig)
+		edit      func(*authn.LegacyCredential)
+		wantReads int
+	}{
+		{name: "nothing between: a hit", between: func(*cacheRig) {}, wantReads: 0},
+		{name: "Forget between", between: func(r *cacheRig) { r.set.Forget("shop", "hint") }, wantReads: 2},
+		{name: "ForgetUser between", between: func(r *cacheRig) { r.set.ForgetUser("1") }, wantReads: 2},
+		{name: "entry past its TTL", between: func(r *cacheRig) { r.clock.Advance(time.Second) }, wantReads: 2},
+		{name: "credential of another id", between: func(*cacheRig) {}, edit: func(c *authn.LegacyCredential) { c.ID = "other" }, wantReads: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newCacheRig(t, nil)
+			c := r.session(t, "hint", r.clock.Now().Add(-time.Minute), time.Hour)
+			r.session(t, "other", r.clock.Now().Add(-time.Minute), time.Hour)
+			if _, err := r.verify(t, c); err != nil {
+				t.Fatal(err)
+			}
+			cred, _, err := r.v.ParseLegacy(cookieJar(map[string]string{"connect.sid": c}))
+			if err != nil || cred.Hint == nil {
+				t.Fatalf("ParseLegacy of a cached cookie: %+v, %v; want a hint", cred, err)
+			}
+			tc.between(r)
+			if tc.edit != nil {
+				tc.edit(&cred)
+			}
+			var p *auth.Principal
+			if n := r.reads(t, func() {
+				if p, err = r.v.VerifyLegacy(context.Background(), cred); err != nil {
+					t.Fatal(err)
+				}
+			}); n != tc.wantReads {
+				t.Fatalf("%d commands, want %d", n, tc.wantReads)
+			}
+			if p.LegacyID != cred.ID {
+				t.Fatalf("principal of %q for the credential of %q", p.LegacyID, cred.ID)
+			}
+		})
+	}
+}

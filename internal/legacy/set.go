@@ -101,8 +101,9 @@ func (s *Set) Parse(cookie func(string) string) (Source, string, error) {
 // parse is Parse for the Verifier, which also gets the cookie value the id
 // was verified from (raw; "" for callout). When that value is the one a
 // near-cache entry was filled from, no signature is computed
-// (cachingSource.parseCached), and id and raw are the entry's own strings.
-func (s *Set) parse(cookies authn.Cookies) (src Source, id, raw string, err error) {
+// (cachingSource.parseCached): e is that entry (whether it still answers is
+// the caller's to check), and id and raw are its own strings.
+func (s *Set) parse(cookies authn.Cookies) (src Source, id, raw string, e *cachedSession, err error) {
 	for _, src := range s.sources {
 		if cs, ok := src.(*cachingSource); ok && cs.keyer != nil {
 			raw := cookies.Cookies(cs.cookie)
@@ -110,18 +111,18 @@ func (s *Set) parse(cookies authn.Cookies) (src Source, id, raw string, err erro
 				continue
 			}
 			if e := cs.parseCached(raw); e != nil {
-				return src, e.sess.ID, e.raw, nil
+				return src, e.sess.ID, e.raw, e, nil
 			}
 			id, err := src.Parse(cookieFunc(cookies))
-			return src, id, raw, err
+			return src, id, raw, nil, err
 		}
 		id, err := src.Parse(cookieFunc(cookies))
 		if errors.Is(err, ErrNoCookie) {
 			continue
 		}
-		return src, id, "", err
+		return src, id, "", nil, err
 	}
-	return nil, "", "", ErrNoCookie
+	return nil, "", "", nil, ErrNoCookie
 }
 
 // cookieFunc is cookies as a Source's Parse takes them. Made only where a

@@ -78,11 +78,14 @@ func (v *Verifier) CookieNames() []string { return v.cookies }
 
 // ParseLegacy implements authn.LegacyVerifier: no I/O.
 func (v *Verifier) ParseLegacy(cookies authn.Cookies) (authn.LegacyCredential, bool, error) {
-	src, id, raw, err := v.set.parse(cookies)
+	src, id, raw, e, err := v.set.parse(cookies)
 	if errors.Is(err, ErrNoCookie) {
 		return authn.LegacyCredential{}, false, nil
 	}
 	cred := authn.LegacyCredential{Source: src.Name(), ID: id, Raw: raw}
+	if e != nil {
+		cred.Hint = e
+	}
 	return cred, true, err
 }
 
@@ -91,17 +94,35 @@ func (v *Verifier) ParseLegacy(cookies authn.Cookies) (authn.LegacyCredential, b
 // cache_ttl ago and nothing ended it since (cache.go); otherwise one read
 // of the legacy store, then the user in tokenshift's user store.
 func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential) (*auth.Principal, error) {
-	src := v.set.ByName(cred.Source)
-	if src == nil {
-		return nil, fmt.Errorf("legacy source %q: %w", cred.Source, auth.ErrInvalid)
+	// The entry ParseLegacy matched, if it is the credential's and still
+	// cached: no second lookup of the source or of the entry. (An entry
+	// dropped since is gone: the lookup decides, as without the hint. The
+	// mirror's checks run on the entry either way.)
+	hint, _ := cred.Hint.(*cachedSession)
+	if hint != nil && (hint.src == nil || hint.gone.Load() || hint.sess.Source != cred.Source || hint.sess.ID != cred.ID) {
+		hint = nil
 	}
-	cs := cacheOf(src)
+	var cs *cachingSource
+	var src Source
+	if hint != nil {
+		cs, src = hint.src, hint.src
+	} else {
+		src = v.set.ByName(cred.Source)
+		if src == nil {
+			return nil, fmt.Errorf("legacy source %q: %w", cred.Source, auth.ErrInvalid)
+		}
+		cs = cacheOf(src)
+	}
 	if cs == nil {
 		p, _, err := v.verifyStore(ctx, src, cred)
 		return p, err
 	}
 	now := cs.clock().UnixNano()
-	if e := cs.cache.get(cred.Source, cred.ID, now); e != nil {
+	e := hint
+	if e == nil || now >= e.until {
+		e = cs.cache.get(cred.Source, cred.ID, now)
+	}
+	if e != nil {
 		if p, ok, err := v.verifyCached(cs.cache, e); ok {
 			return p, err
 		}
@@ -116,7 +137,7 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 	if err != nil {
 		return nil, err
 	}
-	e.raw = verifiedRaw(cs, cred)
+	e.raw, e.src = verifiedRaw(cs, cred), cs
 	e.loadedAt = now
 	e.until = min(now+int64(cs.ttl), e.sess.ExpiresAt.UnixNano())
 	cs.cache.put(cacheKey{cred.Source, cred.ID}, e, gen)
