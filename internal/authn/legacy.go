@@ -3,7 +3,6 @@ package authn
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -20,22 +19,47 @@ type LegacyVerifier interface {
 	// duplicates like tokenshift's own).
 	CookieNames() []string
 	// ParseLegacy finds the request's legacy cookie and checks its signature
-	// or id format without I/O. cookie returns copies: what it parses may
-	// be kept past the request. ok is false when the request carries none.
+	// or id format without I/O. The cookies are views of a buffer the server
+	// reuses for the next request: the verifier copies what it keeps past
+	// the request (its near cache's keys, a LegacyID). ok is false when the
+	// request carries none.
 	// A forged cookie is ok with an error wrapping auth.ErrInvalid: it is
-	// refused without reaching the legacy store.
-	ParseLegacy(cookie func(name string) string) (cred LegacyCredential, ok bool, err error)
-	// VerifyLegacy reads the session (one store read) and its user. Errors
-	// wrap auth.ErrInvalid, auth.ErrNotFound, auth.ErrRevoked or
-	// auth.ErrUnavailable.
+	// refused without reaching the legacy store. The middleware passes the
+	// *fiber.Ctx itself (no closure to allocate per request).
+	ParseLegacy(cookies Cookies) (cred LegacyCredential, ok bool, err error)
+	// VerifyLegacy reads the session (one store read, none on a near-cache
+	// hit) and its user. Errors wrap auth.ErrInvalid, auth.ErrNotFound,
+	// auth.ErrRevoked or auth.ErrUnavailable. The principal may be shared
+	// between requests (the near cache's): nobody modifies it.
 	VerifyLegacy(ctx context.Context, cred LegacyCredential) (*auth.Principal, error)
 }
 
-// LegacyCredential is a parsed legacy cookie. ID is a bearer secret: never
-// log it.
+// Cookies reads a request's cookies by name ("" when absent): *fiber.Ctx,
+// or a function (CookieFunc).
+type Cookies interface {
+	Cookies(name string, defaultValue ...string) string
+}
+
+// CookieFunc adapts a function to Cookies (tests, tools).
+type CookieFunc func(name string) string
+
+// Cookies implements Cookies; defaultValue is ignored.
+func (f CookieFunc) Cookies(name string, _ ...string) string { return f(name) }
+
+// LegacyCredential is a parsed legacy cookie. ID and Raw are bearer
+// secrets: never log them.
 type LegacyCredential struct {
 	Source string
 	ID     string
+	// Raw is the cookie value ID was verified from, as the request sent it
+	// (the verifier's near cache compares it instead of verifying the
+	// signature again); empty when unknown. It may alias the request's
+	// buffer: a verifier that keeps it copies it.
+	Raw string
+	// Hint is the verifier's own note from ParseLegacy to VerifyLegacy
+	// (the legacy verifier: the near-cache entry the cookie matched, so
+	// that a hit looks nothing up twice); nil when none. Opaque here.
+	Hint any
 }
 
 // SourceRecorder is optionally implemented by the Recorder: legacy requests
@@ -52,13 +76,10 @@ type legacyCookie struct {
 	err     error
 }
 
-// parseLegacy hands the verifier copies of the cookies: c.Cookies is a view
-// of a buffer the server reuses for the next request, and a legacy id that
-// is the cookie itself (PHP's) or a slice of it ends up as the key and the
-// principal's LegacyID of the verifier's near cache, shared by later
-// requests. One small copy per legacy request, only of the cookies asked.
+// parseLegacy hands the verifier the request itself (no closure to allocate
+// per request); the verifier copies what it keeps (ParseLegacy).
 func (cfg *Config) parseLegacy(c *fiber.Ctx) legacyCookie {
-	cred, ok, err := cfg.Legacy.ParseLegacy(func(n string) string { return strings.Clone(c.Cookies(n)) })
+	cred, ok, err := cfg.Legacy.ParseLegacy(c)
 	return legacyCookie{present: ok, cred: cred, err: err}
 }
 
@@ -71,7 +92,8 @@ func (cfg *Config) addLegacy(c *fiber.Ctx, lc legacyCookie, results []verified, 
 	r := verified{scheme: auth.SchemeSession, source: lc.cred.Source, err: lc.err}
 	if r.err == nil {
 		r.p, r.err = cfg.Legacy.VerifyLegacy(c.UserContext(), lc.cred)
-		if r.err == nil {
+		if r.err == nil && (r.p.Scheme != auth.SchemeSession || r.p.Source != lc.cred.Source) {
+			// Written only when needed: the principal may be shared.
 			r.p.Scheme = auth.SchemeSession
 			r.p.Source = lc.cred.Source
 		}

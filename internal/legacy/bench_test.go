@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/user"
 )
 
@@ -71,12 +72,12 @@ func BenchmarkVerifyLegacyCached(b *testing.B) {
 	h.admin.Set(ctx, "sess:bench", `{"cookie":{"originalMaxAge":86400000,"expires":"2099-01-01T00:00:00.000Z"},"passport":{"user":"42"}}`, time.Hour)
 	v := NewVerifier(set, []Options{o}, fakeUsers{"42": &user.User{ID: "42", Email: "b@example.com", Roles: []string{"user"}}}, func(string) time.Time { return time.Time{} })
 	cookie := SignExpressCookie("bench", "s1")
-	jar := func(n string) string {
+	jar := authn.CookieFunc(func(n string) string {
 		if n == "connect.sid" {
 			return cookie
 		}
 		return ""
-	}
+	})
 	b.ReportAllocs()
 	for b.Loop() {
 		cred, _, err := v.ParseLegacy(jar)

@@ -1,10 +1,12 @@
 package legacy
 
 import (
+	"crypto/subtle"
 	"hash/maphash"
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/nearcache"
 )
 
@@ -21,16 +23,20 @@ import (
 //     milliseconds, and a hit runs the CheckLegacy hook, which refuses a
 //     revoked handle;
 //   - a user revocation (log out everywhere, password change, suspension)
-//     is the mirror's per-user not-before: a hit whose entry was read
-//     before it is dropped and the store decides, as without the cache;
+//     is the mirror's per-user not-before, looked up once per hit: a hit
+//     whose entry was read before it is dropped and the store decides, as
+//     without the cache, and a session last saved before it is refused;
 //   - a hit is used only before the session's own expiry (the key's TTL as
 //     read, cookie.expires, expire_date; callout: its answer's cache_ttl);
 //   - the legacy app's own endings (its logout deleting the key, a password
 //     changed in the legacy app) are not announced: they are seen at the
 //     next read, at most cache_ttl (<= 1s) later. That is the price.
 //
-// Forged cookies never reach it: Parse runs first, and only a session that
-// passed every check of a store read is cached.
+// Forged cookies never reach it: the cookie is verified first, and only a
+// session that passed every check of a store read is cached. A cookie
+// value equal, in constant time, to the one an entry was filled from (and
+// verified in full then) is not verified again (parseCached): any other
+// value takes the full check, without I/O.
 
 // DefaultCacheBytes bounds the near cache of one Set (every source
 // together): about 40,000 sessions of the usual size.
@@ -44,15 +50,32 @@ const legacyCacheShards = nearcache.Shards
 // the entry, its Session, the map slot and key, the roles' slice header.
 const legacyEntryOverhead = 384
 
+// legacyPrincipalOverhead is the shared principal's struct.
+const legacyPrincipalOverhead = 192
+
 type cacheKey struct{ source, id string }
 
-// cachedSession is one verified legacy session. Nothing in it is modified
-// once cached: a hit copies what it hands out.
+// cachedSession is one verified legacy session. Nothing in it but gone is
+// modified once cached; a hit hands out its shared principal.
 type cachedSession struct {
 	sess   *Session // Handle set; read-only
 	userID string   // tokenshift's user id (may differ in form from sess.UserID)
-	email  string
-	roles  []string // shared by every principal made from the entry: read-only
+	// p is the principal every hit answers, shared by their requests
+	// (authn.LegacyVerifier: nobody modifies it), built once at the fill:
+	// Scheme session and Source set, as authn would set them.
+	p *auth.Principal
+	// raw is the cookie value the entry's id was verified from when the
+	// entry was filled (a copy, never the request's buffer); empty when
+	// unknown. A request whose cookie is byte for byte this value carries
+	// a cookie already verified, so its signature is not computed again
+	// (cachingSource.parseCached).
+	raw string
+	// src is the source the entry is of (set at the fill).
+	src *cachingSource
+	// gone is set when drop, forget or forgetUser removes the entry, so
+	// that a request holding it from its parse (VerifyLegacy's hint) does
+	// not answer from it once an ending dropped it.
+	gone atomic.Bool
 	// loadedAt is when the read that produced the entry was sent (unix ns):
 	// a user revocation at or after it sends the next request to the store.
 	loadedAt int64
@@ -83,12 +106,15 @@ func newNearCache(maxBytes int64) *nearCache {
 func legacyEntrySize(k cacheKey, e *cachedSession) int64 {
 	s := e.sess
 	n := legacyEntryOverhead + len(k.source) + len(k.id) + len(s.Source) + len(s.Client) + len(s.ID) +
-		len(s.UserID) + len(s.Email) + len(s.AuthHash) + len(s.Handle) + len(e.userID) + len(e.email)
+		len(s.UserID) + len(s.Email) + len(s.AuthHash) + len(s.Handle) + len(e.userID) + len(e.raw)
 	for _, r := range s.Roles {
 		n += 16 + len(r)
 	}
-	for _, r := range e.roles {
-		n += 16 + len(r)
+	if e.p != nil { // its other strings are the Session's
+		n += legacyPrincipalOverhead + len(e.p.Email)
+		for _, r := range e.p.Roles {
+			n += 16 + len(r)
+		}
 	}
 	return int64(n)
 }
@@ -111,7 +137,13 @@ func (c *nearCache) put(k cacheKey, e *cachedSession, gen uint64) {
 
 // drop forgets (source, id) if it is still e (or any entry, e nil).
 func (c *nearCache) drop(source, id string, e *cachedSession) {
-	c.DropIf(cacheKey{source, id}, func(old *cachedSession) bool { return e == nil || old == e })
+	c.DropIf(cacheKey{source, id}, func(old *cachedSession) bool {
+		if e == nil || old == e {
+			old.gone.Store(true)
+			return true
+		}
+		return false
+	})
 }
 
 // forget drops (source, id) and keeps a read in flight from caching it.
@@ -125,7 +157,11 @@ func (c *nearCache) forget(source, id string) {
 func (c *nearCache) forgetUser(userID string) {
 	c.gen.Add(1)
 	c.DropWhere(func(_ cacheKey, e *cachedSession) bool {
-		return e.userID == userID || e.sess.UserID == userID
+		if e.userID == userID || e.sess.UserID == userID {
+			e.gone.Store(true)
+			return true
+		}
+		return false
 	})
 }
 
@@ -157,6 +193,65 @@ type cachingSource struct {
 	cache *nearCache
 	ttl   time.Duration // > 0
 	clock func() time.Time
+	// name and cookie are Source.Name() and Cookies()[0], kept so that a
+	// request's parse neither calls through the interface nor allocates.
+	name, cookie string
+	// keyer is the Source's cacheKeyer, or nil (callout): parseCached then
+	// never answers.
+	keyer cacheKeyer
+}
+
+// cacheKeyer is implemented by the sources whose cookie value names one
+// session id (express, django, php), so that a cookie already verified can
+// be recognised in the near cache.
+type cacheKeyer interface {
+	// cacheID returns the id raw names, without verifying anything: only
+	// a lookup key. ok false: no such cheap answer (verify in full).
+	cacheID(raw string) (id string, ok bool)
+}
+
+func newCachingSource(src Source, c *nearCache, ttl time.Duration, clock func() time.Time) *cachingSource {
+	cs := &cachingSource{Source: src, cache: c, ttl: ttl, clock: clock, name: src.Name(), cookie: src.Cookies()[0]}
+	cs.keyer, _ = src.(cacheKeyer)
+	return cs
+}
+
+// parseCached is the Parse of a cookie value raw that the near cache holds
+// as verified: the entry filled from the same value (compared in constant
+// time, as the signature would have been), whether it still answers or
+// not: an entry past its TTL still proves its cookie verified, the caller
+// checks the TTL. nil: verify raw in full (Parse).
+//
+// A forged value differs from every verified one, so it never matches: it
+// takes the full verification, which refuses it without I/O.
+func (s *cachingSource) parseCached(raw string) *cachedSession {
+	if s.keyer == nil {
+		return nil
+	}
+	id, ok := s.keyer.cacheID(raw)
+	if !ok {
+		return nil
+	}
+	// now 0: any entry, expired or not (until is always positive).
+	e, _ := s.cache.Get(cacheKey{s.name, id}, 0)
+	if e == nil || e.raw == "" || !constantTimeEqual(e.raw, raw) {
+		return nil
+	}
+	return e
+}
+
+// constantTimeEqual is subtle.ConstantTimeCompare over strings, without
+// converting them to byte slices (which would allocate): the time depends
+// on the lengths only.
+func constantTimeEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := 0; i < len(a); i++ {
+		d |= a[i] ^ b[i]
+	}
+	return subtle.ConstantTimeByteEq(d, 0) == 1
 }
 
 func (s *cachingSource) Forget(id string) {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/authn"
@@ -42,7 +44,8 @@ func (m *mirrorStub) userNotBefore(id string) time.Time {
 	return m.notBefore[id]
 }
 
-// check is logins.CheckLegacy's rule over the stub.
+// check is logins.CheckLegacy's rule over the stub: the handle only (the
+// user's not-before is the Verifier's own check).
 func (m *mirrorStub) check(s *Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -52,9 +55,6 @@ func (m *mirrorStub) check(s *Session) error {
 	}
 	if m.handles[h] {
 		return fmt.Errorf("handle revoked: %w", auth.ErrRevoked)
-	}
-	if nb := m.notBefore[s.UserID]; !nb.IsZero() && !s.IssuedAt.IsZero() && s.IssuedAt.Before(nb) {
-		return auth.ErrRevoked
 	}
 	return nil
 }
@@ -137,16 +137,24 @@ func TestNearCacheHitAvoidsStore(t *testing.T) {
 	}); n != 2 {
 		t.Fatalf("first request sent %d commands, want 2 (GET, PTTL)", n)
 	}
+	var shared *auth.Principal
 	n := r.reads(t, func() {
-		for range 20 {
+		for i := range 20 {
 			p, err := r.verify(t, c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p == first || p.UserID != "1" || p.Email != "one@example.com" || p.SID != first.SID || p.LegacyID != "hit" || p.Source != "shop" || p.ClientID != "web" || !p.ExpiresAt.Equal(first.ExpiresAt) {
-				t.Fatalf("hit = %+v, want a copy of %+v", p, first)
+			if p == first || p.UserID != "1" || p.Email != "one@example.com" || p.SID != first.SID || p.LegacyID != "hit" || p.Source != "shop" || p.ClientID != "web" || !p.ExpiresAt.Equal(first.ExpiresAt) ||
+				p.Scheme != auth.SchemeSession || !slices.Equal(p.Roles, first.Roles) {
+				t.Fatalf("hit = %+v, want the entry's copy of %+v", p, first)
 			}
-			p.Roles = nil // the caller may change its copy
+			// Every hit answers the entry's one principal (shared, as the
+			// session near cache's: nobody modifies it).
+			if i == 0 {
+				shared = p
+			} else if p != shared {
+				t.Fatal("a hit built a new principal")
+			}
 		}
 	})
 	if n != 0 {
@@ -256,6 +264,9 @@ func TestNearCacheRevocationWinsOnHit(t *testing.T) {
 		{name: "user not-before just before the read", end: func(r *cacheRig, _ *auth.Principal) {
 			r.mirror.revokeUser("1", r.clock.Now().Add(-revocationLag/2))
 		}, wantErr: auth.ErrRevoked, wantReads: 2},
+		{name: "user not-before learnt late, dated long before the read", end: func(r *cacheRig, _ *auth.Principal) {
+			r.mirror.revokeUser("1", r.clock.Now().Add(-revocationLag-100*time.Millisecond))
+		}, wantErr: auth.ErrRevoked, wantReads: 0},
 		{name: "undated session, user revoked: the store decides", undated: true, end: func(r *cacheRig, _ *auth.Principal) {
 			r.mirror.revokeUser("1", r.clock.Now())
 		}, wantReads: 2},
@@ -347,21 +358,181 @@ func TestNearCacheBoundedByBytes(t *testing.T) {
 	}
 }
 
-// A hit allocates only the principal it hands out.
+// A hit, cookie parse included, allocates nothing: no signature, no
+// unescaping, the entry's shared principal.
 func TestNearCacheHitAllocations(t *testing.T) {
 	r := newCacheRig(t, nil)
 	c := r.session(t, "allocs", r.clock.Now().Add(-time.Minute), time.Hour)
 	if _, err := r.verify(t, c); err != nil {
 		t.Fatal(err)
 	}
-	cred := authn.LegacyCredential{Source: "shop", ID: "allocs"}
+	jar := cookieJar(map[string]string{"connect.sid": c})
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(200, func() {
+		cred, _, err := r.v.ParseLegacy(jar)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := r.v.VerifyLegacy(ctx, cred); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 1 {
-		t.Fatalf("a hit allocates %.0f times, want 1 (the principal)", allocs)
+	if allocs > 0 {
+		t.Fatalf("a hit allocates %.0f times, want 0", allocs)
+	}
+	if st := r.set.CacheStats(); st.Misses != 1 {
+		t.Fatalf("stats %+v, want every request after the first a hit", st)
+	}
+}
+
+// A cookie already verified is recognised by comparison, never by its id
+// alone: every value that differs from the verified one, even by a byte of
+// its signature, takes the full verification and is refused without a
+// Redis command, while the real cookie keeps hitting; both spellings
+// express-session's cookie can take ("s%3A", "s:") verify.
+func TestNearCacheParseComparesTheWholeCookie(t *testing.T) {
+	r := newCacheRig(t, nil)
+	good := r.session(t, "cmp", r.clock.Now().Add(-time.Minute), time.Hour)
+	if _, err := r.verify(t, good); err != nil {
+		t.Fatal(err)
+	}
+	last := good[len(good)-1]
+	flip := byte('A')
+	if last == 'A' {
+		flip = 'B'
+	}
+	forged := []string{
+		good[:len(good)-1] + string(flip), // one signature byte
+		good[:len(good)-1],                // signature cut
+		good + "A",                        // signature longer
+		SignExpressCookie("cmp", "guess"), // same id, other secret
+		"s%3Acmp.",                        // same id, no signature
+	}
+	n := r.reads(t, func() {
+		for _, c := range forged {
+			if _, err := r.verify(t, c); !errors.Is(err, ErrForged) {
+				t.Fatalf("forged %q: %v, want ErrForged", c, err)
+			}
+		}
+	})
+	if n != 0 {
+		t.Fatalf("forged cookies sent %d commands, want 0", n)
+	}
+	unencoded := strings.Replace(good, "%3A", ":", 1)
+	unencoded = strings.ReplaceAll(strings.ReplaceAll(unencoded, "%2B", "+"), "%2F", "/")
+	n = r.reads(t, func() {
+		for _, c := range []string{good, unencoded, good} {
+			p, err := r.verify(t, c)
+			if err != nil || p.LegacyID != "cmp" {
+				t.Fatalf("%q: %v, %+v", c, err, p)
+			}
+		}
+	})
+	if n != 0 {
+		t.Fatalf("the real cookie sent %d commands, want 0 (hits)", n)
+	}
+}
+
+// VerifyLegacy keeps a credential's Raw for later comparison only if it
+// verifies as the credential's ID: a caller passing a value that does not
+// cannot make the cache accept it.
+func TestNearCacheKeepsOnlyAVerifiedRaw(t *testing.T) {
+	r := newCacheRig(t, nil)
+	r.session(t, "victim", r.clock.Now().Add(-time.Minute), time.Hour)
+	bad := SignExpressCookie("victim", "guess")
+	if _, err := r.v.VerifyLegacy(context.Background(), authn.LegacyCredential{Source: "shop", ID: "victim", Raw: bad}); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.set.CacheStats(); st.Entries != 1 {
+		t.Fatalf("stats %+v, want the session cached", st)
+	}
+	n := r.reads(t, func() {
+		if _, err := r.verify(t, bad); !errors.Is(err, ErrForged) {
+			t.Fatalf("the unverified Raw: %v, want ErrForged", err)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%d commands", n)
+	}
+}
+
+// The request's cookie value may alias a buffer the server reuses (Fiber's
+// c.Cookies): nothing of it stays in the cache. The entry filled from a
+// value whose bytes are then overwritten still answers the real cookie,
+// with the right id.
+func TestNearCacheCopiesTheRequestsCookie(t *testing.T) {
+	r := newCacheRig(t, nil)
+	good := r.session(t, "alias", r.clock.Now().Add(-time.Minute), time.Hour)
+	// The "s:" spelling: no unescaping, so the id is a substring of the
+	// value as sent.
+	plain := strings.ReplaceAll(strings.ReplaceAll(strings.Replace(good, "%3A", ":", 1), "%2B", "+"), "%2F", "/")
+	buf := []byte(plain)
+	view := unsafe.String(&buf[0], len(buf))
+	p, err := r.verify(t, view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	if p.LegacyID != "alias" {
+		t.Fatalf("the principal's id aliases the request: %q", p.LegacyID)
+	}
+	n := r.reads(t, func() {
+		p, err := r.verify(t, plain)
+		if err != nil || p.LegacyID != "alias" {
+			t.Fatalf("after the buffer was reused: %v, %+v", err, p)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%d commands, want a hit", n)
+	}
+}
+
+// The entry ParseLegacy matched rides along to VerifyLegacy (no second
+// lookup), but only while it is cached and only for its own credential: an
+// ending that dropped it between the two (Forget, ForgetUser) sends the
+// request to the store, and a credential naming another id is looked up.
+func TestNearCacheHintOfParse(t *testing.T) {
+	tests := []struct {
+		name      string
+		between   func(r *cacheRig)
+		edit      func(*authn.LegacyCredential)
+		wantReads int
+	}{
+		{name: "nothing between: a hit", between: func(*cacheRig) {}, wantReads: 0},
+		{name: "Forget between", between: func(r *cacheRig) { r.set.Forget("shop", "hint") }, wantReads: 2},
+		{name: "ForgetUser between", between: func(r *cacheRig) { r.set.ForgetUser("1") }, wantReads: 2},
+		{name: "entry past its TTL", between: func(r *cacheRig) { r.clock.Advance(time.Second) }, wantReads: 2},
+		{name: "credential of another id", between: func(*cacheRig) {}, edit: func(c *authn.LegacyCredential) { c.ID = "other" }, wantReads: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newCacheRig(t, nil)
+			c := r.session(t, "hint", r.clock.Now().Add(-time.Minute), time.Hour)
+			r.session(t, "other", r.clock.Now().Add(-time.Minute), time.Hour)
+			if _, err := r.verify(t, c); err != nil {
+				t.Fatal(err)
+			}
+			cred, _, err := r.v.ParseLegacy(cookieJar(map[string]string{"connect.sid": c}))
+			if err != nil || cred.Hint == nil {
+				t.Fatalf("ParseLegacy of a cached cookie: %+v, %v; want a hint", cred, err)
+			}
+			tc.between(r)
+			if tc.edit != nil {
+				tc.edit(&cred)
+			}
+			var p *auth.Principal
+			if n := r.reads(t, func() {
+				if p, err = r.v.VerifyLegacy(context.Background(), cred); err != nil {
+					t.Fatal(err)
+				}
+			}); n != tc.wantReads {
+				t.Fatalf("%d commands, want %d", n, tc.wantReads)
+			}
+			if p.LegacyID != cred.ID {
+				t.Fatalf("principal of %q for the credential of %q", p.LegacyID, cred.ID)
+			}
+		})
 	}
 }

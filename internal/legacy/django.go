@@ -86,6 +86,9 @@ func (s *django) Parse(cookie func(string) string) (string, error) {
 	return id, nil
 }
 
+// cacheID implements cacheKeyer: the cookie value is the id.
+func (s *django) cacheID(raw string) (string, bool) { return raw, raw != "" }
+
 func (s *django) Load(ctx context.Context, id string) (*Session, error) {
 	if !djangoKeyRE.MatchString(id) {
 		return nil, ErrForged

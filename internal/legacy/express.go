@@ -94,6 +94,30 @@ func verifyExpressCookie(raw string, secrets [][]byte) (string, error) {
 	return id, nil
 }
 
+// cacheID implements cacheKeyer: the id an express cookie value names,
+// without verifying it or decoding anything (the cookie package's
+// encodeURIComponent leaves the characters of express-session's ids as
+// they are, and escapes the ':' after the "s"). ok is false for a value
+// whose id part is percent-encoded: it takes the full verification.
+func (s *express) cacheID(raw string) (string, bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(raw, "s%3A"):
+		rest = raw[len("s%3A"):]
+	case strings.HasPrefix(raw, "s:"):
+		rest = raw[len("s:"):]
+	default:
+		return "", false
+	}
+	// '.' is never percent-encoded and never in the base64 signature: the
+	// last one ends the id, encoded or not.
+	dot := strings.LastIndexByte(rest, '.')
+	if dot <= 0 || strings.IndexByte(rest[:dot], '%') >= 0 {
+		return "", false
+	}
+	return rest[:dot], true
+}
+
 func signExpress(id string, secret []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(id))

@@ -11,11 +11,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenshift/tokenshift/internal/authn"
 	"github.com/tokenshift/tokenshift/internal/store"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 )
 
-func cookieJar(m map[string]string) func(string) string {
+func cookieJar(m map[string]string) authn.CookieFunc {
 	return func(n string) string { return m[n] }
 }
 

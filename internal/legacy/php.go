@@ -44,6 +44,9 @@ func (s *php) Parse(cookie func(string) string) (string, error) {
 	return id, nil
 }
 
+// cacheID implements cacheKeyer: the cookie value is the id.
+func (s *php) cacheID(raw string) (string, bool) { return raw, raw != "" }
+
 func (s *php) Load(ctx context.Context, id string) (*Session, error) {
 	if !phpIDRE.MatchString(id) {
 		return nil, ErrForged

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/tokenshift/tokenshift/internal/authn"
 )
 
 // Set is the configured legacy.sources, in configuration order: what the
@@ -68,7 +70,7 @@ func Open(opts []Options) (*Set, error) {
 			if s.cache == nil {
 				s.cache = newNearCache(DefaultCacheBytes)
 			}
-			src = &cachingSource{Source: src, cache: s.cache, ttl: n.CacheTTL, clock: n.Clock}
+			src = newCachingSource(src, s.cache, n.CacheTTL, n.Clock)
 		}
 		s.sources = append(s.sources, src)
 		s.byName[src.Name()] = src
@@ -94,6 +96,39 @@ func (s *Set) Parse(cookie func(string) string) (Source, string, error) {
 		return src, id, err
 	}
 	return nil, "", ErrNoCookie
+}
+
+// parse is Parse for the Verifier, which also gets the cookie value the id
+// was verified from (raw; "" for callout). When that value is the one a
+// near-cache entry was filled from, no signature is computed
+// (cachingSource.parseCached): e is that entry (whether it still answers is
+// the caller's to check), and id and raw are its own strings.
+func (s *Set) parse(cookies authn.Cookies) (src Source, id, raw string, e *cachedSession, err error) {
+	for _, src := range s.sources {
+		if cs, ok := src.(*cachingSource); ok && cs.keyer != nil {
+			raw := cookies.Cookies(cs.cookie)
+			if raw == "" {
+				continue
+			}
+			if e := cs.parseCached(raw); e != nil {
+				return src, e.sess.ID, e.raw, e, nil
+			}
+			id, err := src.Parse(cookieFunc(cookies))
+			return src, id, raw, nil, err
+		}
+		id, err := src.Parse(cookieFunc(cookies))
+		if errors.Is(err, ErrNoCookie) {
+			continue
+		}
+		return src, id, "", nil, err
+	}
+	return nil, "", "", nil, ErrNoCookie
+}
+
+// cookieFunc is cookies as a Source's Parse takes them. Made only where a
+// Parse runs (a closure allocates): a near-cache hit allocates nothing.
+func cookieFunc(cookies authn.Cookies) func(string) string {
+	return func(n string) string { return cookies.Cookies(n) }
 }
 
 // Ping pings every source; the map holds the failures by source name

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
@@ -33,7 +34,8 @@ type Verifier struct {
 	cookies    []string
 	// check and seen are the login registry's hooks (logins.Service's
 	// CheckLegacy and SeenLegacy), set once at start by SetHooks: check
-	// refuses a session tokenshift ended (callout handles, not-before);
+	// refuses a session whose handle tokenshift ended (the user's
+	// not-before is the Verifier's own check, done once);
 	// seen records the session in the user's index so that a revocation
 	// can delete it from its store.
 	check func(*Session) error
@@ -75,12 +77,15 @@ func Handle(source, id string) string { return "legacy:" + IDHash(source, id) }
 func (v *Verifier) CookieNames() []string { return v.cookies }
 
 // ParseLegacy implements authn.LegacyVerifier: no I/O.
-func (v *Verifier) ParseLegacy(cookie func(string) string) (authn.LegacyCredential, bool, error) {
-	src, id, err := v.set.Parse(cookie)
+func (v *Verifier) ParseLegacy(cookies authn.Cookies) (authn.LegacyCredential, bool, error) {
+	src, id, raw, e, err := v.set.parse(cookies)
 	if errors.Is(err, ErrNoCookie) {
 		return authn.LegacyCredential{}, false, nil
 	}
-	cred := authn.LegacyCredential{Source: src.Name(), ID: id}
+	cred := authn.LegacyCredential{Source: src.Name(), ID: id, Raw: raw}
+	if e != nil {
+		cred.Hint = e
+	}
 	return cred, true, err
 }
 
@@ -89,17 +94,35 @@ func (v *Verifier) ParseLegacy(cookie func(string) string) (authn.LegacyCredenti
 // cache_ttl ago and nothing ended it since (cache.go); otherwise one read
 // of the legacy store, then the user in tokenshift's user store.
 func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential) (*auth.Principal, error) {
-	src := v.set.ByName(cred.Source)
-	if src == nil {
-		return nil, fmt.Errorf("legacy source %q: %w", cred.Source, auth.ErrInvalid)
+	// The entry ParseLegacy matched, if it is the credential's and still
+	// cached: no second lookup of the source or of the entry. (An entry
+	// dropped since is gone: the lookup decides, as without the hint. The
+	// mirror's checks run on the entry either way.)
+	hint, _ := cred.Hint.(*cachedSession)
+	if hint != nil && (hint.src == nil || hint.gone.Load() || hint.sess.Source != cred.Source || hint.sess.ID != cred.ID) {
+		hint = nil
 	}
-	cs := cacheOf(src)
+	var cs *cachingSource
+	var src Source
+	if hint != nil {
+		cs, src = hint.src, hint.src
+	} else {
+		src = v.set.ByName(cred.Source)
+		if src == nil {
+			return nil, fmt.Errorf("legacy source %q: %w", cred.Source, auth.ErrInvalid)
+		}
+		cs = cacheOf(src)
+	}
 	if cs == nil {
 		p, _, err := v.verifyStore(ctx, src, cred)
 		return p, err
 	}
 	now := cs.clock().UnixNano()
-	if e := cs.cache.get(cred.Source, cred.ID, now); e != nil {
+	e := hint
+	if e == nil || now >= e.until {
+		e = cs.cache.get(cred.Source, cred.ID, now)
+	}
+	if e != nil {
 		if p, ok, err := v.verifyCached(cs.cache, e); ok {
 			return p, err
 		}
@@ -107,14 +130,38 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		cs.cache.Miss()
 	}
 	gen := cs.cache.gen.Load()
+	// The id may alias the request's buffer (a cookie value as is): the
+	// entry and its key keep copies.
+	cred.ID = strings.Clone(cred.ID)
 	p, e, err := v.verifyStore(ctx, src, cred)
 	if err != nil {
 		return nil, err
 	}
+	e.raw, e.src = verifiedRaw(cs, cred), cs
 	e.loadedAt = now
 	e.until = min(now+int64(cs.ttl), e.sess.ExpiresAt.UnixNano())
 	cs.cache.put(cacheKey{cred.Source, cred.ID}, e, gen)
 	return p, nil
+}
+
+// verifiedRaw is what an entry filled for cred keeps of its cookie value:
+// a copy of cred.Raw if it verifies, in full, as cred.ID (the caller of
+// VerifyLegacy may pass any Raw; a value kept here is accepted later by
+// comparison alone), else "". Once per store read, not per request.
+func verifiedRaw(cs *cachingSource, cred authn.LegacyCredential) string {
+	if cs.keyer == nil || cred.Raw == "" {
+		return ""
+	}
+	id, err := cs.Source.Parse(func(name string) string {
+		if name == cs.cookie {
+			return cred.Raw
+		}
+		return ""
+	})
+	if err != nil || id != cred.ID {
+		return ""
+	}
+	return strings.Clone(cred.Raw)
 }
 
 // revocationLag is how long before a read a user revocation may be dated
@@ -126,15 +173,24 @@ const revocationLag = time.Second
 // verifyCached answers from the entry if nothing ended the session since it
 // was read; ok false sends the caller to the store, which then decides.
 // The checks are the mirror's, as on a store read: the user's not-before
-// (an entry read before it, or too close after it, is dropped) and the
-// CheckLegacy hook (a handle tokenshift ended: refused at once).
+// (one lookup: an entry read before it, or too close after it, is dropped;
+// a session saved before it is refused, as the store read refuses it) and
+// the CheckLegacy hook (a handle tokenshift ended: refused at once).
 func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal, bool, error) {
 	sess := e.sess
 	if v.notBefore != nil {
-		if nb := v.notBefore(e.userID); !nb.IsZero() && nb.UnixNano() > e.loadedAt-int64(revocationLag) {
-			c.drop(sess.Source, sess.ID, e)
-			c.Miss()
-			return nil, false, nil
+		if nb := v.notBefore(e.userID); !nb.IsZero() {
+			if nb.UnixNano() > e.loadedAt-int64(revocationLag) {
+				c.drop(sess.Source, sess.ID, e)
+				c.Miss()
+				return nil, false, nil
+			}
+			if !sess.IssuedAt.IsZero() && sess.IssuedAt.Before(nb) {
+				// A revocation that reached this instance late.
+				c.drop(sess.Source, sess.ID, e)
+				c.Miss()
+				return nil, true, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
+			}
 		}
 	}
 	if v.check != nil {
@@ -147,16 +203,7 @@ func (v *Verifier) verifyCached(c *nearCache, e *cachedSession) (*auth.Principal
 	c.Hit()
 	// SeenLegacy is not called: it writes at most once a minute per
 	// session, and the store read at least every cache_ttl calls it.
-	return &auth.Principal{
-		UserID:    e.userID,
-		Email:     e.email,
-		ClientID:  sess.Client,
-		Roles:     e.roles,
-		SID:       sess.Handle,
-		ExpiresAt: sess.ExpiresAt,
-		Source:    sess.Source,
-		LegacyID:  sess.ID,
-	}, true, nil
+	return e.p, true, nil
 }
 
 // verifyStore is a legacy session's verification without the cache: one
@@ -186,7 +233,9 @@ func (v *Verifier) verifyStore(ctx context.Context, src Source, cred authn.Legac
 	if v.notBefore != nil {
 		// IssuedAt is the last save, so IssuedAt before the instant proves
 		// the session was created before it (a zero IssuedAt proves nothing;
-		// revocation ends the seen ids in their store instead).
+		// revocation ends the seen ids in their store instead). This is the
+		// one not-before check of a legacy session (the CheckLegacy hook
+		// checks the handle only).
 		if nb := v.notBefore(u.ID); !nb.IsZero() && !sess.IssuedAt.IsZero() && sess.IssuedAt.Before(nb) {
 			return nil, nil, fmt.Errorf("legacy session of user revoked: %w", auth.ErrRevoked)
 		}
@@ -212,6 +261,9 @@ func (v *Verifier) verifyStore(ctx context.Context, src Source, cred authn.Legac
 		// the next request, and the not-before still ends what it can date.
 		_ = v.seen(ctx, p)
 	}
-	e := &cachedSession{sess: sess, userID: u.ID, email: u.Email, roles: slices.Clone(u.Roles)}
+	shared := *p
+	shared.Roles = slices.Clone(u.Roles)
+	shared.Scheme = auth.SchemeSession
+	e := &cachedSession{sess: sess, userID: u.ID, p: &shared}
 	return p, e, nil
 }

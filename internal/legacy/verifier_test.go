@@ -123,12 +123,12 @@ func TestVerifier(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cred, ok, err := v.ParseLegacy(func(n string) string {
+			cred, ok, err := v.ParseLegacy(authn.CookieFunc(func(n string) string {
 				if n == tc.cookie {
 					return tc.value
 				}
 				return ""
-			})
+			}))
 			if !ok || err != nil {
 				t.Fatalf("ParseLegacy = %v, %v, %v", cred, ok, err)
 			}
@@ -146,10 +146,10 @@ func TestVerifier(t *testing.T) {
 	}
 	// No cookie: not present, no load. Forged: present, refused, no load.
 	loads := express.loads
-	if _, ok, err := v.ParseLegacy(func(string) string { return "" }); ok || err != nil {
+	if _, ok, err := v.ParseLegacy(authn.CookieFunc(func(string) string { return "" })); ok || err != nil {
 		t.Fatalf("no cookie: ok %v err %v", ok, err)
 	}
-	if _, ok, err := v.ParseLegacy(func(n string) string { return map[string]string{"shop.sid": "forged"}[n] }); !ok || !errors.Is(err, auth.ErrInvalid) {
+	if _, ok, err := v.ParseLegacy(authn.CookieFunc(func(n string) string { return map[string]string{"shop.sid": "forged"}[n] })); !ok || !errors.Is(err, auth.ErrInvalid) {
 		t.Fatalf("forged: ok %v err %v", ok, err)
 	}
 	if express.loads != loads {

@@ -243,13 +243,17 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-// CheckLegacy is the revocation check of a legacy session just loaded (the
-// adapter calls it after legacy.Source.Load, before accepting): refused
-// when tokenshift ended it without deleting it at its origin (callout:
-// logout, log out everywhere) or when its user was revoked after the
-// session was last saved (IssuedAt; a zero IssuedAt proves nothing, and
-// those sessions are ended by deletion through the seen index instead).
-// Both are mirror reads on every instance, current within milliseconds.
+// CheckLegacy is the handle check of a legacy session (the adapter calls
+// it after legacy.Source.Load and on every near-cache hit, before
+// accepting): refused when tokenshift ended it (logout, on_exchange end,
+// the seen sessions of a revoked user; callout: it cannot be deleted at its
+// origin, so this is how it ends). A mirror read, current on every
+// instance within milliseconds.
+//
+// The user's not-before (log out everywhere, password change, suspension:
+// a session last saved before it is dead) is not checked here: the adapter
+// (legacy.Verifier) checks it once per request, with the instant of its
+// read. Callers outside the adapter use checkLegacy.
 func (s *Service) CheckLegacy(sess *legacy.Session) error {
 	if s.o.Revoked == nil {
 		return nil
@@ -261,7 +265,19 @@ func (s *Service) CheckLegacy(sess *legacy.Session) error {
 	if s.o.Revoked.SIDRevoked(handle) {
 		return ErrLegacyRevoked
 	}
-	if !sess.IssuedAt.IsZero() && s.revokedSince(sess.UserID, sess.IssuedAt) {
+	return nil
+}
+
+// checkLegacy is CheckLegacy plus the user's not-before for userID (the
+// tokenshift id of the session's user): refused when the user was revoked
+// after the session was last saved (IssuedAt; a zero IssuedAt proves
+// nothing, and those sessions are ended by deletion through the seen index
+// instead).
+func (s *Service) checkLegacy(sess *legacy.Session, userID string) error {
+	if err := s.CheckLegacy(sess); err != nil {
+		return err
+	}
+	if !sess.IssuedAt.IsZero() && s.revokedSince(userID, sess.IssuedAt) {
 		return ErrLegacyRevoked
 	}
 	return nil

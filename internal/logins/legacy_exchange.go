@@ -81,7 +81,8 @@ func (s *Service) exchangeLegacy(ctx context.Context, r ExchangeRequest, dec fea
 }
 
 // legacyStillLive reads the legacy session again: still in its store, of
-// the same user, and not revoked (CheckLegacy).
+// the same user, and not revoked (its handle, and its user since its last
+// save: checkLegacy).
 func (s *Service) legacyStillLive(ctx context.Context, src legacy.Source, p *auth.Principal) error {
 	ls, err := src.Load(ctx, p.LegacyID)
 	switch {
@@ -92,7 +93,7 @@ func (s *Service) legacyStillLive(ctx context.Context, src legacy.Source, p *aut
 	case ls.UserID != p.UserID:
 		return auth.Errorf(auth.CodeInvalidSession, "the legacy session has ended; log in again")
 	}
-	if err := s.CheckLegacy(ls); err != nil {
+	if err := s.checkLegacy(ls, p.UserID); err != nil {
 		return auth.Wrap(err, auth.CodeInvalidSession, "the legacy session has ended; log in again")
 	}
 	return nil
