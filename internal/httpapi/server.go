@@ -82,6 +82,9 @@ type Server struct {
 	authn   authn.Config
 	proxies trustedProxies
 
+	// meBodies keeps rendered GET /auth/me answers (me_json.go).
+	meBodies *meCache
+
 	// skipCORS is set by SkipCORS while mounting, before serving.
 	skipCORS func(c *fiber.Ctx) bool
 
@@ -120,6 +123,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		ids:     newRequestIDs(),
 		proxies: proxies,
 	}
+	s.meBodies = newMeCache()
 
 	// Trusted proxies govern X-Forwarded-Host/-Proto (c.Hostname,
 	// c.Protocol). No ProxyHeader: c.IP() stays the TCP peer and the client
