@@ -29,7 +29,7 @@ func connectionTokens(values []string) map[string]bool {
 	}
 	m := map[string]bool{}
 	for _, v := range values {
-		for f := range strings.SplitSeq(v, ",") { // no slice: forward-auth asks this on every cookie check
+		for _, f := range strings.Split(v, ",") {
 			if f = textproto.TrimString(f); f != "" {
 				m[http.CanonicalHeaderKey(f)] = true
 			}
