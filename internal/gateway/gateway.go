@@ -225,6 +225,10 @@ type Gateway struct {
 	tokens *upstreamTokens // nil when Token is off
 	routes []*route        // longest prefix first
 
+	// answerKeys are names' identity headers for forward-auth answers,
+	// set by Mount (they follow the app's header normalisation).
+	answerKeys answerKeys
+
 	verify                  fiber.Handler
 	proxyAuth, proxyOptAuth fiber.Handler
 
@@ -263,6 +267,7 @@ func New(cfg Options) (*Gateway, error) {
 // the proxy never serves tokenshift's reserved paths and passes what no
 // route matches on to the next handler.
 func (g *Gateway) Mount(app *fiber.App) {
+	g.answerKeys = newAnswerKeys(&g.names, app.Config().DisableHeaderNormalizing)
 	if g.cfg.ForwardAuth {
 		// Envoy's ext_authz HTTP service appends the original path to its
 		// path_prefix and keeps the original method.

@@ -66,7 +66,7 @@ type envOptions struct {
 	trustedProxies []string
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	st := store.NewMemory(time.Now)
@@ -85,7 +85,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := session.New(st, session.Options{})
+	// With the revocation mirror, as cmd wires it: the near cache is on.
+	sessions, err := session.New(st, session.Options{Revocations: rev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // do runs one request through the app (app.Test: no network between the
 // client and tokenshift; the proxy's upstream is real loopback HTTP).
-func (e *env) do(t *testing.T, r *http.Request) *response {
+func (e *env) do(t testing.TB, r *http.Request) *response {
 	t.Helper()
 	res, err := e.app.Test(r, -1)
 	if err != nil {
@@ -190,7 +191,7 @@ type creds struct {
 	userID, sid                         string
 }
 
-func (e *env) login(t *testing.T, client string) creds {
+func (e *env) login(t testing.TB, client string) creds {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"email": aliceEmail, "password": alicePass, "client_id": client})
 	r := httptest.NewRequest("POST", "/auth/login", bytes.NewReader(body))

@@ -40,7 +40,7 @@ func connectionTokens(values []string) map[string]bool {
 
 // hasToken reports whether a comma-separated header lists token (any case).
 func hasToken(v, token string) bool {
-	for _, f := range strings.Split(v, ",") {
+	for f := range strings.SplitSeq(v, ",") { // no slice: forward-auth asks this on every cookie check
 		if strings.EqualFold(textproto.TrimString(f), token) {
 			return true
 		}

@@ -3,6 +3,9 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 )
@@ -100,6 +103,66 @@ func (n *headerNames) identity(p *auth.Principal, set func(name, value string)) 
 	set(n.scheme, p.Scheme.String())
 	set(n.roles, headerValue(strings.Join(p.Roles, ",")))
 }
+
+// answerKeys are the identity header names as a forward-auth answer's
+// fasthttp header stores them, made once (Mount): Set would copy and
+// normalise each name, and scan each value for line breaks, on every check.
+type answerKeys struct{ user, email, client, scheme, roles []byte }
+
+// newAnswerKeys writes n's names as fasthttp's ResponseHeader.Set does:
+// normalised (upper case first and after each '-', lower case elsewhere)
+// unless the app disables that.
+func newAnswerKeys(n *headerNames, asIs bool) answerKeys {
+	key := func(name string) []byte {
+		b := []byte(name)
+		if asIs || len(b) == 0 {
+			return b
+		}
+		b[0] = asciiUpper(b[0])
+		for i := 1; i < len(b); i++ {
+			if b[i] == '-' {
+				// fasthttp upper-cases the byte after '-' and skips it.
+				if i++; i < len(b) {
+					b[i] = asciiUpper(b[i])
+				}
+				continue
+			}
+			b[i] = asciiLowerByte(b[i])
+		}
+		return b
+	}
+	return answerKeys{user: key(n.user), email: key(n.email), client: key(n.client), scheme: key(n.scheme), roles: key(n.roles)}
+}
+
+func asciiUpper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+func asciiLowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+// setIdentity sets p's identity headers on h, with the same values as
+// identity. SetCanonical copies the value and does not remove line breaks
+// as Set does: headerValue has removed every control character already,
+// and scheme names have none.
+func (k *answerKeys) setIdentity(h *fasthttp.ResponseHeader, p *auth.Principal) {
+	h.SetCanonical(k.user, unsafeBytes(headerValue(p.UserID)))
+	h.SetCanonical(k.email, unsafeBytes(headerValue(p.Email)))
+	h.SetCanonical(k.client, unsafeBytes(headerValue(p.ClientID)))
+	h.SetCanonical(k.scheme, unsafeBytes(p.Scheme.String()))
+	h.SetCanonical(k.roles, unsafeBytes(headerValue(strings.Join(p.Roles, ","))))
+}
+
+// unsafeBytes is s without a copy, for SetCanonical, which only reads it
+// (it copies the value into the header).
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // headerValue removes control characters, which could split or end a header;
 // ids, emails and roles never legitimately hold any.

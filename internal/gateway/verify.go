@@ -68,7 +68,7 @@ func (g *Gateway) verified(c *fiber.Ctx) error {
 		}
 	}
 	h := &c.Response().Header
-	g.names.identity(p, h.Set)
+	g.answerKeys.setIdentity(h, p)
 	if g.tokens != nil {
 		raw, err := g.tokens.get(p)
 		if err != nil {

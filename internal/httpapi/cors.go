@@ -44,9 +44,13 @@ func corsOrigins(list []string) (map[string]bool, error) {
 //
 // next skips it: requests another component answers on its own terms (the
 // gateway's proxied routes and forward-auth, see Server.SkipCORS).
+//
+// A request without Origin, most of them, is outside CORS: for it Fiber's
+// middleware only adds Vary: Origin (so that a cache never hands this
+// answer to a cross-origin request), which is done here directly, without
+// its lower-casing of the header and read-modify-write of Vary.
 func newCORS(allowed map[string]bool, next func(c *fiber.Ctx) bool) fiber.Handler {
-	return cors.New(cors.Config{
-		Next:             next,
+	full := cors.New(cors.Config{
 		AllowOriginsFunc: func(origin string) bool { return allowed[origin] },
 		AllowMethods:     "GET,POST,PUT,PATCH,DELETE,HEAD",
 		AllowHeaders:     corsAllowedHeaders,
@@ -54,4 +58,18 @@ func newCORS(allowed map[string]bool, next func(c *fiber.Ctx) bool) fiber.Handle
 		AllowCredentials: true,
 		MaxAge:           600,
 	})
+	return func(c *fiber.Ctx) error {
+		if next != nil && next(c) {
+			return c.Next()
+		}
+		if len(c.Request().Header.Peek(fiber.HeaderOrigin)) != 0 {
+			return full(c)
+		}
+		if h := &c.Response().Header; len(h.Peek(fiber.HeaderVary)) == 0 {
+			h.SetCanonical(keyVary, valueOrigin)
+		} else {
+			c.Vary(fiber.HeaderOrigin)
+		}
+		return c.Next()
+	}
 }

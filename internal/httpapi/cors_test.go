@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 )
 
 func TestCORS(t *testing.T) {
@@ -91,5 +93,35 @@ func TestCORSOriginsRefused(t *testing.T) {
 	o.CORSOrigins = []string{"*"}
 	if _, err := New(ctx, o.Options); err == nil {
 		t.Fatal("New accepted a wildcard CORS origin")
+	}
+}
+
+// For a request without Origin, newCORS's own path writes what Fiber's
+// middleware writes: Vary: Origin, added to a Vary already set.
+func TestCORSWithoutOriginAsFiber(t *testing.T) {
+	fiberCORS := cors.New(cors.Config{AllowOriginsFunc: func(string) bool { return true }, AllowCredentials: true})
+	ours := newCORS(map[string]bool{"https://app.example.com": true}, nil)
+	for _, before := range []string{"", "Accept-Encoding"} {
+		vary := func(mw fiber.Handler) string {
+			app := fiber.New()
+			app.Use(func(c *fiber.Ctx) error {
+				if before != "" {
+					c.Set(fiber.HeaderVary, before)
+				}
+				return c.Next()
+			}, mw)
+			app.Get("/", func(c *fiber.Ctx) error { return c.SendString("ok") })
+			res, err := app.Test(httptest.NewRequest("GET", "/", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Fatalf("CORS headers without Origin: %v", res.Header)
+			}
+			return strings.Join(res.Header.Values("Vary"), "|")
+		}
+		if got, want := vary(ours), vary(fiberCORS); got != want {
+			t.Errorf("Vary before %q: %q, Fiber writes %q", before, got, want)
+		}
 	}
 }

@@ -225,7 +225,7 @@ type meResponse struct {
 }
 
 func (s *Server) me(c *fiber.Ctx) error {
-	return writeMe(c, authn.Principal(c))
+	return s.writeMe(c, authn.Principal(c))
 }
 
 func (s *Server) csrfToken(c *fiber.Ctx) error {

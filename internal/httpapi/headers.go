@@ -12,23 +12,18 @@ import (
 // nothing may load, run inline, frame it or be posted elsewhere.
 const defaultHTMLPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-// htmlSecurityHeaders makes sure every HTML answer, from any handler or error
-// path, carries a Content-Security-Policy without inline script that forbids
+// secureHTML makes sure every HTML answer, from any handler or error path,
+// carries a Content-Security-Policy without inline script that forbids
 // framing, plus X-Frame-Options for old browsers. X-Content-Type-Options and
 // Referrer-Policy are set on every answer by requestContext; they are set
-// again here so HTML keeps them whatever a handler did.
-func htmlSecurityHeaders(c *fiber.Ctx) error {
-	if err := c.Next(); err != nil {
-		// Render the error now so the headers below see the final answer.
-		if herr := c.App().ErrorHandler(c, err); herr != nil {
-			_ = c.SendStatus(fiber.StatusInternalServerError)
-		}
-	}
+// again here so HTML keeps them whatever a handler did. requestContext
+// calls it once the answer is final (errors rendered).
+func secureHTML(c *fiber.Ctx) {
 	h := &c.Response().Header
-	if authn.IsForeignAnswer(c) || !strings.HasPrefix(strings.ToLower(string(h.ContentType())), "text/html") {
+	if !hasPrefixFold(h.ContentType(), "text/html") || authn.IsForeignAnswer(c) {
 		// A proxied application's page keeps its own policy: ours would
 		// block its inline scripts. tokenshift's own HTML always gets it.
-		return nil
+		return
 	}
 	csp := string(h.Peek(fiber.HeaderContentSecurityPolicy))
 	switch {
@@ -45,7 +40,25 @@ func htmlSecurityHeaders(c *fiber.Ctx) error {
 	if len(h.Peek(fiber.HeaderReferrerPolicy)) == 0 {
 		h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	}
-	return nil
+}
+
+// hasPrefixFold reports whether b starts with the lower-case ASCII prefix,
+// ignoring ASCII case, as strings.HasPrefix(strings.ToLower(b), prefix) does
+// for such a prefix, without the copy.
+func hasPrefixFold(b []byte, prefix string) bool {
+	if len(b) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // unsafeInlineScript reports whether a policy lets inline script run: through

@@ -27,6 +27,8 @@ var (
 	valueNoStore          = []byte("no-store")
 	keyPragma             = []byte(fiber.HeaderPragma)
 	valueNoCache          = []byte("no-cache")
+	keyVary               = []byte(fiber.HeaderVary)
+	valueOrigin           = []byte(fiber.HeaderOrigin)
 )
 
 // requestIDs hands out request ids: a random per-process prefix and a
@@ -36,32 +38,34 @@ var (
 // mix so ids stay unique but do not tell a client how many requests this
 // instance has served.
 type requestIDs struct {
-	prefix [8]byte
+	prefix [16]byte // 8 random bytes, in hex once and for all
 	key    uint64
 	n      atomic.Uint64
 }
 
 func newRequestIDs() *requestIDs {
 	r := &requestIDs{}
-	var k [8]byte
-	_, _ = rand.Read(r.prefix[:])
+	var p, k [8]byte
+	_, _ = rand.Read(p[:])
 	_, _ = rand.Read(k[:])
+	hex.Encode(r.prefix[:], p[:])
 	r.key = binary.LittleEndian.Uint64(k[:])
 	return r
 }
 
 // next writes a fresh 32-hex-digit id into dst.
 func (r *requestIDs) next(dst *[32]byte) {
-	var raw [16]byte
-	copy(raw[:8], r.prefix[:])
+	copy(dst[:16], r.prefix[:])
+	var raw [8]byte
 	// Mix64 is a bijection, so distinct counters give distinct ids.
-	binary.BigEndian.PutUint64(raw[8:], splitmix.Mix64(r.n.Add(1)+r.key))
-	hex.Encode(dst[:], raw[:])
+	binary.BigEndian.PutUint64(raw[:], splitmix.Mix64(r.n.Add(1)+r.key))
+	hex.Encode(dst[16:], raw[:])
 }
 
 // requestContext gives each request an id (ours, never the client's: a client
 // could forge one to confuse log correlation), sets security headers common to
-// every answer, and, at debug level, writes one access log line without any
+// every answer, renders an error of the handlers, makes an HTML answer safe
+// (secureHTML) and, at debug level, writes one access log line without any
 // credential.
 func (s *Server) requestContext(c *fiber.Ctx) error {
 	s.commonHeaders(c)
@@ -70,12 +74,13 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	if debug {
 		start = time.Now()
 	}
-	err := c.Next()
-	if err != nil {
+	if err := c.Next(); err != nil {
+		// Render the error now so secureHTML sees the final answer.
 		if herr := c.App().ErrorHandler(c, err); herr != nil {
 			_ = c.SendStatus(fiber.StatusInternalServerError)
 		}
 	}
+	secureHTML(c)
 	if debug && c.Path() != "/livez" {
 		attrs := []any{"method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", s.ClientIP(c), "request_id", requestID(c)}

@@ -29,9 +29,9 @@ import (
 //	GET  /                       a page naming the dashboard, the migration guide and the JWKS (see mountRoutes)
 func (s *Server) routes() {
 	a := s.App
-	// First, so that it covers everything mounted after: the admin API and
-	// the gateway (forward-auth, proxy routes) too.
-	a.Use(refuseDuplicateCookies(s.opts.Cookies))
+	// Before every route, in the request's frame (server.go): the request
+	// id and security headers, CORS, refuseDuplicateCookies, and noStore
+	// for everything under /auth.
 	a.Get("/livez", s.livez)
 	a.Get("/readyz", s.readyz)
 	a.Get("/metrics", s.metrics)
@@ -51,7 +51,7 @@ func (s *Server) routes() {
 		ownLogins         = s.authnWith(ignorePhase)
 		ownLoginsOptional = s.authnWith(ignorePhase, optional)
 	)
-	g := a.Group("/auth", onSegment("/auth", noStore))
+	g := a.Group("/auth") // every answer no-store (noStore, in the frame)
 	g.Post("/login", s.login)
 	g.Get("/me", signedIn, s.me)
 	g.Get("/csrf", csrf, s.csrfToken)

@@ -82,6 +82,9 @@ type Server struct {
 	authn   authn.Config
 	proxies trustedProxies
 
+	// meBodies keeps rendered GET /auth/me answers (me_json.go).
+	meBodies *meCache
+
 	// skipCORS is set by SkipCORS while mounting, before serving.
 	skipCORS func(c *fiber.Ctx) bool
 
@@ -120,6 +123,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		ids:     newRequestIDs(),
 		proxies: proxies,
 	}
+	s.meBodies = newMeCache()
 
 	// Trusted proxies govern X-Forwarded-Host/-Proto (c.Hostname,
 	// c.Protocol). No ProxyHeader: c.IP() stays the TCP peer and the client
@@ -139,12 +143,22 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	// Before Fiber: its handler answers an unknown method itself, as plain
 	// text, and never sees the raw headers (framing.go).
 	s.App.Server().Handler = s.guardRequests(s.App.Server().Handler)
-	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
-		s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
-	}}))
-	s.App.Use(s.requestContext)
-	s.App.Use(htmlSecurityHeaders)
-	s.App.Use(newCORS(corsAllowed, func(c *fiber.Ctx) bool { return s.skipCORS != nil && s.skipCORS(c) }))
+	// The frame of every request, in this order, as one Use: Fiber steps
+	// from handler to handler of one route directly, but searches its
+	// route list again for each further route (issue 13: a tenth of a
+	// request went to hops). First, so it covers everything mounted
+	// after: the admin API and the gateway too.
+	s.App.Use(
+		recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+			s.log.Error("panic in handler", "panic", e, "path", c.Path(), "request_id", requestID(c))
+		}}),
+		fiber.Handler(s.requestContext),
+		newCORS(corsAllowed, func(c *fiber.Ctx) bool { return s.skipCORS != nil && s.skipCORS(c) }),
+		refuseDuplicateCookies(o.Cookies),
+		// Every /auth answer that got this far; the route table states
+		// it too (routes.go).
+		onSegment("/auth", noStore),
+	)
 
 	s.authn = s.standardAuthn(o, csrf)
 	s.Authn = authn.New(s.authn)
