@@ -1,9 +1,10 @@
 package gateway
 
 import (
-	"strings"
+	"bytes"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/tokenshift/tokenshift/internal/authn"
 )
@@ -98,12 +99,26 @@ func OriginalMethod(c *fiber.Ctx) string {
 	if !authn.IsSafeMethod(m) {
 		return m
 	}
+	// One pass over the headers for both names (each c.Get normalises its
+	// key and scans the headers: two of them were 4 % of a check); the
+	// first occurrence of each counts, as c.Get would give it.
+	var original, forwarded []byte
+	var haveOriginal, haveForwarded bool
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		switch {
+		case !haveOriginal && bytes.EqualFold(k, keyOriginalMethod):
+			original, haveOriginal = v, true
+		case !haveForwarded && bytes.EqualFold(k, keyForwardedMethod):
+			forwarded, haveForwarded = v, true
+		}
+	})
+	// Views of the request, as c.Get answers (the app is not Immutable).
 	first := ""
-	for _, name := range [...]string{headerOriginalMethod, headerForwardedMethod} {
-		v := c.Get(name)
-		if v == "" {
+	for _, b := range [...][]byte{original, forwarded} {
+		if len(b) == 0 {
 			continue
 		}
+		v := utils.UnsafeString(b)
 		if !authn.IsSafeMethod(v) {
 			return v
 		}
@@ -116,6 +131,15 @@ func OriginalMethod(c *fiber.Ctx) string {
 	}
 	return m
 }
+
+var (
+	keyOriginalMethod  = []byte(headerOriginalMethod)
+	keyForwardedMethod = []byte(headerForwardedMethod)
+	keyWebSocketKey    = []byte("Sec-Websocket-Key")
+	keyFetchMode       = []byte("Sec-Fetch-Mode")
+	keyUpgrade         = []byte(fiber.HeaderUpgrade)
+	keyWebSocket       = []byte("websocket")
+)
 
 // OriginalURI is the request-target a proxy asks forward-auth about, for
 // logs: forward-auth decides on credentials, never on paths (protect paths
@@ -135,7 +159,19 @@ func OriginalURI(c *fiber.Ctx) string {
 // isWebSocketCheck reports whether the request forward-auth is asked about is
 // a WebSocket handshake, from whatever the proxy left of it.
 func isWebSocketCheck(c *fiber.Ctx) bool {
-	return c.Get("Sec-Websocket-Key") != "" ||
-		strings.EqualFold(c.Get("Sec-Fetch-Mode"), "websocket") ||
-		hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
+	// One pass over the headers instead of three c.Get (10 % of a cookie
+	// check); the first occurrence of each name counts, as with c.Get.
+	var key, mode, upgrade []byte
+	var haveKey, haveMode, haveUpgrade bool
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		switch {
+		case !haveKey && bytes.EqualFold(k, keyWebSocketKey):
+			key, haveKey = v, true
+		case !haveMode && bytes.EqualFold(k, keyFetchMode):
+			mode, haveMode = v, true
+		case !haveUpgrade && bytes.EqualFold(k, keyUpgrade):
+			upgrade, haveUpgrade = v, true
+		}
+	})
+	return len(key) > 0 || bytes.EqualFold(mode, keyWebSocket) || hasToken(utils.UnsafeString(upgrade), "websocket")
 }

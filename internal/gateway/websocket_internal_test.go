@@ -1,0 +1,46 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// isWebSocketCheck's one pass over the headers answers what three c.Get
+// lookups answered: any spelling of the names, first occurrence counts,
+// Upgrade as a token list.
+func TestIsWebSocketCheckAsLookups(t *testing.T) {
+	lookups := func(c *fiber.Ctx) bool {
+		return c.Get("Sec-Websocket-Key") != "" ||
+			strings.EqualFold(c.Get("Sec-Fetch-Mode"), "websocket") ||
+			hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
+	}
+	cases := [][][2]string{
+		nil,
+		{{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}},
+		{{"sec-websocket-key", ""}},
+		{{"SEC-FETCH-MODE", "WebSocket"}},
+		{{"Sec-Fetch-Mode", "navigate"}, {"Sec-Fetch-Mode", "websocket"}},
+		{{"Sec-Fetch-Mode", "websocket"}, {"Sec-Fetch-Mode", "navigate"}},
+		{{"Upgrade", "h2c, WebSocket"}},
+		{{"upgrade", "h2c"}, {"Upgrade", "websocket"}},
+		{{"Upgrade", "websockets"}},
+		{{"X-Other", "websocket"}, {"Connection", "upgrade"}},
+	}
+	app := fiber.New()
+	for _, hs := range cases {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(fiber.MethodGet)
+		ctx.Request.SetRequestURI("/auth/verify")
+		for _, h := range hs {
+			ctx.Request.Header.Add(h[0], h[1])
+		}
+		c := app.AcquireCtx(&ctx)
+		if got, want := isWebSocketCheck(c), lookups(c); got != want {
+			t.Errorf("headers %q: isWebSocketCheck = %v, the lookups say %v", hs, got, want)
+		}
+		app.ReleaseCtx(c)
+	}
+}
