@@ -87,22 +87,21 @@ type cachedClaims struct {
 	// exp (the parser allows exp + leeway: past exp a request takes the
 	// uncached path).
 	validFrom, exp int64
-	// revokeAt is Claims.revocationTime, which a per-user revocation
-	// judges the token by.
-	revokeAt time.Time
-	issuer   string
+	// revokeAt is Claims.revocationTime (unix ns), which a per-user
+	// revocation judges the token by.
+	revokeAt int64
 	audience jwt.ClaimStrings
-	dates    [3]jwt.NumericDate // exp, iat, nbf
-	hasNBF   bool
+	dates    [3]jwt.NumericDate // exp, iat, nbf (zero: none)
 	iatNS    int64
 }
 
 // claims rebuilds the token's claims, the caller's to keep; Audience, Roles
-// and the dates are shared with the cache.
-func (cc *cachedClaims) claims() *Claims {
+// and the dates are shared with the cache. issuer is the configured one,
+// the only one a cached token can have.
+func (cc *cachedClaims) claims(issuer string) *Claims {
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    cc.issuer,
+			Issuer:    issuer,
 			Subject:   cc.p.UserID,
 			Audience:  cc.audience,
 			ExpiresAt: &cc.dates[0],
@@ -115,7 +114,7 @@ func (cc *cachedClaims) claims() *Claims {
 		Roles:      cc.p.Roles,
 		IssuedAtNS: cc.iatNS,
 	}
-	if cc.hasNBF {
+	if !cc.dates[2].IsZero() {
 		c.NotBefore = &cc.dates[2]
 	}
 	return c
@@ -249,9 +248,10 @@ func (c *verifiedCache) intern(header string) string {
 
 // compactClaims copies rest (the part of the token the entry keeps) and the
 // claims' strings into one arena, and returns the copy and its accounted size.
+// The issuer is not kept: the parser accepts only the configured one.
 func compactClaims(rest string, c *Claims, scheme auth.Scheme, leeway time.Duration) (*cachedClaims, string, int64) {
 	var b strings.Builder
-	n := len(rest) + len(c.Issuer) + len(c.Subject) + len(c.ID) + len(c.ClientID) + len(c.SID) + len(c.Email)
+	n := len(rest) + len(c.Subject) + len(c.ID) + len(c.ClientID) + len(c.SID) + len(c.Email)
 	for _, a := range c.Audience {
 		n += len(a)
 	}
@@ -265,7 +265,6 @@ func compactClaims(rest string, c *Claims, scheme auth.Scheme, leeway time.Durat
 		offsets = append(offsets, b.Len())
 	}
 	add(rest)
-	add(c.Issuer)
 	add(c.Subject)
 	add(c.ID)
 	add(c.ClientID)
@@ -287,7 +286,6 @@ func compactClaims(rest string, c *Claims, scheme auth.Scheme, leeway time.Durat
 	}
 	cc := &cachedClaims{}
 	restCopy := take()
-	cc.issuer = take()
 	p := &cc.p
 	p.UserID, p.TokenID, p.ClientID, p.SID, p.Email = take(), take(), take(), take(), take()
 	strs := make([]string, len(c.Audience)+len(c.Roles))
@@ -303,13 +301,12 @@ func compactClaims(rest string, c *Claims, scheme auth.Scheme, leeway time.Durat
 	p.Scheme = scheme
 	p.ExpiresAt = c.ExpiresAt.Time
 	cc.iatNS = c.IssuedAtNS
-	cc.revokeAt = c.revocationTime()
+	cc.revokeAt = c.revocationTime().UnixNano()
 	cc.dates[0] = *c.ExpiresAt
 	cc.dates[1] = *c.IssuedAt
 	from := c.IssuedAt.Time
 	if c.NotBefore != nil {
 		cc.dates[2] = *c.NotBefore
-		cc.hasNBF = true
 		if c.NotBefore.After(from) {
 			from = c.NotBefore.Time
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -87,7 +88,7 @@ func (s *Service) VerifyAccess(raw string) (*Claims, error) {
 		return nil, err
 	}
 	if hit != nil {
-		c = hit.claims()
+		c = hit.claims(s.cfg.Issuer)
 	}
 	return c, nil
 }
@@ -151,7 +152,7 @@ func (s *Service) verify(raw string, scheme auth.Scheme) (hit *cachedClaims, c *
 		// revocation mirror is checked at the same instant.
 		now := s.cfg.Clock()
 		if e, ok := s.cache.get(raw, now.UnixNano()); ok {
-			if err := s.rev.checkAt(e.p.TokenID, e.p.SID, e.p.UserID, e.revokeAt, now); err != nil {
+			if err := s.rev.checkAt(e.p.TokenID, e.p.SID, e.p.UserID, time.Unix(0, e.revokeAt), now); err != nil {
 				return nil, nil, err
 			}
 			return e, nil, nil

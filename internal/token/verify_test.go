@@ -428,7 +428,7 @@ func getAt(c *verifiedCache, raw string, now time.Time) (*Claims, bool) {
 	if !ok {
 		return nil, false
 	}
-	return e.claims(), true
+	return e.claims(DefaultIssuer), true
 }
 
 // cacheClaims is a claim set shaped like the ones we issue, issued early
