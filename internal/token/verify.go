@@ -83,7 +83,8 @@ func isAccessTyp(typ string) bool {
 // auth.ErrExpired or auth.ErrRevoked. The returned Claims is the caller's to
 // keep, but its Roles, Audience and dates are shared and must not be modified.
 func (s *Service) VerifyAccess(raw string) (*Claims, error) {
-	hit, c, err := s.verify(raw, auth.SchemeNone)
+	// Cached under the scheme most tokens arrive by.
+	hit, c, err := s.verify(raw, auth.SchemeBearer)
 	if err != nil {
 		return nil, err
 	}
