@@ -1,9 +1,13 @@
 package token
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // BenchmarkVerifyAccess: "miss" runs the full signature and claims check
@@ -121,4 +125,56 @@ func BenchmarkVerifyAccessLive(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkVerifyHit is the cached path per entry point (issue 13, target
+// 2): VerifyAccess copies the claims, VerifyPrincipal the principal, and
+// VerifySharedPrincipal answers the entry's own. "revocations" has a mirror
+// holding 1,000 revoked jtis, sids and users (none of the token's), so
+// its three lookups hash their keys as they do in production.
+func BenchmarkVerifyHit(b *testing.B) {
+	entry := []struct {
+		name   string
+		verify func(s *Service, raw string) error
+	}{
+		{"VerifyAccess", func(s *Service, raw string) error { _, err := s.VerifyAccess(raw); return err }},
+		{"VerifyPrincipal", func(s *Service, raw string) error { _, err := s.VerifyPrincipal(raw, auth.SchemeBearer); return err }},
+		{"VerifySharedPrincipal", func(s *Service, raw string) error {
+			_, err := s.VerifySharedPrincipal(raw, auth.SchemeBearer)
+			return err
+		}},
+	}
+	for _, mirror := range []string{"empty", "revocations"} {
+		for _, ep := range entry {
+			b.Run(mirror+"/"+ep.name, func(b *testing.B) {
+				e := newEnv(b, AlgEdDSA, withDefaultCache())
+				if mirror == "revocations" {
+					fillRevocations(b, e, 1000)
+				}
+				tok := e.issue(b, alice).AccessToken
+				if err := ep.verify(e.svc, tok); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := ep.verify(e.svc, tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func fillRevocations(b *testing.B, e *env, n int) {
+	b.Helper()
+	ctx := context.Background()
+	until := e.clock.Now().Add(time.Hour)
+	for i := range n {
+		id := fmt.Sprintf("other-%06d", i)
+		if e.rev.RevokeJTI(ctx, id, until) != nil || e.rev.RevokeSID(ctx, id, until) != nil ||
+			e.rev.RevokeUser(ctx, id, e.clock.Now(), until) != nil {
+			b.Fatal("revoke failed")
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenshift/tokenshift/internal/auth"
 )
 
 // The verified-token cache is bounded by memory, not by a count of entries:
@@ -31,10 +33,12 @@ const (
 )
 
 // verifiedCache remembers tokens whose signature and claims were verified,
-// until their exp. It only saves the cryptography: callers still check
-// revocation (and exp, against their clock) on every hit.
+// until their exp. It only saves the cryptography and the decoding: a hit
+// still checks the token's time window against the caller's clock, and
+// callers check revocation on every hit. A purge (a new key ring) also
+// drops what verifications still running under the old ring would put.
 //
-// An entry is found by a keyed 64-bit hash of the token and then compared
+// An entry is found by a keyed 64-bit hash of the token's end and then compared
 // with the whole token, so a hit is always the exact token that was
 // verified; the compare takes the same time wherever the bytes differ. The
 // header segment, the same for every token of one key, is stored once.
@@ -47,6 +51,8 @@ type verifiedCache struct {
 
 	hmu     sync.Mutex
 	headers map[string]string // interned header segments
+
+	gen atomic.Uint64 // bumped by purge
 }
 
 type cacheShard struct {
@@ -69,11 +75,49 @@ type cacheEntry struct {
 	live   bool
 }
 
-// cachedClaims holds the claims with their dates in one allocation. The
-// strings point into one arena string, so an entry costs two allocations.
+// cachedClaims is what a hit needs, worked out once when the token was
+// verified: the principal (shared by every request presenting the token),
+// the instants a hit compares with its clock, and the rest of the claims
+// for VerifyAccess. The strings point into one arena string, so an entry
+// costs two allocations.
 type cachedClaims struct {
-	Claims
-	dates [3]jwt.NumericDate // exp, iat, nbf
+	p auth.Principal
+	// validFrom and exp bound the unix-ns instants at which a hit is
+	// accepted: from max(iat, nbf) - leeway, as the parser allows, until
+	// exp (the parser allows exp + leeway: past exp a request takes the
+	// uncached path).
+	validFrom, exp int64
+	// revokeAt is Claims.revocationTime (unix ns), which a per-user
+	// revocation judges the token by.
+	revokeAt int64
+	audience jwt.ClaimStrings
+	dates    [3]jwt.NumericDate // exp, iat, nbf (zero: none)
+	iatNS    int64
+}
+
+// claims rebuilds the token's claims, the caller's to keep; Audience, Roles
+// and the dates are shared with the cache. issuer is the configured one,
+// the only one a cached token can have.
+func (cc *cachedClaims) claims(issuer string) *Claims {
+	c := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   cc.p.UserID,
+			Audience:  cc.audience,
+			ExpiresAt: &cc.dates[0],
+			IssuedAt:  &cc.dates[1],
+			ID:        cc.p.TokenID,
+		},
+		ClientID:   cc.p.ClientID,
+		SID:        cc.p.SID,
+		Email:      cc.p.Email,
+		Roles:      cc.p.Roles,
+		IssuedAtNS: cc.iatNS,
+	}
+	if !cc.dates[2].IsZero() {
+		c.NotBefore = &cc.dates[2]
+	}
+	return c
 }
 
 // newVerifiedCache returns a cache holding at most about budget bytes.
@@ -90,15 +134,33 @@ func newVerifiedCache(budget int64) *verifiedCache {
 	return c
 }
 
+// hashTail is how much of a token's end the index hashes. A token's end is
+// its signature, which differs between any two tokens we signed, so the
+// hash needs no more; hashing every byte of a 500-byte token cost more
+// than the rest of the lookup. Tokens that share their end (a forgery
+// reusing a signature) only share a slot: a hit still compares the whole
+// token.
+const hashTail = 32
+
+func (c *verifiedCache) hash(raw string) uint64 {
+	return maphash.String(c.seed, raw[len(raw)-min(len(raw), hashTail):])
+}
+
 func (c *verifiedCache) shard(h uint64) *cacheShard {
 	// The low bits pick the map bucket inside the shard; use the high ones.
 	return &c.shards[(h>>32)%uint64(len(c.shards))]
 }
 
-// get returns the claims of raw if exactly raw was verified and is not past
-// its exp. The claims are shared: the caller must not modify them.
-func (c *verifiedCache) get(raw string, now time.Time) (*Claims, bool) {
-	h := maphash.String(c.seed, raw)
+// generation changes with every purge. A verification reads it before the
+// key ring and hands it to put, which drops an entry verified under a ring
+// that a purge has since retired.
+func (c *verifiedCache) generation() uint64 { return c.gen.Load() }
+
+// get returns what was cached for raw if exactly raw was verified and now
+// (unix ns) is inside the window the parser would accept it in, with exp
+// as its end. The result is shared: the caller must not modify it.
+func (c *verifiedCache) get(raw string, now int64) (*cachedClaims, bool) {
+	h := c.hash(raw)
 	sh := c.shard(h)
 	sh.mu.RLock()
 	i, ok := sh.index[h]
@@ -113,15 +175,18 @@ func (c *verifiedCache) get(raw string, now time.Time) (*Claims, bool) {
 		}
 	}
 	sh.mu.RUnlock()
-	if cl == nil || !now.Before(cl.ExpiresAt.Time) {
+	if cl == nil || now >= cl.exp || now < cl.validFrom {
 		return nil, false
 	}
-	return &cl.Claims, true
+	return cl, true
 }
 
-// put remembers the verified claims of raw. It copies what it keeps, so
+// put remembers the verified claims of raw, whose principal gets scheme
+// (the scheme of the verification: the token's next ones are likely to use
+// the same), and leeway is the parser's. gen is generation() as read before
+// the key ring the token was verified with. It copies what it keeps, so
 // neither raw (which may alias a request buffer) nor claims are retained.
-func (c *verifiedCache) put(raw string, claims *Claims, now time.Time) {
+func (c *verifiedCache) put(raw string, claims *Claims, scheme auth.Scheme, leeway time.Duration, gen uint64, now int64) {
 	dot := strings.IndexByte(raw, '.')
 	if dot < 0 || claims.ExpiresAt == nil || claims.IssuedAt == nil {
 		return
@@ -130,17 +195,22 @@ func (c *verifiedCache) put(raw string, claims *Claims, now time.Time) {
 	if header == "" {
 		keep = raw // too many distinct headers: the entry keeps the whole token
 	}
-	cl, rest, size := compactClaims(keep, claims)
-	h := maphash.String(c.seed, raw)
+	cl, rest, size := compactClaims(keep, claims, scheme, leeway)
+	h := c.hash(raw)
 	sh := c.shard(h)
 	if size > sh.budget {
 		return
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if c.gen.Load() != gen {
+		// The ring changed while the token was being verified, and the
+		// purge may have passed this shard already.
+		return
+	}
 	if i, ok := sh.index[h]; ok {
-		// The same token (or, once in 2^64, another with the same hash:
-		// then the newer replaces the older).
+		// The same token (or another with the same end, or once in 2^64
+		// the same hash: then the newer replaces the older).
 		sh.remove(i)
 	}
 	for sh.used+size > sh.budget && sh.evictOne(now) {
@@ -178,9 +248,10 @@ func (c *verifiedCache) intern(header string) string {
 
 // compactClaims copies rest (the part of the token the entry keeps) and the
 // claims' strings into one arena, and returns the copy and its accounted size.
-func compactClaims(rest string, c *Claims) (*cachedClaims, string, int64) {
+// The issuer is not kept: the parser accepts only the configured one.
+func compactClaims(rest string, c *Claims, scheme auth.Scheme, leeway time.Duration) (*cachedClaims, string, int64) {
 	var b strings.Builder
-	n := len(rest) + len(c.Issuer) + len(c.Subject) + len(c.ID) + len(c.ClientID) + len(c.SID) + len(c.Email)
+	n := len(rest) + len(c.Subject) + len(c.ID) + len(c.ClientID) + len(c.SID) + len(c.Email)
 	for _, a := range c.Audience {
 		n += len(a)
 	}
@@ -194,7 +265,6 @@ func compactClaims(rest string, c *Claims) (*cachedClaims, string, int64) {
 		offsets = append(offsets, b.Len())
 	}
 	add(rest)
-	add(c.Issuer)
 	add(c.Subject)
 	add(c.ID)
 	add(c.ClientID)
@@ -216,26 +286,33 @@ func compactClaims(rest string, c *Claims) (*cachedClaims, string, int64) {
 	}
 	cc := &cachedClaims{}
 	restCopy := take()
-	cc.Issuer, cc.Subject, cc.ID, cc.ClientID, cc.SID, cc.Email = take(), take(), take(), take(), take(), take()
+	p := &cc.p
+	p.UserID, p.TokenID, p.ClientID, p.SID, p.Email = take(), take(), take(), take(), take()
 	strs := make([]string, len(c.Audience)+len(c.Roles))
 	for i := range strs {
 		strs[i] = take()
 	}
 	if len(c.Audience) > 0 {
-		cc.Audience = jwt.ClaimStrings(strs[:len(c.Audience):len(c.Audience)])
+		cc.audience = jwt.ClaimStrings(strs[:len(c.Audience):len(c.Audience)])
 	}
 	if len(c.Roles) > 0 {
-		cc.Roles = strs[len(c.Audience):]
+		p.Roles = strs[len(c.Audience):]
 	}
-	cc.IssuedAtNS = c.IssuedAtNS
+	p.Scheme = scheme
+	p.ExpiresAt = c.ExpiresAt.Time
+	cc.iatNS = c.IssuedAtNS
+	cc.revokeAt = c.revocationTime().UnixNano()
 	cc.dates[0] = *c.ExpiresAt
-	cc.ExpiresAt = &cc.dates[0]
 	cc.dates[1] = *c.IssuedAt
-	cc.IssuedAt = &cc.dates[1]
+	from := c.IssuedAt.Time
 	if c.NotBefore != nil {
 		cc.dates[2] = *c.NotBefore
-		cc.NotBefore = &cc.dates[2]
+		if c.NotBefore.After(from) {
+			from = c.NotBefore.Time
+		}
 	}
+	cc.validFrom = from.Add(-leeway).UnixNano()
+	cc.exp = c.ExpiresAt.UnixNano()
 	size := entryOverhead + int64(len(arena)) + int64(len(strs))*int64(unsafe.Sizeof(""))
 	return cc, restCopy, size
 }
@@ -243,7 +320,7 @@ func compactClaims(rest string, c *Claims) (*cachedClaims, string, int64) {
 // evictOne advances the hand to the next entry that is expired or was not
 // used since the hand last passed, and removes it. It reports false when the
 // shard is empty.
-func (sh *cacheShard) evictOne(now time.Time) bool {
+func (sh *cacheShard) evictOne(now int64) bool {
 	if len(sh.index) == 0 {
 		return false
 	}
@@ -257,7 +334,7 @@ func (sh *cacheShard) evictOne(now time.Time) bool {
 		if !e.live {
 			continue
 		}
-		if e.ref.Load() != 0 && now.Before(e.claims.ExpiresAt.Time) {
+		if e.ref.Load() != 0 && now < e.claims.exp {
 			e.ref.Store(0) // second chance
 			continue
 		}
@@ -275,6 +352,7 @@ func (sh *cacheShard) remove(i int32) {
 }
 
 func (c *verifiedCache) purge() {
+	c.gen.Add(1)
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -82,13 +83,13 @@ func isAccessTyp(typ string) bool {
 // auth.ErrExpired or auth.ErrRevoked. The returned Claims is the caller's to
 // keep, but its Roles, Audience and dates are shared and must not be modified.
 func (s *Service) VerifyAccess(raw string) (*Claims, error) {
-	c, shared, err := s.verify(raw)
+	// Cached under the scheme most tokens arrive by.
+	hit, c, err := s.verify(raw, auth.SchemeBearer)
 	if err != nil {
 		return nil, err
 	}
-	if shared {
-		cp := *c
-		c = &cp
+	if hit != nil {
+		c = hit.claims(s.cfg.Issuer)
 	}
 	return c, nil
 }
@@ -97,64 +98,95 @@ func (s *Service) VerifyAccess(raw string) (*Claims, error) {
 // checks, but only the principal is built, so a cache hit costs one
 // allocation (the principal, which is the caller's; its Roles are shared).
 func (s *Service) VerifyPrincipal(raw string, scheme auth.Scheme) (*auth.Principal, error) {
-	c, _, err := s.verify(raw)
+	hit, c, err := s.verify(raw, scheme)
 	if err != nil {
 		return nil, err
 	}
-	p := c.Principal(scheme)
+	var p auth.Principal
+	if hit != nil {
+		p = hit.p
+		p.Scheme = scheme
+	} else {
+		p = c.Principal(scheme)
+	}
 	return &p, nil
 }
 
-// verify runs every check of VerifyAccess. shared reports claims that
-// belong to the cache, which the caller must not modify or hand out.
-func (s *Service) verify(raw string) (c *Claims, shared bool, err error) {
+// VerifySharedPrincipal is VerifyPrincipal without the allocation on a cache
+// hit: the principal is then the cache entry's, shared by every request
+// that presents the same token, and nobody may modify it (its Scheme is
+// already scheme). A miss, or a hit on a token cached under another scheme,
+// answers a new principal, as VerifyPrincipal does.
+func (s *Service) VerifySharedPrincipal(raw string, scheme auth.Scheme) (*auth.Principal, error) {
+	hit, c, err := s.verify(raw, scheme)
+	if err != nil {
+		return nil, err
+	}
+	if hit != nil && hit.p.Scheme == scheme {
+		return &hit.p, nil
+	}
+	var p auth.Principal
+	if hit != nil {
+		p = hit.p
+		p.Scheme = scheme
+	} else {
+		p = c.Principal(scheme)
+	}
+	return &p, nil
+}
+
+// verify runs every check of VerifyAccess. A cache hit answers the entry
+// (shared: the caller must not modify it or hand it out for modification),
+// a verified miss its claims, which are the caller's; scheme is what a miss
+// caches the principal with.
+func (s *Service) verify(raw string, scheme auth.Scheme) (hit *cachedClaims, c *Claims, err error) {
 	if raw == "" {
-		return nil, false, errEmptyToken
+		return nil, nil, errEmptyToken
 	}
 	if len(raw) > s.cfg.MaxTokenBytes {
-		return nil, false, errTooLong
+		return nil, nil, errTooLong
 	}
+	var gen uint64
 	if s.cache != nil {
-		// The cache compares exp with this clock on every hit, and the
-		// revocation mirror is checked at the same instant on every hit.
+		// One clock reading per hit (it is not free on every machine): the
+		// cache compares the token's time window with it, and the
+		// revocation mirror is checked at the same instant.
 		now := s.cfg.Clock()
-		if c, ok := s.cache.get(raw, now); ok {
-			if err := s.rev.checkAt(c.ID, c.SID, c.Subject, c.revocationTime(), now); err != nil {
-				return nil, false, err
+		if e, ok := s.cache.get(raw, now.UnixNano()); ok {
+			if err := s.rev.checkAt(e.p.TokenID, e.p.SID, e.p.UserID, time.Unix(0, e.revokeAt), now); err != nil {
+				return nil, nil, err
 			}
-			return c, true, nil
+			return e, nil, nil
 		}
+		gen = s.cache.generation() // before the ring: see put
 	}
 	rs := s.state.Load()
 	c = new(Claims)
 	if _, err := rs.parser.ParseWithClaims(raw, c, rs.keyfunc); err != nil {
-		return nil, false, classify(err)
+		return nil, nil, classify(err)
 	}
 	if c.Subject == "" || c.ClientID == "" || c.SID == "" || c.ID == "" || c.IssuedAt == nil {
-		return nil, false, errMissingClaim
+		return nil, nil, errMissingClaim
 	}
 	// We never issue a longer-lived access token, so one is forged (a stolen
 	// key) or a bug: a valid signature must not buy a ten-year token.
 	if c.ExpiresAt.Sub(c.IssuedAt.Time) > s.cfg.AccessTTL+s.cfg.Leeway {
-		return nil, false, errTooLongLived
+		return nil, nil, errTooLongLived
 	}
 	if s.clients != nil && !s.clients[c.ClientID] {
-		return nil, false, errClient
+		return nil, nil, errClient
 	}
+	now := s.cfg.Clock()
 	if s.cache != nil {
 		// Cached before the revocation check: revocation is checked on every
 		// hit anyway, and a replayed revoked token then costs no signature
 		// check. The cache keeps its own copy; c stays the caller's.
-		s.cache.put(raw, c, s.cfg.Clock())
+		s.cache.put(raw, c, scheme, s.cfg.Leeway, gen, now.UnixNano())
 	}
-	if err := s.checkRevoked(c); err != nil {
-		return nil, false, err
+	if err := s.rev.checkAt(c.ID, c.SID, c.Subject, c.revocationTime(), now); err != nil {
+		return nil, nil, err
 	}
-	return c, false, nil
-}
-
-func (s *Service) checkRevoked(c *Claims) error {
-	return s.rev.check(c.ID, c.SID, c.Subject, c.revocationTime())
+	return nil, c, nil
 }
 
 // notOnlyExpired lists the parser failures that make a token invalid even

@@ -417,20 +417,36 @@ func TestVerifyAccessCache(t *testing.T) {
 	}
 }
 
-// cacheClaims is a claim set shaped like the ones we issue.
+// putAt and getAt are the cache's put and get with a time.Time and the
+// claims as VerifyAccess answers them, no leeway.
+func putAt(c *verifiedCache, raw string, cl *Claims, now time.Time) {
+	c.put(raw, cl, auth.SchemeBearer, 0, c.generation(), now.UnixNano())
+}
+
+func getAt(c *verifiedCache, raw string, now time.Time) (*Claims, bool) {
+	e, ok := c.get(raw, now.UnixNano())
+	if !ok {
+		return nil, false
+	}
+	return e.claims(DefaultIssuer), true
+}
+
+// cacheClaims is a claim set shaped like the ones we issue, issued early
+// enough to be valid at the tests' now whatever exp they choose.
 func cacheClaims(i int, exp time.Time) *Claims {
 	return &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: DefaultIssuer, Subject: fmt.Sprintf("u-%07d", i), Audience: jwt.ClaimStrings{DefaultAudience},
-			ExpiresAt: &jwt.NumericDate{Time: exp}, IssuedAt: &jwt.NumericDate{Time: exp.Add(-DefaultAccessTTL)}, ID: fmt.Sprintf("jti-%018d", i),
+			ExpiresAt: &jwt.NumericDate{Time: exp}, IssuedAt: &jwt.NumericDate{Time: exp.Add(-2 * time.Hour)}, ID: fmt.Sprintf("jti-%018d", i),
 		},
 		ClientID: "mobile", SID: fmt.Sprintf("sid-%018d", i), Email: fmt.Sprintf("user%07d@example.com", i), Roles: []string{"user"},
 	}
 }
 
-// cacheToken is a token-shaped string of about the size we issue.
+// cacheToken is a token-shaped string of about the size we issue. Its
+// signature differs with i, as a real one does (the index hashes it).
 func cacheToken(i int) string {
-	return "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkLTEiLCJ0eXAiOiJhdCtqd3QifQ." + fmt.Sprintf("%0340d", i) + "." + strings.Repeat("s", 86)
+	return "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkLTEiLCJ0eXAiOiJhdCtqd3QifQ." + fmt.Sprintf("%0340d", i) + "." + strings.Repeat("s", 66) + fmt.Sprintf("%020d", i)
 }
 
 // The cache is bounded by bytes, whatever the number of tokens (issue 13:
@@ -453,7 +469,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newVerifiedCache(tc.budget)
 			for i := range tc.puts {
-				c.put(cacheToken(i), cacheClaims(i, exp), now)
+				putAt(c, cacheToken(i), cacheClaims(i, exp), now)
 			}
 			if b := c.bytes(); b > tc.budget || b <= 0 {
 				t.Fatalf("cache accounts %d bytes; want 1..%d", b, tc.budget)
@@ -462,7 +478,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 				t.Fatalf("cache holds %d of %d tokens that fit its budget", n, tc.puts)
 			}
 			last := tc.puts - 1
-			got, ok := c.get(cacheToken(last), now)
+			got, ok := getAt(c, cacheToken(last), now)
 			if !ok {
 				t.Fatal("the newest entry was evicted")
 			}
@@ -485,17 +501,17 @@ func TestVerifiedCacheExactToken(t *testing.T) {
 	now := time.Now()
 	c := newVerifiedCache(1 << 20)
 	tok := cacheToken(1)
-	c.put(tok, cacheClaims(1, now.Add(time.Hour)), now)
+	putAt(c, tok, cacheClaims(1, now.Add(time.Hour)), now)
 	flip := func(i int) string { b := []byte(tok); b[i] ^= 1; return string(b) }
 	for name, other := range map[string]string{
 		"header byte": flip(3), "payload byte": flip(70), "last signature byte": flip(len(tok) - 1),
 		"prefix": tok[:len(tok)-1], "longer": tok + "s", "other token": cacheToken(2),
 	} {
-		if _, ok := c.get(other, now); ok {
+		if _, ok := getAt(c, other, now); ok {
 			t.Errorf("%s: hit for a token that was never verified", name)
 		}
 	}
-	if _, ok := c.get(tok, now); !ok {
+	if _, ok := getAt(c, tok, now); !ok {
 		t.Fatal("the verified token missed")
 	}
 }
@@ -507,11 +523,11 @@ func TestVerifiedCacheCopiesToken(t *testing.T) {
 	c := newVerifiedCache(1 << 20)
 	buf := []byte(cacheToken(7))
 	want := string(buf)
-	c.put(unsafeString(buf), cacheClaims(7, now.Add(time.Hour)), now)
+	putAt(c, unsafeString(buf), cacheClaims(7, now.Add(time.Hour)), now)
 	for i := range buf {
 		buf[i] = 'x'
 	}
-	if _, ok := c.get(want, now); !ok {
+	if _, ok := getAt(c, want, now); !ok {
 		t.Fatal("the cache lost the token when the caller's buffer changed")
 	}
 }
@@ -525,12 +541,12 @@ func TestVerifiedCacheKeepsHotTokens(t *testing.T) {
 	c := newVerifiedCache(64 << 10) // one shard, about 80 tokens
 	const hot = 20
 	for i := range hot {
-		c.put(cacheToken(i), cacheClaims(i, exp), now)
+		putAt(c, cacheToken(i), cacheClaims(i, exp), now)
 	}
 	for i := hot; i < hot+2000; i++ {
-		c.put(cacheToken(i), cacheClaims(i, exp), now)
+		putAt(c, cacheToken(i), cacheClaims(i, exp), now)
 		for h := range hot {
-			if _, ok := c.get(cacheToken(h), now); !ok {
+			if _, ok := getAt(c, cacheToken(h), now); !ok {
 				t.Fatalf("hot token %d evicted after %d one-off tokens", h, i-hot+1)
 			}
 		}
@@ -541,21 +557,21 @@ func TestVerifiedCacheKeepsHotTokens(t *testing.T) {
 func TestVerifiedCacheEvictsExpiredFirst(t *testing.T) {
 	now := time.Now()
 	c := newVerifiedCache(64 << 10)
-	c.put(cacheToken(0), cacheClaims(0, now.Add(time.Hour)), now)
+	putAt(c, cacheToken(0), cacheClaims(0, now.Add(time.Hour)), now)
 	n := 1
 	for c.bytes()+entryOverhead+600 < 64<<10 {
-		c.put(cacheToken(n), cacheClaims(n, now.Add(time.Second)), now)
+		putAt(c, cacheToken(n), cacheClaims(n, now.Add(time.Second)), now)
 		n++
 	}
 	later := now.Add(time.Minute)
-	if _, ok := c.get(cacheToken(1), later); ok {
+	if _, ok := getAt(c, cacheToken(1), later); ok {
 		t.Fatal("an expired entry was a hit")
 	}
-	c.get(cacheToken(0), later) // referenced, live
+	getAt(c, cacheToken(0), later) // referenced, live
 	for i := n; i < n+10; i++ {
-		c.put(cacheToken(i), cacheClaims(i, later.Add(time.Hour)), later)
+		putAt(c, cacheToken(i), cacheClaims(i, later.Add(time.Hour)), later)
 	}
-	if _, ok := c.get(cacheToken(0), later); !ok {
+	if _, ok := getAt(c, cacheToken(0), later); !ok {
 		t.Fatal("a live entry was evicted while expired ones remained")
 	}
 }
