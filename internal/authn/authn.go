@@ -34,6 +34,9 @@ type Touch func(ctx context.Context)
 
 // TokenVerifier verifies a JWT access token without I/O. Errors wrap
 // auth.ErrInvalid, auth.ErrExpired or auth.ErrRevoked.
+//
+// The principal answered may be shared between requests (the verified-token
+// cache's): nobody modifies it.
 type TokenVerifier interface {
 	VerifyToken(raw string) (*auth.Principal, error)
 }

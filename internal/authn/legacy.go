@@ -93,9 +93,11 @@ func (cfg *Config) addLegacy(c *fiber.Ctx, lc legacyCookie, results []verified, 
 	if r.err == nil {
 		r.p, r.err = cfg.Legacy.VerifyLegacy(c.UserContext(), lc.cred)
 		if r.err == nil && (r.p.Scheme != auth.SchemeSession || r.p.Source != lc.cred.Source) {
-			// Written only when needed: the principal may be shared.
-			r.p.Scheme = auth.SchemeSession
-			r.p.Source = lc.cred.Source
+			// A copy, not a write: the principal may be shared by
+			// concurrent requests (the legacy near cache's).
+			cp := *r.p
+			cp.Scheme, cp.Source = auth.SchemeSession, lc.cred.Source
+			r.p = &cp
 		}
 	}
 	if n > 0 && errors.Is(r.err, auth.ErrUnavailable) {

@@ -112,8 +112,12 @@ func (cfg *Config) verifyToken(s auth.Scheme, raw string) verified {
 	} else {
 		p, err = cfg.Tokens.VerifyToken(raw)
 	}
-	if err == nil {
-		p.Scheme = s
+	if err == nil && p.Scheme != s {
+		// A copy, not a write: a verifier may answer a principal shared by
+		// concurrent requests (the verified-token cache's).
+		cp := *p
+		cp.Scheme = s
+		p = &cp
 	}
 	return verified{scheme: s, p: p, err: err}
 }
@@ -124,9 +128,11 @@ func (cfg *Config) verifySession(c *fiber.Ctx, raw string) verified {
 	}
 	p, touch, err := cfg.Sessions.VerifySession(c.UserContext(), raw)
 	if err == nil && p.Scheme != auth.SchemeSession {
-		// Written only when needed: a verifier may answer a principal
-		// shared by concurrent requests (the session near cache's).
-		p.Scheme = auth.SchemeSession
+		// A copy, not a write: a verifier may answer a principal shared
+		// by concurrent requests (the session near cache's).
+		cp := *p
+		cp.Scheme = auth.SchemeSession
+		p = &cp
 	}
 	return verified{scheme: auth.SchemeSession, p: p, err: err, touch: touch}
 }

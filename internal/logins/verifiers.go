@@ -63,7 +63,7 @@ type tokenVerifier struct {
 }
 
 func (v tokenVerifier) VerifyCookieToken(raw string) (*auth.Principal, error) {
-	p, err := v.VerifyToken(raw)
+	p, err := v.s.VerifySharedPrincipal(raw, auth.SchemeJWTCookie)
 	if err != nil {
 		return nil, err
 	}
@@ -76,5 +76,5 @@ func (v tokenVerifier) VerifyCookieToken(raw string) (*auth.Principal, error) {
 // VerifyToken builds only the principal: a cached token then costs one
 // allocation, not a copy of its claims as well.
 func (v tokenVerifier) VerifyToken(raw string) (*auth.Principal, error) {
-	return v.s.VerifyPrincipal(raw, auth.SchemeBearer)
+	return v.s.VerifySharedPrincipal(raw, auth.SchemeBearer)
 }
