@@ -1,13 +1,12 @@
 package gateway_test
 
 import (
-	"runtime"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenshift/tokenshift/internal/testutil/handlerbench"
 )
 
 // BenchmarkVerify drives GET /auth/verify in-process through app.Handler(),
@@ -53,46 +52,13 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 func verifyRequest(setup func(r *fasthttp.Request)) *fasthttp.RequestCtx {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod(fiber.MethodGet)
-	ctx.Request.SetRequestURI("/auth/verify")
-	ctx.Request.Header.SetHost("tokenshift.test")
-	if setup != nil {
-		setup(&ctx.Request)
-	}
-	return &ctx
+	return handlerbench.Request("/auth/verify", "tokenshift.test", setup)
 }
 
+// runVerify times h answering ctx; the answer must be a 200 with identity.
 func runVerify(b *testing.B, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx) {
 	b.Helper()
-	h(ctx)
-	if ctx.Response.StatusCode() != 200 || len(ctx.Response.Header.Peek("X-Auth-User")) == 0 {
-		b.Fatalf("status %d, no identity: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-	}
-	b.ReportAllocs()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := threadCPUTime()
-	b.ResetTimer()
-	for b.Loop() {
-		ctx.Response.Reset()
-		h(ctx)
-	}
-	b.StopTimer()
-	// CPU time of this thread, which on a shared machine does not count the
-	// time spent waiting for a core as ns/op does.
-	if d := threadCPUTime() - start; b.N > 0 && d > 0 {
-		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
-	if ctx.Response.StatusCode() != 200 {
-		b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-	}
-}
-
-func threadCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	handlerbench.Run(b, h, ctx, func(r *fasthttp.Response) bool {
+		return r.StatusCode() == fasthttp.StatusOK && len(r.Header.Peek("X-Auth-User")) > 0
+	})
 }

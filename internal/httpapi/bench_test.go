@@ -1,16 +1,14 @@
 package httpapi
 
 import (
-	"runtime"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
+	"github.com/tokenshift/tokenshift/internal/testutil/handlerbench"
 	"github.com/tokenshift/tokenshift/internal/testutil/redistest"
 	"github.com/tokenshift/tokenshift/internal/token"
 )
@@ -25,61 +23,12 @@ import (
 
 // meRequest prepares a reusable request context for GET /auth/me.
 func meRequest(setup func(r *fasthttp.Request)) *fasthttp.RequestCtx {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod(fiber.MethodGet)
-	ctx.Request.SetRequestURI("/auth/me")
-	ctx.Request.Header.SetHost("localhost:8080")
-	if setup != nil {
-		setup(&ctx.Request)
-	}
-	return &ctx
+	return handlerbench.Request("/auth/me", "localhost:8080", setup)
 }
 
 func runHandler(b *testing.B, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx) {
 	b.Helper()
-	h(ctx)
-	if ctx.Response.StatusCode() != 200 {
-		b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-	}
-	b.ReportAllocs()
-	cpu := startThreadCPU()
-	b.ResetTimer()
-	for b.Loop() {
-		ctx.Response.Reset()
-		h(ctx)
-	}
-	b.StopTimer()
-	cpu.report(b)
-	if ctx.Response.StatusCode() != 200 {
-		b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-	}
-}
-
-// threadCPU measures the CPU time of the benchmark's own thread, reported
-// as cpu-ns/op next to ns/op: on a shared machine wall time also counts the
-// time the thread waited for a core, CPU time does not (background GC work
-// on other threads is not in it either).
-type threadCPU struct{ start time.Duration }
-
-func startThreadCPU() threadCPU {
-	runtime.LockOSThread()
-	return threadCPU{start: threadCPUTime()}
-}
-
-func (t threadCPU) report(b *testing.B) {
-	d := threadCPUTime() - t.start
-	runtime.UnlockOSThread()
-	if b.N > 0 && d > 0 {
-		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
-}
-
-func threadCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	handlerbench.Run(b, h, ctx, nil)
 }
 
 // bareApp answers what /auth/me answers, for a fixed principal, with no

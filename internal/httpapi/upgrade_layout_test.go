@@ -54,36 +54,55 @@ func TestLoginsOfTheOldLayoutKeepWorking(t *testing.T) {
 				"roles": []string{"user"}, "exp": now.Add(time.Hour).UnixNano(), "iat": now.UnixNano(), "fam": now.UnixNano()})
 			mustNoErr(t, st.SetCtx(ctx, "ts:rt:"+hex.EncodeToString(sum[:]), old, time.Hour))
 
-			me := d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}})
-			if me.status != 200 || me.json(t)["user_id"] != "u-7" {
-				t.Fatalf("/auth/me with the old cookie: %d %s", me.status, me.body)
-			}
-			r := d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + rt + `"}`})
-			if r.status != 200 {
-				t.Fatalf("refresh with the old token: %d %s", r.status, r.body)
-			}
-			next, access := r.json(t)["refresh_token"].(string), r.json(t)["access_token"].(string)
-			if !strings.HasPrefix(next, "rt_"+sid+".") {
-				t.Fatalf("successor %q is not of the new kind", next)
-			}
-			list := d.do(t, call{path: "/auth/sessions", bearer: access})
-			if list.status != 200 || !strings.Contains(string(list.body), sid) || !strings.Contains(string(list.body), "Edg/124.0") {
-				t.Fatalf("/auth/sessions: %d %s", list.status, list.body)
-			}
-			r = d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + next + `"}`})
-			if r.status != 200 {
-				t.Fatalf("refresh with the successor: %d %s", r.status, r.body)
-			}
-			access = r.json(t)["access_token"].(string)
-			if lo := d.do(t, call{method: "POST", path: "/auth/logout", bearer: access}); lo.status != 204 {
-				t.Fatalf("logout: %d %s", lo.status, lo.body)
-			}
-			expectProblem(t, d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}}), 401, auth.CodeInvalidSession)
+			useStoredLogin(t, d, cookie, rt, "u-7", func(next string) {
+				if !strings.HasPrefix(next, "rt_"+sid+".") {
+					t.Fatalf("successor %q is not of the new kind", next)
+				}
+			}, sid, "Edg/124.0")
 			if n, err := st.SMembers(ctx, "ts:usess:u-7"); err != nil || len(n) != 0 {
 				t.Fatalf("index after logout = %q, %v", n, err)
 			}
 		})
 	}
+}
+
+// useStoredLogin drives a login an older version wrote through the real
+// handlers: its cookie answers /auth/me as userID, its refresh token
+// refreshes (check sees the successor) and the successor does too,
+// /auth/sessions lists it with every text of listed, a logout ends it, and
+// then neither the cookie nor the first refresh token is accepted.
+func useStoredLogin(t *testing.T, d *devServer, cookie, rt, userID string, check func(successor string), listed ...string) {
+	t.Helper()
+	me := d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}})
+	if me.status != 200 || me.json(t)["user_id"] != userID {
+		t.Fatalf("/auth/me with the stored login's cookie: %d %s", me.status, me.body)
+	}
+	refresh := func(tok string) (next, access string) {
+		t.Helper()
+		r := d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + tok + `"}`})
+		if r.status != 200 {
+			t.Fatalf("refresh with %.12s...: %d %s", tok, r.status, r.body)
+		}
+		next, _ = r.json(t)["refresh_token"].(string)
+		access, _ = r.json(t)["access_token"].(string)
+		return next, access
+	}
+	next, access := refresh(rt)
+	if check != nil {
+		check(next)
+	}
+	list := d.do(t, call{path: "/auth/sessions", bearer: access})
+	for _, want := range listed {
+		if list.status != 200 || !strings.Contains(string(list.body), want) {
+			t.Fatalf("/auth/sessions does not show %q: %d %s", want, list.status, list.body)
+		}
+	}
+	_, access = refresh(next)
+	if lo := d.do(t, call{method: "POST", path: "/auth/logout", bearer: access}); lo.status != 204 {
+		t.Fatalf("logout: %d %s", lo.status, lo.body)
+	}
+	expectProblem(t, d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}}), 401, auth.CodeInvalidSession)
+	expectProblem(t, d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + rt + `"}`}), 401, auth.CodeInvalidToken)
 }
 
 func mustNoErr(t *testing.T, err error) {

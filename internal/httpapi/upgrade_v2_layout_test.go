@@ -6,13 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
-	"github.com/tokenshift/tokenshift/internal/auth"
 	"github.com/tokenshift/tokenshift/internal/store"
 )
 
@@ -53,30 +49,7 @@ func TestLoginsOfTheVersion2LayoutKeepWorking(t *testing.T) {
 			mustNoErr(t, st.HSetFields(ctx, store.LoginKey(sid), 24*time.Hour, fields...))
 			mustNoErr(t, st.SAdd(ctx, "ts:usess:u-8", 24*time.Hour, sid))
 
-			me := d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}})
-			if me.status != 200 || me.json(t)["user_id"] != "u-8" {
-				t.Fatalf("/auth/me with the cookie of a version 2 login: %d %s", me.status, me.body)
-			}
-			ref := d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + rt + `"}`})
-			if ref.status != 200 {
-				t.Fatalf("refresh with a version 1 state: %d %s", ref.status, ref.body)
-			}
-			next, access := ref.json(t)["refresh_token"].(string), ref.json(t)["access_token"].(string)
-			list := d.do(t, call{path: "/auth/sessions", bearer: access})
-			if list.status != 200 || !strings.Contains(string(list.body), sid) || !strings.Contains(string(list.body), "Old/2.0") ||
-				!strings.Contains(string(list.body), "192.0.2.8") {
-				t.Fatalf("/auth/sessions: %d %s", list.status, list.body)
-			}
-			ref = d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + next + `"}`})
-			if ref.status != 200 {
-				t.Fatalf("refresh with the successor: %d %s", ref.status, ref.body)
-			}
-			access = ref.json(t)["access_token"].(string)
-			if lo := d.do(t, call{method: "POST", path: "/auth/logout", bearer: access}); lo.status != 204 {
-				t.Fatalf("logout: %d %s", lo.status, lo.body)
-			}
-			expectProblem(t, d.do(t, call{path: "/auth/me", cookies: map[string]string{"ts_session": cookie}}), 401, auth.CodeInvalidSession)
-			expectProblem(t, d.do(t, call{method: "POST", path: "/auth/refresh", ctype: fiber.MIMEApplicationJSON, body: `{"refresh_token":"` + rt + `"}`}), 401, auth.CodeInvalidToken)
+			useStoredLogin(t, d, cookie, rt, "u-8", nil, sid, "Old/2.0", "192.0.2.8")
 		})
 	}
 }
