@@ -102,6 +102,12 @@ func (s *Service) VerifyPrincipal(raw string, scheme auth.Scheme) (*auth.Princip
 	if err != nil {
 		return nil, err
 	}
+	return newPrincipal(hit, c, scheme), nil
+}
+
+// newPrincipal is the caller's own principal of what verify answered: a
+// copy of the cache entry's, or one built from the verified claims.
+func newPrincipal(hit *cachedClaims, c *Claims, scheme auth.Scheme) *auth.Principal {
 	var p auth.Principal
 	if hit != nil {
 		p = hit.p
@@ -109,7 +115,7 @@ func (s *Service) VerifyPrincipal(raw string, scheme auth.Scheme) (*auth.Princip
 	} else {
 		p = c.Principal(scheme)
 	}
-	return &p, nil
+	return &p
 }
 
 // VerifySharedPrincipal is VerifyPrincipal without the allocation on a cache
@@ -125,14 +131,7 @@ func (s *Service) VerifySharedPrincipal(raw string, scheme auth.Scheme) (*auth.P
 	if hit != nil && hit.p.Scheme == scheme {
 		return &hit.p, nil
 	}
-	var p auth.Principal
-	if hit != nil {
-		p = hit.p
-		p.Scheme = scheme
-	} else {
-		p = c.Principal(scheme)
-	}
-	return &p, nil
+	return newPrincipal(hit, c, scheme), nil
 }
 
 // verify runs every check of VerifyAccess. A cache hit answers the entry
