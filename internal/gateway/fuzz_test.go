@@ -92,15 +92,25 @@ func FuzzOriginalMethod(f *testing.F) {
 	f.Add("GET", "", "DELETE")
 	f.Add("HEAD", "GET", "PATCH")
 	app := fiber.New()
+	f.Add("GET", "GET", "GET\x00POST")
 	f.Fuzz(func(t *testing.T, method, original, forwarded string) {
 		fc := &fasthttp.RequestCtx{}
 		fc.Request.Header.SetMethod(method)
 		fc.Request.Header.Set(headerOriginalMethod, original)
-		fc.Request.Header.Set(headerForwardedMethod, forwarded)
+		// A second copy of each header (a client's, next to the proxy's):
+		// every copy counts. NUL separates the forwarded header's copies.
+		for _, v := range strings.Split(forwarded, "\x00") {
+			fc.Request.Header.Add(headerForwardedMethod, v)
+		}
 		c := app.AcquireCtx(fc)
 		defer app.ReleaseCtx(c)
 		// What fasthttp kept of each (it drops invalid header values).
-		seen := []string{c.Method(), c.Get(headerOriginalMethod), c.Get(headerForwardedMethod)}
+		seen := []string{c.Method()}
+		fc.Request.Header.VisitAll(func(k, v []byte) {
+			if strings.EqualFold(string(k), headerOriginalMethod) || strings.EqualFold(string(k), headerForwardedMethod) {
+				seen = append(seen, string(v))
+			}
+		})
 		unsafe := false
 		for _, m := range seen {
 			if m != "" && !authn.IsSafeMethod(m) {

@@ -100,34 +100,32 @@ func OriginalMethod(c *fiber.Ctx) string {
 		return m
 	}
 	// One pass over the headers for both names (each c.Get normalises its
-	// key and scans the headers: two of them were 4 % of a check); the
-	// first occurrence of each counts, as c.Get would give it.
-	var original, forwarded []byte
-	var haveOriginal, haveForwarded bool
+	// key and scans the headers: two of them were 4 % of a check). Every
+	// occurrence counts for the unsafe answer, not only the first: a client
+	// that adds its own copy of a header cannot hide the proxy's.
+	var original, forwarded, unsafe []byte
 	c.Request().Header.VisitAll(func(k, v []byte) {
-		switch {
-		case !haveOriginal && bytes.EqualFold(k, keyOriginalMethod):
-			original, haveOriginal = v, true
-		case !haveForwarded && bytes.EqualFold(k, keyForwardedMethod):
-			forwarded, haveForwarded = v, true
+		isOriginal := bytes.EqualFold(k, keyOriginalMethod)
+		if !isOriginal && !bytes.EqualFold(k, keyForwardedMethod) || len(v) == 0 {
+			return
+		}
+		if unsafe == nil && !authn.IsSafeMethod(utils.UnsafeString(v)) {
+			unsafe = v
+		}
+		if isOriginal && original == nil {
+			original = v
+		} else if !isOriginal && forwarded == nil {
+			forwarded = v
 		}
 	})
 	// Views of the request, as c.Get answers (the app is not Immutable).
-	first := ""
-	for _, b := range [...][]byte{original, forwarded} {
-		if len(b) == 0 {
-			continue
-		}
-		v := utils.UnsafeString(b)
-		if !authn.IsSafeMethod(v) {
-			return v
-		}
-		if first == "" {
-			first = v
-		}
-	}
-	if first != "" {
-		return first
+	switch {
+	case unsafe != nil:
+		return utils.UnsafeString(unsafe)
+	case original != nil:
+		return utils.UnsafeString(original)
+	case forwarded != nil:
+		return utils.UnsafeString(forwarded)
 	}
 	return m
 }

@@ -114,6 +114,9 @@ func (v *Verifier) VerifyLegacy(ctx context.Context, cred authn.LegacyCredential
 		cs = cacheOf(src)
 	}
 	if cs == nil {
+		// The id may alias the request's buffer, and the principal's
+		// LegacyID keeps it.
+		cred.ID = strings.Clone(cred.ID)
 		p, _, err := v.verifyStore(ctx, src, cred)
 		return p, err
 	}
