@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tokenshift/tokenshift/internal/auth"
+	"github.com/tokenshift/tokenshift/internal/store"
 )
 
 // TestLoginsOfTheOldLayoutKeepWorking: a login as the previous version
@@ -24,16 +25,9 @@ import (
 func TestLoginsOfTheOldLayoutKeepWorking(t *testing.T) {
 	for _, be := range []string{"memory", "redis"} {
 		t.Run(be, func(t *testing.T) {
-			st := benchStore(t, be)
-			s := newBenchServer(t, st)
-			d := &devServer{Server: s}
+			st, d, sid, cookie, ck := newStoredLogin(t, be, "old-layout-sid!!")
 			ctx := context.Background()
 			now := time.Now()
-
-			sid := base64.RawURLEncoding.EncodeToString([]byte("old-layout-sid!!"))
-			secret := []byte("0123456789abcdef0123456789abcdef")
-			cookie := sid + "." + base64.RawURLEncoding.EncodeToString(secret)
-			ck := sha256.Sum256(secret)
 			rec, _ := json.Marshal(map[string]any{"uid": "u-7", "email": "user7@example.com", "cid": "web",
 				"roles": []string{"user"}, "created": now, "ip": "192.0.2.7", "ua": browserUA})
 			for _, f := range []struct {
@@ -64,6 +58,19 @@ func TestLoginsOfTheOldLayoutKeepWorking(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newStoredLogin is what the upgrade tests start from: a server on a fresh
+// store of backend be, and the sid (the 22-character encoding of sidText, as
+// versions before issue 13 made them), cookie and SHA-256 of the cookie's
+// secret of the login they then write as an older version did.
+func newStoredLogin(t *testing.T, be, sidText string) (st store.Store, d *devServer, sid, cookie string, ck [sha256.Size]byte) {
+	t.Helper()
+	st = benchStore(t, be)
+	d = &devServer{Server: newBenchServer(t, st)}
+	sid = base64.RawURLEncoding.EncodeToString([]byte(sidText))
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	return st, d, sid, sid + "." + base64.RawURLEncoding.EncodeToString(secret), sha256.Sum256(secret)
 }
 
 // useStoredLogin drives a login an older version wrote through the real

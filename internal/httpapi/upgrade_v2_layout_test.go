@@ -21,16 +21,9 @@ import (
 func TestLoginsOfTheVersion2LayoutKeepWorking(t *testing.T) {
 	for _, be := range []string{"memory", "redis"} {
 		t.Run(be, func(t *testing.T) {
-			st := benchStore(t, be)
-			s := newBenchServer(t, st)
-			d := &devServer{Server: s}
+			st, d, sid, cookie, ck := newStoredLogin(t, be, "v2-layout-sid!!!")
 			ctx := context.Background()
 			now := time.Now()
-
-			sid := base64.RawURLEncoding.EncodeToString([]byte("v2-layout-sid!!!"))
-			secret := []byte("0123456789abcdef0123456789abcdef")
-			cookie := sid + "." + base64.RawURLEncoding.EncodeToString(secret)
-			ck := sha256.Sum256(secret)
 			r := binary.BigEndian.AppendUint64([]byte{2}, uint64(now.UnixNano()))
 			r = store.AppendBytes(r, ck[:16])
 			r = store.AppendString(r, "192.0.2.8")
