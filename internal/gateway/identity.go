@@ -110,42 +110,16 @@ func (n *headerNames) identity(p *auth.Principal, set func(name, value string)) 
 type answerKeys struct{ user, email, client, scheme, roles []byte }
 
 // newAnswerKeys writes n's names as fasthttp's ResponseHeader.Set does:
-// normalised (upper case first and after each '-', lower case elsewhere)
-// unless the app disables that.
+// normalised (fasthttp's own AppendNormalizedHeaderKey) unless the app
+// disables that.
 func newAnswerKeys(n *headerNames, asIs bool) answerKeys {
 	key := func(name string) []byte {
-		b := []byte(name)
-		if asIs || len(b) == 0 {
-			return b
+		if asIs {
+			return []byte(name)
 		}
-		b[0] = asciiUpper(b[0])
-		for i := 1; i < len(b); i++ {
-			if b[i] == '-' {
-				// fasthttp upper-cases the byte after '-' and skips it.
-				if i++; i < len(b) {
-					b[i] = asciiUpper(b[i])
-				}
-				continue
-			}
-			b[i] = asciiLowerByte(b[i])
-		}
-		return b
+		return fasthttp.AppendNormalizedHeaderKey(nil, name)
 	}
 	return answerKeys{user: key(n.user), email: key(n.email), client: key(n.client), scheme: key(n.scheme), roles: key(n.roles)}
-}
-
-func asciiUpper(c byte) byte {
-	if 'a' <= c && c <= 'z' {
-		return c - ('a' - 'A')
-	}
-	return c
-}
-
-func asciiLowerByte(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + ('a' - 'A')
-	}
-	return c
 }
 
 // setIdentity sets p's identity headers on h, with the same values as

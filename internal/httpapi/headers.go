@@ -42,23 +42,11 @@ func secureHTML(c *fiber.Ctx) {
 	}
 }
 
-// hasPrefixFold reports whether b starts with the lower-case ASCII prefix,
-// ignoring ASCII case, as strings.HasPrefix(strings.ToLower(b), prefix) does
-// for such a prefix, without the copy.
+// hasPrefixFold reports whether b starts with prefix, ignoring case, as
+// strings.HasPrefix(strings.ToLower(b), prefix) does for a lower-case
+// prefix, without the copy.
 func hasPrefixFold(b []byte, prefix string) bool {
-	if len(b) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
 }
 
 // unsafeInlineScript reports whether a policy lets inline script run: through
