@@ -114,7 +114,8 @@ func DuplicateCookie(c *fiber.Ctx, names ...string) string {
 // around the value is dropped, and a part with neither key nor value is
 // skipped. It reads the lines where they are (PeekAll): VisitAllCookie
 // would first copy every cookie into fasthttp's own list, which for a
-// 520-byte access-token cookie cost 190 ns a request, five times this.
+// 520-byte access-token cookie cost about 400 ns a request, three times
+// this (BenchmarkCookieScan).
 // Once something has made fasthttp build that list (c.Cookies, a request
 // built by SetCookie) the lines are gone from the headers and the list is
 // read instead, as it is then free. The values are views of the request,
